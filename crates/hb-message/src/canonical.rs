@@ -1,0 +1,364 @@
+//! The canonical encoding, version 1 (SPEC §2.4; `docs/message-format.md`).
+//!
+//! Used only to compute IDs and signature inputs, and (with top-level
+//! commitments kept) as the byte form of a message inside storage records.
+//! Private keys are never encoded.
+
+use sha2::{Digest, Sha256};
+
+use crate::error::MessageError;
+use crate::key::Key;
+use crate::message::{Message, COMMITMENTS};
+use crate::value::{Float, Value};
+
+/// `HBC` and the version byte 1.
+pub const HEADER: [u8; 4] = *b"HBC\x01";
+
+/// Default nesting limit of the decoders (SPEC §2.1).
+pub const DEFAULT_MAX_DEPTH: usize = 64;
+
+const TAG_BYTES: u8 = 0x01;
+const TAG_TEXT: u8 = 0x02;
+const TAG_INT: u8 = 0x03;
+const TAG_FLOAT: u8 = 0x04;
+const TAG_BOOL: u8 = 0x05;
+const TAG_LIST: u8 = 0x06;
+const TAG_MESSAGE: u8 = 0x07;
+
+/// Where encoded bytes go: a buffer, or straight into a hash.
+pub(crate) trait Sink {
+    fn put(&mut self, bytes: &[u8]);
+}
+
+impl Sink for Vec<u8> {
+    fn put(&mut self, bytes: &[u8]) {
+        self.extend_from_slice(bytes);
+    }
+}
+
+impl Sink for Sha256 {
+    fn put(&mut self, bytes: &[u8]) {
+        self.update(bytes);
+    }
+}
+
+/// Which top-level entries to encode.
+pub(crate) enum Select<'a> {
+    /// Everything non-private except `commitments` (IDs).
+    Unsigned,
+    /// Everything non-private, `commitments` included (storage form).
+    Whole,
+    /// Only these keys, sorted (signature inputs).
+    Only(&'a [Key]),
+}
+
+/// canonical(m): the header and the message without top-level
+/// `commitments` and without private keys.
+pub fn canonical(m: &Message) -> Vec<u8> {
+    let mut out = Vec::with_capacity(64);
+    out.put(&HEADER);
+    write_message(&mut out, m, Select::Unsigned);
+    out
+}
+
+/// enc(v) of one value, without the header.
+pub fn encode_value(v: &Value) -> Vec<u8> {
+    let mut out = Vec::new();
+    write_value(&mut out, v);
+    out
+}
+
+/// The header and the whole message, top-level `commitments` included:
+/// the byte form stored inside records. Not an ID input.
+pub fn encode_whole(m: &Message) -> Vec<u8> {
+    let mut out = Vec::with_capacity(64);
+    out.put(&HEADER);
+    write_message(&mut out, m, Select::Whole);
+    out
+}
+
+/// sha256 of the canonical form of `m` restricted by `select`.
+pub(crate) fn digest(m: &Message, select: Select<'_>) -> [u8; 32] {
+    let mut h = Sha256::new();
+    h.put(&HEADER);
+    write_message(&mut h, m, select);
+    h.finalize().into()
+}
+
+fn put_len<S: Sink>(s: &mut S, n: usize) {
+    s.put(&(n as u64).to_be_bytes());
+}
+
+pub(crate) fn write_message<S: Sink>(s: &mut S, m: &Message, select: Select<'_>) {
+    let included = |k: &Key| match &select {
+        Select::Unsigned => k.as_str() != COMMITMENTS,
+        Select::Whole => true,
+        Select::Only(keys) => keys.binary_search(k).is_ok(),
+    };
+    let count = m.iter().filter(|(k, _)| included(k)).count();
+    s.put(&[TAG_MESSAGE]);
+    put_len(s, count);
+    for (k, v) in m.iter().filter(|(k, _)| included(k)) {
+        put_len(s, k.as_str().len());
+        s.put(k.as_str().as_bytes());
+        write_value(s, v);
+    }
+}
+
+pub(crate) fn write_value<S: Sink>(s: &mut S, v: &Value) {
+    match v {
+        Value::Bytes(b) => {
+            s.put(&[TAG_BYTES]);
+            put_len(s, b.len());
+            s.put(b);
+        }
+        Value::Text(t) => {
+            s.put(&[TAG_TEXT]);
+            put_len(s, t.len());
+            s.put(t.as_bytes());
+        }
+        Value::Int(i) => {
+            s.put(&[TAG_INT]);
+            s.put(&i.to_be_bytes());
+        }
+        Value::Float(f) => {
+            s.put(&[TAG_FLOAT]);
+            s.put(&f.get().to_bits().to_be_bytes());
+        }
+        Value::Bool(b) => s.put(&[TAG_BOOL, u8::from(*b)]),
+        Value::List(items) => {
+            s.put(&[TAG_LIST]);
+            put_len(s, items.len());
+            for item in items {
+                write_value(s, item);
+            }
+        }
+        Value::Message(m) => write_message(s, m, Select::Whole),
+    }
+}
+
+/// Decodes `canonical(m)` or `encode_whole(m)` back to a message, nesting at
+/// most `max_depth` levels. Rejects anything that is not exactly what the
+/// encoder would produce: unsorted or duplicate keys, keys that are not
+/// normalised or are private, non-finite floats, `-0.0`, invalid UTF-8 and
+/// trailing bytes. Allocation is bounded by the input's length.
+pub fn decode(bytes: &[u8], max_depth: usize) -> Result<Message, MessageError> {
+    let mut r = Reader {
+        bytes,
+        pos: 0,
+        max_depth,
+    };
+    if r.take(4)? != HEADER {
+        return Err(r.error_at(0, "missing header HBC\\x01 (or unknown version)"));
+    }
+    let tag = r.byte()?;
+    if tag != TAG_MESSAGE {
+        return Err(r.error("top level must be a message (tag 07)"));
+    }
+    let m = r.message(1)?;
+    if r.pos != bytes.len() {
+        return Err(r.error("trailing bytes after the message"));
+    }
+    Ok(m)
+}
+
+struct Reader<'a> {
+    bytes: &'a [u8],
+    pos: usize,
+    max_depth: usize,
+}
+
+impl<'a> Reader<'a> {
+    fn error_at(&self, offset: usize, reason: &str) -> MessageError {
+        MessageError::Malformed {
+            offset,
+            reason: reason.to_string(),
+        }
+    }
+
+    fn error(&self, reason: &str) -> MessageError {
+        self.error_at(self.pos, reason)
+    }
+
+    fn remaining(&self) -> usize {
+        self.bytes.len() - self.pos
+    }
+
+    fn take(&mut self, n: usize) -> Result<&'a [u8], MessageError> {
+        if n > self.remaining() {
+            return Err(self.error("unexpected end of input"));
+        }
+        let s = &self.bytes[self.pos..self.pos + n];
+        self.pos += n;
+        Ok(s)
+    }
+
+    fn byte(&mut self) -> Result<u8, MessageError> {
+        Ok(self.take(1)?[0])
+    }
+
+    fn u64(&mut self) -> Result<u64, MessageError> {
+        let b = self.take(8)?;
+        let mut a = [0u8; 8];
+        a.copy_from_slice(b);
+        Ok(u64::from_be_bytes(a))
+    }
+
+    /// A length that must fit in what is left, each unit taking at least
+    /// `min_unit` bytes: this bounds every allocation by the input size.
+    fn len(&mut self, min_unit: usize) -> Result<usize, MessageError> {
+        let at = self.pos;
+        let n = self.u64()?;
+        let fits = usize::try_from(n)
+            .ok()
+            .filter(|n| n.saturating_mul(min_unit) <= self.remaining());
+        fits.ok_or_else(|| self.error_at(at, "length exceeds the remaining input"))
+    }
+
+    fn value(&mut self, depth: usize) -> Result<Value, MessageError> {
+        let tag = self.byte()?;
+        Ok(match tag {
+            TAG_BYTES => {
+                let n = self.len(1)?;
+                Value::Bytes(self.take(n)?.to_vec())
+            }
+            TAG_TEXT => {
+                let n = self.len(1)?;
+                let at = self.pos;
+                let raw = self.take(n)?;
+                let s =
+                    std::str::from_utf8(raw).map_err(|_| self.error_at(at, "text is not UTF-8"))?;
+                Value::Text(s.to_string())
+            }
+            TAG_INT => Value::Int(self.u64()? as i64), // two's complement, by definition
+            TAG_FLOAT => {
+                let at = self.pos;
+                let f = f64::from_bits(self.u64()?);
+                if f == 0.0 && f.is_sign_negative() {
+                    return Err(self.error_at(at, "-0.0 is encoded as 0.0"));
+                }
+                Value::Float(Float::new(f).map_err(|_| self.error_at(at, "float is not finite"))?)
+            }
+            TAG_BOOL => match self.byte()? {
+                0 => Value::Bool(false),
+                1 => Value::Bool(true),
+                _ => return Err(self.error_at(self.pos - 1, "boolean must be 00 or 01")),
+            },
+            TAG_LIST => {
+                self.check_depth(depth + 1)?;
+                let n = self.len(2)?;
+                let mut items = Vec::with_capacity(n);
+                for _ in 0..n {
+                    items.push(self.value(depth + 1)?);
+                }
+                Value::List(items)
+            }
+            TAG_MESSAGE => {
+                self.check_depth(depth + 1)?;
+                Value::Message(self.message(depth + 1)?)
+            }
+            _ => return Err(self.error_at(self.pos - 1, "unknown value tag")),
+        })
+    }
+
+    fn check_depth(&self, depth: usize) -> Result<(), MessageError> {
+        if depth > self.max_depth {
+            return Err(MessageError::TooDeep {
+                limit: self.max_depth,
+            });
+        }
+        Ok(())
+    }
+
+    /// A message body (after its tag) at nesting level `depth`.
+    fn message(&mut self, depth: usize) -> Result<Message, MessageError> {
+        self.check_depth(depth)?;
+        // Each entry needs a key length (8), a key byte and a value (≥ 2).
+        let n = self.len(11)?;
+        let mut m = Message::new();
+        let mut previous: Option<Key> = None;
+        for _ in 0..n {
+            let at = self.pos;
+            let klen = self.len(1)?;
+            let raw = self.take(klen)?;
+            let text =
+                std::str::from_utf8(raw).map_err(|_| self.error_at(at, "key is not UTF-8"))?;
+            let key = Key::new(text).map_err(|e| self.error_at(at, &e.to_string()))?;
+            if key.as_str() != text {
+                return Err(self.error_at(at, "key is not normalised"));
+            }
+            if key.is_private() {
+                return Err(self.error_at(at, "private keys are never encoded"));
+            }
+            if previous.as_ref().is_some_and(|p| p >= &key) {
+                return Err(self.error_at(at, "keys are not in ascending byte order"));
+            }
+            let v = self.value(depth)?;
+            previous = Some(key.clone());
+            m.insert_key(key, v);
+        }
+        Ok(m)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::msg;
+
+    #[test]
+    fn empty_message_is_header_tag_and_zero_count() {
+        assert_eq!(
+            canonical(&Message::new()),
+            [b'H', b'B', b'C', 1, 7, 0, 0, 0, 0, 0, 0, 0, 0]
+        );
+    }
+
+    #[test]
+    fn decode_inverts_encode_whole() {
+        let m = msg! {
+            "a" => 1, "b" => "x", "c" => vec![1u8, 2], "d" => true,
+            "e" => Value::float(1.5).unwrap(),
+            "f" => Value::List(vec![Value::from(1), msg! { "z" => 0 }.into()]),
+            "commitments" => msg! { "k" => "v" },
+        };
+        assert_eq!(decode(&encode_whole(&m), 64).unwrap(), m);
+        let unsigned = decode(&canonical(&m), 64).unwrap();
+        assert!(unsigned.get("commitments").is_none());
+    }
+
+    #[test]
+    fn non_canonical_input_is_rejected() {
+        // Keys out of order: {"b": true, "a": true}.
+        let mut bad = HEADER.to_vec();
+        bad.extend([7, 0, 0, 0, 0, 0, 0, 0, 2]);
+        for k in [b'b', b'a'] {
+            bad.extend([0, 0, 0, 0, 0, 0, 0, 1, k, 5, 1]);
+        }
+        assert!(matches!(
+            decode(&bad, 64),
+            Err(MessageError::Malformed { .. })
+        ));
+        // A huge declared length does not allocate.
+        let mut huge = HEADER.to_vec();
+        huge.extend([7, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff]);
+        assert!(matches!(
+            decode(&huge, 64),
+            Err(MessageError::Malformed { .. })
+        ));
+    }
+
+    #[test]
+    fn depth_is_limited() {
+        let mut v = Value::List(vec![]);
+        for _ in 0..100 {
+            v = Value::List(vec![v]);
+        }
+        let m = msg! { "deep" => v };
+        assert_eq!(
+            decode(&encode_whole(&m), 64),
+            Err(MessageError::TooDeep { limit: 64 })
+        );
+        assert!(decode(&encode_whole(&m), 200).is_ok());
+    }
+}

@@ -1,0 +1,698 @@
+//! IDs and `ed25519@1.0` commitments of a message (SPEC §2.5, §2.6).
+
+use ed25519_dalek::{Signature, VerifyingKey};
+use sha2::{Digest, Sha256};
+
+use crate::canonical::{self, Select};
+use crate::error::MessageError;
+use crate::id::{decode_base64_any, encode_base64url, human, Id, IdSelector};
+use crate::key::Key;
+use crate::message::{Message, COMMITMENTS};
+use crate::signer::{address_of, NodeKey};
+use crate::value::Value;
+
+/// The only commitment device of version 1.
+pub const ED25519_DEVICE: &str = "ed25519@1.0";
+
+/// Why a commitment failed verification.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum VerifyFailure {
+    /// The commitment's device is not `ed25519@1.0`.
+    UnsupportedCommitmentDevice,
+    /// A field is missing or has the wrong type.
+    MalformedCommitment,
+    /// `keyid` is not a valid ed25519 public key.
+    InvalidKeyId,
+    /// `committer` is not human(sha256(keyid)).
+    CommitterMismatch,
+    /// `signature` is not 64 bytes of base64.
+    InvalidSignatureEncoding,
+    /// The commitment's map key is not human(sha256(signature)).
+    CommitmentIdMismatch,
+    /// A committed key is absent from the message.
+    MissingCommittedKey,
+    /// The signature does not verify over the committed keys.
+    BadSignature,
+}
+
+impl VerifyFailure {
+    /// The kebab-case reason code used in errors and HTTP bodies.
+    pub fn code(self) -> &'static str {
+        match self {
+            VerifyFailure::UnsupportedCommitmentDevice => "unsupported-commitment-device",
+            VerifyFailure::MalformedCommitment => "malformed-commitment",
+            VerifyFailure::InvalidKeyId => "invalid-keyid",
+            VerifyFailure::CommitterMismatch => "committer-mismatch",
+            VerifyFailure::InvalidSignatureEncoding => "invalid-signature-encoding",
+            VerifyFailure::CommitmentIdMismatch => "commitment-id-mismatch",
+            VerifyFailure::MissingCommittedKey => "missing-committed-key",
+            VerifyFailure::BadSignature => "bad-signature",
+        }
+    }
+}
+
+/// The answer of [`Message::verify`]: valid, or the first failing commitment.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Verification {
+    /// Every selected commitment verified (or none was selected).
+    Valid,
+    /// The first commitment that failed, and why.
+    Invalid {
+        /// The failing commitment's ID.
+        commitment: String,
+        /// The failed check.
+        reason: VerifyFailure,
+        /// A sentence with the specifics (the missing key, the device name…).
+        detail: String,
+    },
+}
+
+impl Verification {
+    /// Whether verification succeeded.
+    pub fn is_valid(&self) -> bool {
+        matches!(self, Verification::Valid)
+    }
+}
+
+/// One entry of a message's `commitments`, as read from it.
+#[derive(Clone, Debug)]
+struct Entry<'a> {
+    id: &'a str,
+    body: &'a Message,
+}
+
+impl<'a> Entry<'a> {
+    fn text(&self, field: &str) -> Option<&'a str> {
+        self.body.get_text(field)
+    }
+
+    fn committer(&self) -> Option<&'a str> {
+        self.text("committer")
+    }
+
+    /// The committed keys, normalised and sorted, or why they are unreadable.
+    fn committed(&self) -> Result<Vec<Key>, String> {
+        let list = match self.body.get("committed") {
+            Some(Value::List(l)) => l,
+            Some(_) => return Err("`committed` is not a list".into()),
+            None => return Err("`committed` is missing".into()),
+        };
+        let mut keys = Vec::with_capacity(list.len());
+        for item in list {
+            let text = item
+                .as_text()
+                .ok_or_else(|| "`committed` holds a non-text entry".to_string())?;
+            let key = Key::new(text).map_err(|e| e.to_string())?;
+            keys.push(key);
+        }
+        keys.sort();
+        keys.dedup();
+        Ok(keys)
+    }
+}
+
+fn invalid(id: &str, reason: impl Into<String>) -> MessageError {
+    MessageError::InvalidCommitment {
+        id: id.to_string(),
+        reason: reason.into(),
+    }
+}
+
+/// A commitment that passed checks 1–4, ready for the signature check.
+struct Prepared {
+    commitment: String,
+    key: VerifyingKey,
+    signature: Signature,
+    digest: [u8; 32],
+}
+
+type Failure = (String, VerifyFailure, String);
+
+impl Message {
+    /// The unsigned ID: human-form sha256 of the canonical encoding, without
+    /// top-level `commitments` and private keys.
+    pub fn unsigned_id(&self) -> Id {
+        Id(canonical::digest(self, Select::Unsigned))
+    }
+
+    /// id(m, all): the sum of every commitment ID, or the unsigned ID when
+    /// unsigned.
+    pub fn id_all(&self) -> Result<Id, MessageError> {
+        self.id(&IdSelector::All)
+    }
+
+    /// id(m, selector) (SPEC §2.5).
+    pub fn id(&self, selector: &IdSelector) -> Result<Id, MessageError> {
+        if *selector == IdSelector::None {
+            return Ok(self.unsigned_id());
+        }
+        let entries = self.entries()?;
+        if entries.is_empty() && *selector == IdSelector::All {
+            return Ok(self.unsigned_id());
+        }
+        let selected = select(&entries, selector)?;
+        let ids = selected
+            .iter()
+            .map(|e| Id::parse(e.id).map_err(|_| invalid(e.id, "commitment ID is not an ID")))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Id::sum(&ids))
+    }
+
+    /// Reads the `commitments` map (empty when absent).
+    fn entries(&self) -> Result<Vec<Entry<'_>>, MessageError> {
+        let map = match self.get(COMMITMENTS) {
+            None => return Ok(Vec::new()),
+            Some(Value::Message(m)) => m,
+            Some(_) => return Err(invalid("-", "`commitments` is not a message")),
+        };
+        map.iter()
+            .map(|(k, v)| match v {
+                Value::Message(body) => Ok(Entry {
+                    id: k.as_str(),
+                    body,
+                }),
+                _ => Err(invalid(k.as_str(), "commitment is not a message")),
+            })
+            .collect()
+    }
+
+    /// Signs the message with `key` over `committed` (default: every
+    /// non-private key except `commitments`) and adds the commitment to any
+    /// existing ones. Deterministic: committing the same content with the
+    /// same key again changes nothing.
+    pub fn commit(
+        &self,
+        key: &NodeKey,
+        committed: Option<&[Key]>,
+    ) -> Result<Message, MessageError> {
+        let keys: Vec<Key> = match committed {
+            Some(ks) => {
+                let mut ks = ks.to_vec();
+                ks.sort();
+                ks.dedup();
+                for k in &ks {
+                    if k.as_str() == COMMITMENTS {
+                        return Err(invalid("-", "`commitments` cannot be committed"));
+                    }
+                    if k.is_private() {
+                        return Err(invalid(
+                            "-",
+                            format!("private key {k:?} cannot be committed"),
+                        ));
+                    }
+                    if self.get(k.as_str()).is_none() {
+                        return Err(invalid("-", format!("committed key {k:?} is absent")));
+                    }
+                }
+                ks
+            }
+            None => self
+                .keys()
+                .filter(|k| k.as_str() != COMMITMENTS)
+                .cloned()
+                .collect(),
+        };
+        let digest = canonical::digest(self, Select::Only(&keys));
+        let signature = key.sign(&digest).to_bytes();
+        let id = human(&Sha256::digest(signature).into());
+        let body = Message::new()
+            .with("commitment-device", ED25519_DEVICE)?
+            .with("committer", key.address())?
+            .with("keyid", key.keyid())?
+            .with("signature", encode_base64url(&signature))?
+            .with(
+                "committed",
+                Value::List(keys.iter().map(|k| Value::from(k.as_str())).collect()),
+            )?;
+        let mut commitments = match self.get(COMMITMENTS) {
+            None => Message::new(),
+            Some(Value::Message(m)) => m.clone(),
+            Some(_) => return Err(invalid("-", "`commitments` is not a message")),
+        };
+        commitments.insert(&id, body)?;
+        let mut out = self.clone();
+        out.insert(COMMITMENTS, commitments)?;
+        Ok(out)
+    }
+
+    /// The distinct committer addresses, sorted.
+    pub fn committers(&self) -> Result<Vec<String>, MessageError> {
+        let mut out: Vec<String> = self
+            .entries()?
+            .iter()
+            .filter_map(|e| e.committer().map(str::to_string))
+            .collect();
+        out.sort();
+        out.dedup();
+        Ok(out)
+    }
+
+    /// The keys covered by every selected commitment (their intersection),
+    /// sorted. Unsigned messages: every non-private key but `commitments`.
+    pub fn committed(&self, selector: &IdSelector) -> Result<Vec<Key>, MessageError> {
+        let entries = self.entries()?;
+        if entries.is_empty() || *selector == IdSelector::None {
+            return Ok(self
+                .keys()
+                .filter(|k| k.as_str() != COMMITMENTS)
+                .cloned()
+                .collect());
+        }
+        let mut acc: Option<Vec<Key>> = None;
+        for e in select(&entries, selector)? {
+            let keys = e.committed().map_err(|r| invalid(e.id, r))?;
+            acc = Some(match acc {
+                None => keys,
+                Some(prev) => prev
+                    .into_iter()
+                    .filter(|k| keys.binary_search(k).is_ok())
+                    .collect(),
+            });
+        }
+        Ok(acc.unwrap_or_default())
+    }
+
+    /// The message restricted to its committed keys, plus `commitments`.
+    /// Unsigned messages are returned unchanged.
+    pub fn with_only_committed(&self) -> Result<Message, MessageError> {
+        let entries = self.entries()?;
+        if entries.is_empty() {
+            return Ok(self.clone());
+        }
+        for e in &entries {
+            let keys = e.committed().map_err(|r| invalid(e.id, r))?;
+            if let Some(k) = keys.iter().find(|k| self.get(k.as_str()).is_none()) {
+                return Err(invalid(e.id, format!("committed key {k:?} is absent")));
+            }
+        }
+        let keep = self.committed(&IdSelector::All)?;
+        Ok(self
+            .iter()
+            .filter(|(k, _)| k.as_str() == COMMITMENTS || keep.binary_search(k).is_ok())
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect())
+    }
+
+    /// Verifies the selected top-level commitments (SPEC §2.6). Vacuously
+    /// valid with none. Naming a committer without a commitment is
+    /// [`MessageError::RequestedCommittersNotFound`].
+    pub fn verify(&self, selector: &IdSelector) -> Result<Verification, MessageError> {
+        let entries = match self.entries() {
+            Ok(e) => e,
+            Err(MessageError::InvalidCommitment { id, reason }) => {
+                return Ok(Verification::Invalid {
+                    commitment: id,
+                    reason: VerifyFailure::MalformedCommitment,
+                    detail: reason,
+                })
+            }
+            Err(e) => return Err(e),
+        };
+        if *selector == IdSelector::None {
+            return Ok(Verification::Valid);
+        }
+        for e in select(&entries, selector)? {
+            let p = match prepare(self, e) {
+                Ok(p) => p,
+                Err(f) => return Ok(failure(f)),
+            };
+            if p.key.verify_strict(&p.digest, &p.signature).is_err() {
+                return Ok(Verification::Invalid {
+                    commitment: p.commitment,
+                    reason: VerifyFailure::BadSignature,
+                    detail: "ed25519 verify_strict failed over the committed keys".into(),
+                });
+            }
+        }
+        Ok(Verification::Valid)
+    }
+}
+
+fn failure((commitment, reason, detail): Failure) -> Verification {
+    Verification::Invalid {
+        commitment,
+        reason,
+        detail,
+    }
+}
+
+fn select<'a, 'b>(
+    entries: &'b [Entry<'a>],
+    selector: &IdSelector,
+) -> Result<Vec<&'b Entry<'a>>, MessageError> {
+    match selector {
+        IdSelector::All => Ok(entries.iter().collect()),
+        IdSelector::None => Ok(Vec::new()),
+        IdSelector::Committers(wanted) => {
+            let missing: Vec<String> = wanted
+                .iter()
+                .filter(|w| !entries.iter().any(|e| e.committer() == Some(w.as_str())))
+                .cloned()
+                .collect();
+            if !missing.is_empty() {
+                return Err(MessageError::RequestedCommittersNotFound(missing));
+            }
+            Ok(entries
+                .iter()
+                .filter(|e| e.committer().is_some_and(|c| wanted.iter().any(|w| w == c)))
+                .collect())
+        }
+    }
+}
+
+/// Checks 1–4 of SPEC §2.6 and computes the signed digest.
+fn prepare(m: &Message, e: &Entry<'_>) -> Result<Prepared, Failure> {
+    let fail = |reason, detail: String| (e.id.to_string(), reason, detail);
+    let malformed = |field: &str| {
+        fail(
+            VerifyFailure::MalformedCommitment,
+            format!("field `{field}` is missing or not text"),
+        )
+    };
+    let device = e
+        .text("commitment-device")
+        .ok_or_else(|| malformed("commitment-device"))?;
+    if device != ED25519_DEVICE {
+        return Err(fail(
+            VerifyFailure::UnsupportedCommitmentDevice,
+            format!("commitment device {device:?} is not {ED25519_DEVICE}"),
+        ));
+    }
+    let keyid = e.text("keyid").ok_or_else(|| malformed("keyid"))?;
+    let committer = e.committer().ok_or_else(|| malformed("committer"))?;
+    let signature = e.text("signature").ok_or_else(|| malformed("signature"))?;
+    let key_bytes: [u8; 32] = decode_base64_any(keyid)
+        .ok()
+        .and_then(|b| b.as_slice().try_into().ok())
+        .ok_or_else(|| {
+            fail(
+                VerifyFailure::InvalidKeyId,
+                "keyid is not 32 bytes of base64".into(),
+            )
+        })?;
+    let key = VerifyingKey::from_bytes(&key_bytes).map_err(|_| {
+        fail(
+            VerifyFailure::InvalidKeyId,
+            "keyid is not an ed25519 point".into(),
+        )
+    })?;
+    if address_of(&key_bytes) != committer {
+        return Err(fail(
+            VerifyFailure::CommitterMismatch,
+            "committer is not human(sha256(keyid))".into(),
+        ));
+    }
+    let sig_bytes: [u8; 64] = decode_base64_any(signature)
+        .ok()
+        .and_then(|b| b.as_slice().try_into().ok())
+        .ok_or_else(|| {
+            fail(
+                VerifyFailure::InvalidSignatureEncoding,
+                "signature is not 64 bytes of base64".into(),
+            )
+        })?;
+    if human(&Sha256::digest(sig_bytes).into()) != e.id {
+        return Err(fail(
+            VerifyFailure::CommitmentIdMismatch,
+            "commitment ID is not human(sha256(signature))".into(),
+        ));
+    }
+    let committed = e
+        .committed()
+        .map_err(|r| fail(VerifyFailure::MalformedCommitment, r))?;
+    if let Some(k) = committed
+        .iter()
+        .find(|k| m.get(k.as_str()).is_none() || k.as_str() == COMMITMENTS)
+    {
+        return Err(fail(
+            VerifyFailure::MissingCommittedKey,
+            format!("committed key {k:?} is absent"),
+        ));
+    }
+    Ok(Prepared {
+        commitment: e.id.to_string(),
+        key,
+        signature: Signature::from_bytes(&sig_bytes),
+        digest: canonical::digest(m, Select::Only(&committed)),
+    })
+}
+
+/// Verifies many messages (selector `all`) at once, with one ed25519 batch
+/// equation when every signature is well-formed. Gives the same answers as
+/// [`Message::verify`]: when the batch fails, or a key is weak (which
+/// `verify_strict` rejects), each message is checked on its own.
+pub fn verify_batch(messages: &[&Message]) -> Vec<Verification> {
+    let mut results: Vec<Option<Verification>> = vec![None; messages.len()];
+    let mut prepared: Vec<(usize, Prepared)> = Vec::new();
+    for (i, m) in messages.iter().enumerate() {
+        let entries =
+            match m.entries() {
+                Ok(e) => e,
+                Err(_) => {
+                    results[i] = Some(m.verify(&IdSelector::All).unwrap_or_else(|e| {
+                        Verification::Invalid {
+                            commitment: "-".into(),
+                            reason: VerifyFailure::MalformedCommitment,
+                            detail: e.to_string(),
+                        }
+                    }));
+                    continue;
+                }
+            };
+        for e in &entries {
+            match prepare(m, e) {
+                Ok(p) if !p.key.is_weak() => prepared.push((i, p)),
+                Ok(_) | Err(_) => {
+                    // Let the single path report this message's first fault.
+                    results[i] = Some(m.verify(&IdSelector::All).unwrap_or(Verification::Valid));
+                    break;
+                }
+            }
+        }
+    }
+    prepared.retain(|(i, _)| results[*i].is_none());
+    let digests: Vec<&[u8]> = prepared.iter().map(|(_, p)| p.digest.as_slice()).collect();
+    let sigs: Vec<Signature> = prepared.iter().map(|(_, p)| p.signature).collect();
+    let keys: Vec<VerifyingKey> = prepared.iter().map(|(_, p)| p.key).collect();
+    let batch_ok =
+        prepared.is_empty() || ed25519_dalek::verify_batch(&digests, &sigs, &keys).is_ok();
+    results
+        .into_iter()
+        .zip(messages)
+        .map(|(r, m)| match r {
+            Some(r) => r,
+            None if batch_ok => Verification::Valid,
+            None => m.verify(&IdSelector::All).unwrap_or(Verification::Valid),
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::msg;
+
+    fn key(n: u8) -> NodeKey {
+        NodeKey::from_seed(&[n; 32])
+    }
+
+    fn signed() -> Message {
+        msg! { "a" => 1, "b" => "two" }
+            .commit(&key(1), None)
+            .unwrap()
+    }
+
+    #[test]
+    fn a_signed_message_verifies() {
+        assert_eq!(
+            signed().verify(&IdSelector::All).unwrap(),
+            Verification::Valid
+        );
+    }
+
+    #[test]
+    fn tampering_with_a_committed_value_fails() {
+        let mut m = signed();
+        m.insert("a", 2).unwrap();
+        assert!(matches!(
+            m.verify(&IdSelector::All).unwrap(),
+            Verification::Invalid {
+                reason: VerifyFailure::BadSignature,
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn removing_a_committed_key_fails() {
+        let mut m = signed();
+        m.remove("b");
+        assert!(matches!(
+            m.verify(&IdSelector::All).unwrap(),
+            Verification::Invalid {
+                reason: VerifyFailure::MissingCommittedKey,
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn adding_an_uncommitted_key_keeps_it_valid() {
+        let mut m = signed();
+        m.insert("c", 3).unwrap();
+        assert!(m.verify(&IdSelector::All).unwrap().is_valid());
+        assert_eq!(m.with_only_committed().unwrap(), signed());
+    }
+
+    #[test]
+    fn a_wrong_key_fails() {
+        let mut m = signed();
+        let other = key(2);
+        let commitments = m.get_message("commitments").unwrap().clone();
+        let (cid, body) = commitments.iter().next().unwrap();
+        let mut body = body.as_message().unwrap().clone();
+        body.insert("keyid", other.keyid()).unwrap();
+        body.insert("committer", other.address()).unwrap();
+        m.insert("commitments", msg! { cid.as_str() => body })
+            .unwrap();
+        assert!(matches!(
+            m.verify(&IdSelector::All).unwrap(),
+            Verification::Invalid {
+                reason: VerifyFailure::BadSignature,
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn a_swapped_signature_fails() {
+        let m = signed();
+        let other = msg! { "a" => 9, "b" => "two" }
+            .commit(&key(1), None)
+            .unwrap();
+        let theirs = other.get_message("commitments").unwrap().clone();
+        let mut swapped = m.clone();
+        swapped.insert("commitments", theirs).unwrap();
+        assert!(!swapped.verify(&IdSelector::All).unwrap().is_valid());
+    }
+
+    #[test]
+    fn multi_party_ids_sum_and_are_order_independent() {
+        let base = msg! { "x" => 1 };
+        let ab = base
+            .commit(&key(1), None)
+            .unwrap()
+            .commit(&key(2), None)
+            .unwrap();
+        let ba = base
+            .commit(&key(2), None)
+            .unwrap()
+            .commit(&key(1), None)
+            .unwrap();
+        assert_eq!(ab, ba);
+        assert_eq!(ab.committers().unwrap().len(), 2);
+        let one = ab
+            .id(&IdSelector::Committers(vec![key(1).address().into()]))
+            .unwrap();
+        let two = ab
+            .id(&IdSelector::Committers(vec![key(2).address().into()]))
+            .unwrap();
+        assert_eq!(ab.id_all().unwrap(), Id::sum([&one, &two]));
+        assert_eq!(ab.id(&IdSelector::None).unwrap(), base.unsigned_id());
+        assert!(ab.verify(&IdSelector::All).unwrap().is_valid());
+    }
+
+    #[test]
+    fn recommitting_changes_nothing() {
+        let m = signed();
+        assert_eq!(m.commit(&key(1), None).unwrap(), m);
+    }
+
+    #[test]
+    fn requested_committers_must_exist() {
+        let sel = IdSelector::Committers(vec![key(3).address().into()]);
+        assert!(matches!(
+            signed().verify(&sel),
+            Err(MessageError::RequestedCommittersNotFound(_))
+        ));
+        assert!(matches!(
+            signed().id(&sel),
+            Err(MessageError::RequestedCommittersNotFound(_))
+        ));
+    }
+
+    #[test]
+    fn bad_committed_sets_are_rejected() {
+        let m = msg! { "a" => 1 };
+        for k in ["commitments", "missing"] {
+            let ks = [Key::new(k).unwrap()];
+            assert!(
+                matches!(
+                    m.commit(&key(1), Some(&ks)),
+                    Err(MessageError::InvalidCommitment { .. })
+                ),
+                "{k}"
+            );
+        }
+        let mut p = m.clone();
+        p.set_private("priv-x", 1).unwrap();
+        let ks = [Key::new("priv-x").unwrap()];
+        assert!(matches!(
+            p.commit(&key(1), Some(&ks)),
+            Err(MessageError::InvalidCommitment { .. })
+        ));
+    }
+
+    #[test]
+    fn partial_commitments_cover_only_their_keys() {
+        let m = msg! { "a" => 1, "b" => 2 };
+        let ks = [Key::new("a").unwrap()];
+        let mut s = m.commit(&key(1), Some(&ks)).unwrap();
+        assert_eq!(
+            s.committed(&IdSelector::All).unwrap(),
+            vec![Key::new("a").unwrap()]
+        );
+        s.insert("b", 5).unwrap();
+        assert!(s.verify(&IdSelector::All).unwrap().is_valid());
+        assert!(s.with_only_committed().unwrap().get("b").is_none());
+    }
+
+    #[test]
+    fn unsupported_devices_fail_with_their_reason() {
+        let mut m = signed();
+        let mut cs = m.get_message("commitments").unwrap().clone();
+        let cid = cs.keys().next().unwrap().clone();
+        let mut body = cs.get_message(cid.as_str()).unwrap().clone();
+        body.insert("commitment-device", "rsa-pss@1.0").unwrap();
+        cs.insert_key(cid, body);
+        m.insert("commitments", cs).unwrap();
+        assert!(matches!(
+            m.verify(&IdSelector::All).unwrap(),
+            Verification::Invalid {
+                reason: VerifyFailure::UnsupportedCommitmentDevice,
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn batch_verification_agrees_with_single() {
+        let good: Vec<Message> = (0..8)
+            .map(|i| msg! { "n" => i }.commit(&key(i as u8 + 1), None).unwrap())
+            .collect();
+        let mut bad = good[3].clone();
+        bad.insert("n", 100).unwrap();
+        let mut all: Vec<&Message> = good.iter().collect();
+        all.push(&bad);
+        let unsigned = msg! { "u" => 1 };
+        all.push(&unsigned);
+        let batch = verify_batch(&all);
+        let single: Vec<Verification> = all
+            .iter()
+            .map(|m| m.verify(&IdSelector::All).unwrap())
+            .collect();
+        assert_eq!(batch, single);
+        assert!(!batch[8].is_valid());
+        assert!(batch[9].is_valid());
+    }
+}

@@ -1,0 +1,197 @@
+//! Keys: the normalised names of a message's fields (SPEC §2.2, §2.3).
+
+use std::borrow::Borrow;
+use std::fmt;
+
+use crate::error::{truncate_for_error, MessageError};
+
+/// The longest key accepted, in bytes.
+pub const MAX_KEY_BYTES: usize = 1024;
+
+/// The prefix that makes a key private (runtime-only, never serialised).
+pub const PRIVATE_PREFIX: &str = "priv";
+
+/// A normalised key.
+///
+/// Normalisation: ID-shaped keys (43 base64url characters) keep their case;
+/// every other key has its ASCII letters lower-cased. Integer keys are their
+/// decimal form. A key is never empty, at most [`MAX_KEY_BYTES`] long, and
+/// never starts with `@`.
+///
+/// Keys order by the unsigned bytes of their UTF-8 form, which is the order
+/// of the canonical encoding.
+#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Key(String);
+
+impl Key {
+    /// Normalises `raw` into a key, or says which rule it breaks.
+    pub fn new(raw: &str) -> Result<Key, MessageError> {
+        validate(raw)?;
+        if is_id_shaped(raw) || !raw.bytes().any(|b| b.is_ascii_uppercase()) {
+            Ok(Key(raw.to_string()))
+        } else {
+            Ok(Key(raw.to_ascii_lowercase()))
+        }
+    }
+
+    /// The key for a list position or integer field (`5` → `"5"`).
+    pub fn from_index(index: u64) -> Key {
+        Key(index.to_string())
+    }
+
+    /// The key as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// Whether the key is private (starts with `priv`).
+    pub fn is_private(&self) -> bool {
+        self.0.starts_with(PRIVATE_PREFIX)
+    }
+
+    /// Whether the key is ID-shaped (and so kept case-sensitive).
+    pub fn is_id_shaped(&self) -> bool {
+        is_id_shaped(&self.0)
+    }
+
+    /// Builds a key from text already known to be normalised.
+    pub(crate) fn from_normalised(s: String) -> Key {
+        debug_assert!(Key::new(&s).map(|k| k.0 == s).unwrap_or(false));
+        Key(s)
+    }
+}
+
+/// Checks the rules that do not depend on case.
+fn validate(raw: &str) -> Result<(), MessageError> {
+    let reason = if raw.is_empty() {
+        "keys must not be empty"
+    } else if raw.len() > MAX_KEY_BYTES {
+        "keys must be at most 1024 bytes"
+    } else if raw.starts_with('@') {
+        "keys must not start with '@'"
+    } else {
+        return Ok(());
+    };
+    Err(MessageError::InvalidKey {
+        key: truncate_for_error(raw),
+        reason,
+    })
+}
+
+/// Normalises `raw` for lookup without allocating when it is already normal.
+pub(crate) fn normalise_for_lookup(raw: &str) -> Option<std::borrow::Cow<'_, str>> {
+    validate(raw).ok()?;
+    if is_id_shaped(raw) || !raw.bytes().any(|b| b.is_ascii_uppercase()) {
+        Some(std::borrow::Cow::Borrowed(raw))
+    } else {
+        Some(std::borrow::Cow::Owned(raw.to_ascii_lowercase()))
+    }
+}
+
+/// Whether `s` is 43 characters of the base64url alphabet (an ID's human form).
+pub fn is_id_shaped(s: &str) -> bool {
+    s.len() == 43
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+impl Borrow<str> for Key {
+    fn borrow(&self) -> &str {
+        &self.0
+    }
+}
+
+impl AsRef<str> for Key {
+    fn as_ref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for Key {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl fmt::Debug for Key {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&self.0, f)
+    }
+}
+
+impl TryFrom<&str> for Key {
+    type Error = MessageError;
+    fn try_from(s: &str) -> Result<Key, MessageError> {
+        Key::new(s)
+    }
+}
+
+impl TryFrom<String> for Key {
+    type Error = MessageError;
+    fn try_from(s: String) -> Result<Key, MessageError> {
+        Key::new(&s)
+    }
+}
+
+impl From<u64> for Key {
+    fn from(i: u64) -> Key {
+        Key::from_index(i)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_are_lower_cased() {
+        assert_eq!(Key::new("Content-Type").unwrap().as_str(), "content-type");
+    }
+
+    #[test]
+    fn id_shaped_keys_keep_their_case() {
+        let id = "AbCdEfGhIjKlMnOpQrStUvWxYz0123456789-_ABCDE";
+        assert_eq!(id.len(), 43);
+        assert_eq!(Key::new(id).unwrap().as_str(), id);
+        // 42 characters is not ID-shaped, so it is lower-cased.
+        assert_eq!(
+            Key::new(&id[..42]).unwrap().as_str(),
+            id[..42].to_ascii_lowercase()
+        );
+    }
+
+    #[test]
+    fn only_ascii_letters_are_lower_cased() {
+        assert_eq!(Key::new("ÄBC").unwrap().as_str(), "Äbc");
+    }
+
+    #[test]
+    fn bad_keys_are_rejected() {
+        assert!(matches!(Key::new(""), Err(MessageError::InvalidKey { .. })));
+        assert!(matches!(
+            Key::new("@x"),
+            Err(MessageError::InvalidKey { .. })
+        ));
+        assert!(matches!(
+            Key::new(&"a".repeat(1025)),
+            Err(MessageError::InvalidKey { .. })
+        ));
+        assert!(Key::new(&"a".repeat(1024)).is_ok());
+    }
+
+    #[test]
+    fn private_keys_start_with_priv() {
+        for k in ["priv", "private", "priv-x", "privacy", "PRIVATE"] {
+            assert!(Key::new(k).unwrap().is_private(), "{k}");
+        }
+        for k in ["pri", "xpriv", "pr1v"] {
+            assert!(!Key::new(k).unwrap().is_private(), "{k}");
+        }
+    }
+
+    #[test]
+    fn integer_keys_are_decimal() {
+        assert_eq!(Key::from_index(5).as_str(), "5");
+        assert_eq!(Key::from(0u64).as_str(), "0");
+    }
+}

@@ -1,0 +1,307 @@
+//! The message: an immutable-by-convention map from keys to values (SPEC §2.1–2.3).
+
+use std::collections::BTreeMap;
+
+use crate::error::MessageError;
+use crate::key::{normalise_for_lookup, Key};
+use crate::value::Value;
+
+/// The key under which commitments live.
+pub const COMMITMENTS: &str = "commitments";
+
+/// A message: a map from normalised keys to values.
+///
+/// Private keys (`priv…`) are held for the runtime but hidden: [`get`],
+/// [`keys`] and [`iter`] skip them, and no encoding ever writes them. Use
+/// [`get_private`] and [`set_private`] for runtime data such as
+/// `priv/hashpath`.
+///
+/// Entries are kept in canonical order (unsigned bytes of the key), so
+/// iteration order is the encoding order.
+///
+/// [`get`]: Message::get
+/// [`keys`]: Message::keys
+/// [`iter`]: Message::iter
+/// [`get_private`]: Message::get_private
+/// [`set_private`]: Message::set_private
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Message {
+    entries: BTreeMap<Key, Value>,
+}
+
+impl Message {
+    /// An empty message.
+    pub fn new() -> Message {
+        Message::default()
+    }
+
+    /// Builds a message from pairs, normalising keys and rejecting pairs
+    /// whose keys normalise alike ([`MessageError::DuplicateKey`]).
+    pub fn from_pairs<K, V, I>(pairs: I) -> Result<Message, MessageError>
+    where
+        K: AsRef<str>,
+        V: Into<Value>,
+        I: IntoIterator<Item = (K, V)>,
+    {
+        let mut m = Message::new();
+        for (k, v) in pairs {
+            m.insert_new(k.as_ref(), v)?;
+        }
+        Ok(m)
+    }
+
+    /// Builder form of [`insert`](Message::insert).
+    pub fn with(mut self, key: &str, value: impl Into<Value>) -> Result<Message, MessageError> {
+        self.insert(key, value)?;
+        Ok(self)
+    }
+
+    /// Inserts or replaces `key`, returning the previous value.
+    pub fn insert(
+        &mut self,
+        key: &str,
+        value: impl Into<Value>,
+    ) -> Result<Option<Value>, MessageError> {
+        Ok(self.entries.insert(Key::new(key)?, value.into()))
+    }
+
+    /// Inserts under an already normalised key.
+    pub fn insert_key(&mut self, key: Key, value: impl Into<Value>) -> Option<Value> {
+        self.entries.insert(key, value.into())
+    }
+
+    /// Inserts `key`, failing with [`MessageError::DuplicateKey`] if a key that
+    /// normalises alike is present. Decoders use this.
+    pub fn insert_new(&mut self, key: &str, value: impl Into<Value>) -> Result<(), MessageError> {
+        let key = Key::new(key)?;
+        if self.entries.contains_key(&key) {
+            return Err(MessageError::DuplicateKey(key.as_str().to_string()));
+        }
+        self.entries.insert(key, value.into());
+        Ok(())
+    }
+
+    /// Looks `key` up after normalising it. Private and missing keys give
+    /// `None`.
+    pub fn get(&self, key: &str) -> Option<&Value> {
+        let k = normalise_for_lookup(key)?;
+        if k.starts_with(crate::key::PRIVATE_PREFIX) {
+            return None;
+        }
+        self.entries.get(k.as_ref())
+    }
+
+    /// Looks up a key including private ones (runtime access only).
+    pub fn get_private(&self, key: &str) -> Option<&Value> {
+        let k = normalise_for_lookup(key)?;
+        self.entries.get(k.as_ref())
+    }
+
+    /// Sets a key including private ones (runtime data such as `priv`).
+    pub fn set_private(
+        &mut self,
+        key: &str,
+        value: impl Into<Value>,
+    ) -> Result<Option<Value>, MessageError> {
+        self.insert(key, value)
+    }
+
+    /// Text at `key`, if it is text.
+    pub fn get_text(&self, key: &str) -> Option<&str> {
+        self.get(key).and_then(Value::as_text)
+    }
+
+    /// Integer at `key`, if it is an integer.
+    pub fn get_int(&self, key: &str) -> Option<i64> {
+        self.get(key).and_then(Value::as_int)
+    }
+
+    /// Nested message at `key`, if it is one.
+    pub fn get_message(&self, key: &str) -> Option<&Message> {
+        self.get(key).and_then(Value::as_message)
+    }
+
+    /// Removes `key` (private keys too), returning its value.
+    pub fn remove(&mut self, key: &str) -> Option<Value> {
+        let k = normalise_for_lookup(key)?;
+        self.entries.remove(k.as_ref())
+    }
+
+    /// Whether a non-private `key` is present.
+    pub fn contains_key(&self, key: &str) -> bool {
+        self.get(key).is_some()
+    }
+
+    /// The non-private keys, ascending.
+    pub fn keys(&self) -> impl Iterator<Item = &Key> + '_ {
+        self.entries.keys().filter(|k| !k.is_private())
+    }
+
+    /// The non-private entries, ascending by key.
+    pub fn iter(&self) -> impl Iterator<Item = (&Key, &Value)> + '_ {
+        self.entries.iter().filter(|(k, _)| !k.is_private())
+    }
+
+    /// Every entry, private ones included (runtime use only).
+    pub fn iter_all(&self) -> impl Iterator<Item = (&Key, &Value)> + '_ {
+        self.entries.iter()
+    }
+
+    /// Mutable access to a non-private value.
+    pub fn get_mut(&mut self, key: &str) -> Option<&mut Value> {
+        let k = normalise_for_lookup(key)?;
+        if k.starts_with(crate::key::PRIVATE_PREFIX) {
+            return None;
+        }
+        self.entries.get_mut(k.as_ref())
+    }
+
+    /// Number of non-private keys.
+    pub fn len(&self) -> usize {
+        self.keys().count()
+    }
+
+    /// Whether the message has no non-private keys.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Nesting depth: an empty message is 1, each nested list or message adds one.
+    pub fn depth(&self) -> usize {
+        1 + self.iter().map(|(_, v)| v.depth()).max().unwrap_or(0)
+    }
+
+    /// A copy with every private key removed, at every depth.
+    pub fn without_private(&self) -> Message {
+        fn strip(v: &Value) -> Value {
+            match v {
+                Value::Message(m) => Value::Message(m.without_private()),
+                Value::List(l) => Value::List(l.iter().map(strip).collect()),
+                other => other.clone(),
+            }
+        }
+        Message {
+            entries: self.iter().map(|(k, v)| (k.clone(), strip(v))).collect(),
+        }
+    }
+
+    /// The commitments map, if present.
+    pub fn commitments(&self) -> Option<&Message> {
+        self.get_message(COMMITMENTS)
+    }
+
+    /// Reads a `/`-separated path (`a/b/1`). Lists are addressed as
+    /// messages keyed `"1"`, `"2"`, …. Private segments give `None`.
+    pub fn get_path(&self, path: &str) -> Option<&Value> {
+        let mut segments = path.split('/').filter(|s| !s.is_empty());
+        let first = segments.next()?;
+        let mut current = self.get(first)?;
+        for seg in segments {
+            current = child(current, seg)?;
+        }
+        Some(current)
+    }
+
+    /// Whether [`get_path`](Message::get_path) finds a value.
+    pub fn has_path(&self, path: &str) -> bool {
+        self.get_path(path).is_some()
+    }
+}
+
+/// Steps from `value` into `segment`: a message key, or a 1-based list index.
+pub(crate) fn child<'a>(value: &'a Value, segment: &str) -> Option<&'a Value> {
+    match value {
+        Value::Message(m) => m.get(segment),
+        Value::List(l) => list_index(segment).and_then(|i| l.get(i)),
+        _ => None,
+    }
+}
+
+/// Parses a 1-based list key (`"1"` → 0). Leading zeros are not list keys.
+pub fn list_index(segment: &str) -> Option<usize> {
+    if segment.starts_with('0') || !segment.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    segment.parse::<usize>().ok()?.checked_sub(1)
+}
+
+impl FromIterator<(Key, Value)> for Message {
+    fn from_iter<I: IntoIterator<Item = (Key, Value)>>(iter: I) -> Message {
+        Message {
+            entries: iter.into_iter().collect(),
+        }
+    }
+}
+
+impl IntoIterator for Message {
+    type Item = (Key, Value);
+    type IntoIter = std::collections::btree_map::IntoIter<Key, Value>;
+    /// Every entry, private ones included.
+    fn into_iter(self) -> Self::IntoIter {
+        self.entries.into_iter()
+    }
+}
+
+/// Builds a [`Message`] from `key => value` pairs, panicking on a bad key.
+/// For tests and examples with literal keys only.
+#[macro_export]
+macro_rules! msg {
+    () => { $crate::Message::new() };
+    ($($k:expr => $v:expr),+ $(,)?) => {{
+        let mut m = $crate::Message::new();
+        $( m.insert_new($k, $v).expect("literal keys in msg! are valid and distinct"); )+
+        m
+    }};
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lookup_is_case_insensitive() {
+        let m = Message::from_pairs([("Name", "x")]).unwrap();
+        assert_eq!(m.get("NAME"), Some(&Value::from("x")));
+        assert_eq!(m.keys().next().unwrap().as_str(), "name");
+    }
+
+    #[test]
+    fn colliding_keys_are_rejected() {
+        assert_eq!(
+            Message::from_pairs([("a", 1), ("A", 2)]),
+            Err(MessageError::DuplicateKey("a".into()))
+        );
+    }
+
+    #[test]
+    fn private_keys_are_hidden() {
+        let mut m = msg! { "a" => 1 };
+        m.set_private("priv", msg! { "hashpath" => "x" }).unwrap();
+        m.set_private("Private-X", 2).unwrap();
+        assert_eq!(m.get("priv"), None);
+        assert_eq!(m.get("private-x"), None);
+        assert!(m.get_private("priv").is_some());
+        assert_eq!(m.keys().map(Key::as_str).collect::<Vec<_>>(), vec!["a"]);
+        assert_eq!(m.len(), 1);
+        assert_eq!(m.without_private(), msg! { "a" => 1 });
+    }
+
+    #[test]
+    fn paths_address_lists_from_one() {
+        let m = msg! {
+            "results" => msg! { "outbox" => Value::List(vec![Value::from("a"), Value::from("b")]) }
+        };
+        assert_eq!(m.get_path("results/outbox/1"), Some(&Value::from("a")));
+        assert_eq!(m.get_path("Results/Outbox/2"), Some(&Value::from("b")));
+        assert_eq!(m.get_path("results/outbox/0"), None);
+        assert_eq!(m.get_path("results/outbox/3"), None);
+        assert_eq!(m.get_path("results/outbox/01"), None);
+    }
+
+    #[test]
+    fn depth_counts_levels() {
+        assert_eq!(Message::new().depth(), 1);
+        let m = msg! { "a" => msg! { "b" => Value::List(vec![]) } };
+        assert_eq!(m.depth(), 3);
+    }
+}
