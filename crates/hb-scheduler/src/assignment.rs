@@ -1,0 +1,196 @@
+//! Assignments: node-signed messages binding one message to one slot of one
+//! process (SPEC §5.3).
+
+use hb_message::{Id, Message, MessageError, NodeKey, Value};
+
+use crate::chain_tip::ChainTip;
+use crate::hash_chain;
+
+/// `data-protocol` of every assignment.
+pub const DATA_PROTOCOL: &str = "ao";
+/// `variant` of every assignment.
+pub const VARIANT: &str = "ao.N.1";
+/// `epoch` of every assignment (text, as in HyperBEAM).
+pub const EPOCH: &str = "0";
+
+/// Everything that goes into an assignment besides its signature.
+#[derive(Clone, Debug)]
+pub struct AssignmentDraft {
+    /// The process.
+    pub pid: Id,
+    /// The slot.
+    pub slot: u64,
+    /// The hash chain after this slot.
+    pub chain: [u8; 32],
+    /// The chain tip at assignment time.
+    pub tip: ChainTip,
+    /// Wall-clock milliseconds (never decreasing per process).
+    pub timestamp: i64,
+    /// The scheduled message (already restricted to its committed keys).
+    pub body: Message,
+    /// id(body, all).
+    pub body_id: Id,
+}
+
+impl AssignmentDraft {
+    /// The unsigned assignment message with every field of SPEC §5.3.
+    pub fn to_message(&self) -> Result<Message, MessageError> {
+        let path = match self.body.get("path") {
+            Some(Value::Text(p)) => p.clone(),
+            _ => "compute".to_string(),
+        };
+        Message::new()
+            .with("path", path)?
+            .with("data-protocol", DATA_PROTOCOL)?
+            .with("variant", VARIANT)?
+            .with("process", self.pid.to_human())?
+            .with("epoch", EPOCH)?
+            .with("slot", Value::try_from(self.slot)?)?
+            .with("block-height", self.tip.height)?
+            .with("block-timestamp", self.tip.timestamp)?
+            .with("block-hash", self.tip.hash.to_human())?
+            .with("timestamp", self.timestamp)?
+            .with("hash-chain", hash_chain::to_text(&self.chain))?
+            .with("body", self.body.clone())
+    }
+
+    /// Signs the draft with the node key (`ed25519@1.0`, default committed
+    /// keys). This is the expensive step and may run on any thread.
+    pub fn sign(self, key: &NodeKey) -> Result<Assignment, MessageError> {
+        let message = self.to_message()?.commit(key, None)?;
+        let id = message.id_all()?;
+        Ok(Assignment {
+            pid: self.pid,
+            slot: self.slot,
+            chain: self.chain,
+            body_id: self.body_id,
+            id,
+            message,
+        })
+    }
+}
+
+/// A signed assignment.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Assignment {
+    /// The process.
+    pub pid: Id,
+    /// The slot.
+    pub slot: u64,
+    /// The hash chain after this slot.
+    pub chain: [u8; 32],
+    /// id(body, all).
+    pub body_id: Id,
+    /// id(assignment, all).
+    pub id: Id,
+    /// The signed assignment message (the body inside).
+    pub message: Message,
+}
+
+impl Assignment {
+    /// Reads the typed fields back from a stored or received assignment
+    /// message. Says which field is missing or malformed.
+    pub fn from_message(message: Message) -> Result<Assignment, String> {
+        let pid = message
+            .get_text("process")
+            .ok_or("missing `process`")
+            .and_then(|p| Id::parse(p).map_err(|_| "`process` is not an ID"))?;
+        let slot = message
+            .get_int("slot")
+            .and_then(|s| u64::try_from(s).ok())
+            .ok_or("missing or negative `slot`")?;
+        let chain: [u8; 32] = message
+            .get_text("hash-chain")
+            .and_then(hash_chain::from_text)
+            .and_then(|b| b.try_into().ok())
+            .ok_or("missing or undecodable `hash-chain`")?;
+        let body = message.get_message("body").ok_or("missing `body`")?;
+        let body_id = body
+            .id_all()
+            .map_err(|_| "`body` has malformed commitments")?;
+        let id = message
+            .id_all()
+            .map_err(|_| "assignment has malformed commitments")?;
+        Ok(Assignment {
+            pid,
+            slot,
+            chain,
+            body_id,
+            id,
+            message,
+        })
+    }
+
+    /// The scheduled message.
+    pub fn body(&self) -> Option<&Message> {
+        self.message.get_message("body")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hb_message::{msg, IdSelector};
+
+    fn draft() -> AssignmentDraft {
+        let body = msg! { "action" => "ping" };
+        let body_id = body.id_all().unwrap();
+        AssignmentDraft {
+            pid: Id::hash(b"pid"),
+            slot: 3,
+            chain: hash_chain::next_link(&[], &body_id),
+            tip: ChainTip::LOCAL,
+            timestamp: 1_700_000_000_000,
+            body,
+            body_id,
+        }
+    }
+
+    #[test]
+    fn assignments_carry_every_field() {
+        let m = draft().to_message().unwrap();
+        for key in [
+            "path",
+            "data-protocol",
+            "variant",
+            "process",
+            "epoch",
+            "slot",
+            "block-height",
+            "block-timestamp",
+            "block-hash",
+            "timestamp",
+            "hash-chain",
+            "body",
+        ] {
+            assert!(m.get(key).is_some(), "{key}");
+        }
+        assert_eq!(m.get_text("path"), Some("compute"));
+        assert_eq!(m.get_text("epoch"), Some("0"));
+        assert_eq!(m.get_int("slot"), Some(3));
+        assert_eq!(m.get_text("block-hash"), Some("A".repeat(43).as_str()));
+    }
+
+    #[test]
+    fn the_body_path_becomes_the_assignment_path() {
+        let mut d = draft();
+        d.body.insert("path", "custom").unwrap();
+        assert_eq!(d.to_message().unwrap().get_text("path"), Some("custom"));
+    }
+
+    #[test]
+    fn signed_assignments_verify_and_parse_back() {
+        let key = NodeKey::from_seed(&[4; 32]);
+        let a = draft().sign(&key).unwrap();
+        assert!(a.message.verify(&IdSelector::All).unwrap().is_valid());
+        assert_eq!(
+            a.message.committers().unwrap(),
+            vec![key.address().to_string()]
+        );
+        let back = Assignment::from_message(a.message.clone()).unwrap();
+        assert_eq!(back, a);
+        let mut broken = a.message.clone();
+        broken.remove("hash-chain");
+        assert!(Assignment::from_message(broken).is_err());
+    }
+}

@@ -1,0 +1,189 @@
+//! The scheduler's error type and its mapping to HTTP statuses (SPEC §5.7, §7.4).
+
+use hb_message::MessageError;
+use hb_store::StoreError;
+use thiserror::Error;
+
+/// Everything scheduling can fail with. Each variant locates the problem
+/// (process, slot, check) so a client or operator can act on it.
+#[derive(Debug, Error)]
+pub enum SchedulerError {
+    /// Input failed a validation check of SPEC §5.6.2; `check` is the
+    /// kebab-case code (`missing-target`, `invalid-signature`, …).
+    #[error("{check}: {detail}")]
+    Invalid {
+        /// The check that failed (also the HTTP error code).
+        check: &'static str,
+        /// A sentence naming the field, commitment or slot.
+        detail: String,
+    },
+    /// The target process has no schedule on this node.
+    #[error("unknown process {pid}: POST the process message first")]
+    UnknownProcess {
+        /// The process ID.
+        pid: String,
+    },
+    /// The node's scheduling mode is `disabled`.
+    #[error("scheduling is disabled on this node")]
+    SchedulingDisabled,
+    /// The process's server is saturated; retry later.
+    #[error("scheduler for process {pid} is busy; retry later")]
+    Busy {
+        /// The process ID.
+        pid: String,
+    },
+    /// A signed message was scheduled before (dedup policy `signed-id`).
+    #[error("message {message_id} is already scheduled at slot {original_slot} of process {pid}")]
+    Duplicate {
+        /// The process ID.
+        pid: String,
+        /// id(message, all).
+        message_id: String,
+        /// The slot it holds.
+        original_slot: u64,
+        /// The ID of the original assignment.
+        original_assignment: String,
+    },
+    /// The call did not complete within its deadline. It may still have
+    /// been assigned: check with GET schedule.
+    #[error("scheduling on process {pid} timed out after {after_ms} ms")]
+    Timeout {
+        /// The process ID.
+        pid: String,
+        /// The deadline that passed.
+        after_ms: u64,
+    },
+    /// The process's server stopped before answering.
+    #[error("scheduler for process {pid} is unavailable")]
+    Unavailable {
+        /// The process ID.
+        pid: String,
+    },
+    /// A handler panicked; the server restarts from the store.
+    #[error("internal error in the scheduler of process {pid}: {detail}")]
+    Internal {
+        /// The process ID.
+        pid: String,
+        /// What happened.
+        detail: String,
+    },
+    /// The stored schedule cannot be resumed.
+    #[error("schedule of process {pid} is corrupt at slot {slot}: {detail}")]
+    CorruptSchedule {
+        /// The process ID.
+        pid: String,
+        /// The slot whose record is unusable.
+        slot: u64,
+        /// What is wrong.
+        detail: String,
+    },
+    /// A slot that is not (yet) in the schedule was asked for.
+    #[error("Requested slot {requested} not yet available in schedule (latest: {latest})")]
+    SlotNotAvailable {
+        /// The slot asked for.
+        requested: u64,
+        /// The latest assigned slot (-1 if none).
+        latest: i64,
+    },
+    /// An assignment's hash chain does not follow from the previous one.
+    #[error("hash chain mismatch at slot {slot} of process {pid}")]
+    HashChainMismatch {
+        /// The process ID.
+        pid: String,
+        /// The first slot whose chain is wrong.
+        slot: u64,
+    },
+    /// An assignment sits at the wrong slot.
+    #[error("schedule of process {pid} is inconsistent: expected slot {expected}, found {found}")]
+    ScheduleInconsistent {
+        /// The process ID.
+        pid: String,
+        /// The slot asked for.
+        expected: u64,
+        /// The slot the assignment carries.
+        found: i64,
+    },
+    /// No location record for an address.
+    #[error("No location found for address: {address}")]
+    LocationNotFound {
+        /// The address asked for.
+        address: String,
+    },
+    /// A message-model error (decoding, IDs, commitments).
+    #[error(transparent)]
+    Message(#[from] MessageError),
+    /// A storage error.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl SchedulerError {
+    /// A validation failure.
+    pub fn invalid(check: &'static str, detail: impl Into<String>) -> SchedulerError {
+        SchedulerError::Invalid {
+            check,
+            detail: detail.into(),
+        }
+    }
+
+    /// The kebab-case error code of SPEC §7.4.
+    pub fn code(&self) -> &'static str {
+        match self {
+            SchedulerError::Invalid { check, .. } => check,
+            SchedulerError::UnknownProcess { .. } => "unknown-process",
+            SchedulerError::SchedulingDisabled => "scheduling-disabled",
+            SchedulerError::Busy { .. } => "busy",
+            SchedulerError::Duplicate { .. } => "duplicate-message",
+            SchedulerError::Timeout { .. } => "schedule-timeout",
+            SchedulerError::Unavailable { .. } => "unavailable",
+            SchedulerError::Internal { .. } => "internal",
+            SchedulerError::CorruptSchedule { .. } => "schedule-inconsistent",
+            SchedulerError::SlotNotAvailable { .. } => "slot-not-available",
+            SchedulerError::HashChainMismatch { .. } => "hash-chain-mismatch",
+            SchedulerError::ScheduleInconsistent { .. } => "schedule-inconsistent",
+            SchedulerError::LocationNotFound { .. } => "location-not-found",
+            SchedulerError::Message(e) => message_code(e),
+            SchedulerError::Store(_) => "store-error",
+        }
+    }
+
+    /// The HTTP status of SPEC §7.4.
+    pub fn status(&self) -> u16 {
+        match self {
+            SchedulerError::Invalid { check, .. } => match *check {
+                "body-too-large" => 413,
+                "unsupported-media-type" => 415,
+                _ => 400,
+            },
+            SchedulerError::UnknownProcess { .. }
+            | SchedulerError::SlotNotAvailable { .. }
+            | SchedulerError::LocationNotFound { .. } => 404,
+            SchedulerError::Duplicate { .. } => 409,
+            SchedulerError::SchedulingDisabled
+            | SchedulerError::Busy { .. }
+            | SchedulerError::Unavailable { .. } => 503,
+            SchedulerError::Timeout { .. } => 504,
+            SchedulerError::Message(_) => 400,
+            SchedulerError::Internal { .. }
+            | SchedulerError::CorruptSchedule { .. }
+            | SchedulerError::HashChainMismatch { .. }
+            | SchedulerError::ScheduleInconsistent { .. }
+            | SchedulerError::Store(_) => 500,
+        }
+    }
+}
+
+/// The HTTP error code of a message-model error.
+pub fn message_code(e: &MessageError) -> &'static str {
+    match e {
+        MessageError::DuplicateKey(_) => "duplicate-key",
+        MessageError::InvalidJson(_)
+        | MessageError::Malformed { .. }
+        | MessageError::TooDeep { .. } => "malformed-body",
+        MessageError::InvalidCommitment { .. } | MessageError::UnsupportedCommitmentDevice(_) => {
+            "invalid-commitments"
+        }
+        MessageError::RequestedCommittersNotFound(_) => "requested-committers-not-found",
+        _ => "invalid-value",
+    }
+}

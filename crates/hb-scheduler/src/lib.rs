@@ -1,0 +1,28 @@
+//! # hb-scheduler: sequencing messages for processes
+//!
+//! Owns everything that gives a message its place in a process's schedule:
+//!
+//! - the pure [`Sequencer`] (slot, hash chain, timestamp) and the
+//!   [`Assignment`]s it drafts, signed with the node key;
+//! - the [`hash_chain`] and the operators' chain verifier ([`verify_chain`]);
+//! - schedule [`formats`]: the native bundle and aos-2 JSON, both ways;
+//! - the [`ChainTipSource`] trait with the local default.
+//!
+//! It does not compute process state (that is hb-process) and does not speak
+//! HTTP (that is hb-node).
+
+#![deny(missing_docs)]
+
+pub mod assignment;
+pub mod chain_tip;
+mod error;
+pub mod formats;
+pub mod hash_chain;
+pub mod sequencer;
+pub mod verify_chain;
+
+pub use assignment::{Assignment, AssignmentDraft};
+pub use chain_tip::{CachedChainTip, ChainTip, ChainTipSource, LocalChainTip};
+pub use error::{message_code, SchedulerError};
+pub use sequencer::Sequencer;
+pub use verify_chain::{verify_chain, ChainFault, ChainReport, ChainVerifier};

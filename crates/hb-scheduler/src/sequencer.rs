@@ -1,0 +1,195 @@
+//! The sequencer: the pure state machine at the heart of a scheduler server
+//! (SPEC §5.2, §5.3). No runtime, no I/O: given the last slot and chain it
+//! fixes the next slot, chain link and timestamp.
+
+use hb_message::{Id, Message};
+
+use crate::assignment::AssignmentDraft;
+use crate::chain_tip::ChainTip;
+use crate::error::SchedulerError;
+use crate::hash_chain;
+
+/// Slot and hash-chain state of one process's schedule.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Sequencer {
+    pid: Id,
+    /// The last assigned slot; `None` before slot 0.
+    current: Option<u64>,
+    /// Raw bytes of the last link; empty before slot 0.
+    chain: Vec<u8>,
+    /// The last timestamp handed out (timestamps never decrease).
+    last_timestamp: i64,
+}
+
+impl Sequencer {
+    /// A schedule with no slots yet.
+    pub fn new(pid: Id) -> Sequencer {
+        Sequencer {
+            pid,
+            current: None,
+            chain: Vec::new(),
+            last_timestamp: i64::MIN,
+        }
+    }
+
+    /// Resumes after `slot`, whose assignment carries the hash chain `chain`
+    /// (the stored `hash-chain` text, base64url-decoded — not the text
+    /// itself, which is where HyperBEAM's restart path differs).
+    pub fn resume(pid: Id, slot: u64, chain_text: &str) -> Result<Sequencer, SchedulerError> {
+        let chain =
+            hash_chain::from_text(chain_text).ok_or_else(|| SchedulerError::CorruptSchedule {
+                pid: pid.to_human(),
+                slot,
+                detail: "stored hash-chain is not 32 bytes of base64url".into(),
+            })?;
+        Ok(Sequencer {
+            pid,
+            current: Some(slot),
+            chain,
+            last_timestamp: i64::MIN,
+        })
+    }
+
+    /// Resumes from raw chain bytes, as stored in assignment records.
+    pub fn resume_raw(pid: Id, slot: u64, chain: [u8; 32]) -> Sequencer {
+        Sequencer {
+            pid,
+            current: Some(slot),
+            chain: chain.to_vec(),
+            last_timestamp: i64::MIN,
+        }
+    }
+
+    /// The process.
+    pub fn pid(&self) -> Id {
+        self.pid
+    }
+
+    /// The last assigned slot, or −1 before slot 0.
+    pub fn current(&self) -> i64 {
+        self.current.map_or(-1, |s| s as i64)
+    }
+
+    /// The slot the next message gets.
+    pub fn next_slot(&self) -> u64 {
+        self.current.map_or(0, |s| s + 1)
+    }
+
+    /// Raw bytes of the last link (empty before slot 0).
+    pub fn chain(&self) -> &[u8] {
+        &self.chain
+    }
+
+    /// Assigns the next slot to `body` (already restricted to its committed
+    /// keys) and advances. The returned draft still has to be signed.
+    pub fn assign(
+        &mut self,
+        body: Message,
+        tip: ChainTip,
+        now_ms: i64,
+    ) -> Result<AssignmentDraft, SchedulerError> {
+        let body_id = body.id_all()?;
+        let slot = self.next_slot();
+        let chain = hash_chain::next_link(&self.chain, &body_id);
+        // A clock that steps back reuses the previous timestamp.
+        let timestamp = now_ms.max(self.last_timestamp);
+        self.current = Some(slot);
+        self.chain = chain.to_vec();
+        self.last_timestamp = timestamp;
+        Ok(AssignmentDraft {
+            pid: self.pid,
+            slot,
+            chain,
+            tip,
+            timestamp,
+            body,
+            body_id,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hb_message::msg;
+
+    fn seq() -> Sequencer {
+        Sequencer::new(Id::hash(b"process"))
+    }
+
+    #[test]
+    fn slots_start_at_zero_and_increase_without_gaps() {
+        let mut s = seq();
+        assert_eq!(s.current(), -1);
+        for expected in 0..5u64 {
+            let d = s
+                .assign(msg! { "n" => expected as i64 }, ChainTip::LOCAL, 1)
+                .unwrap();
+            assert_eq!(d.slot, expected);
+            assert_eq!(s.current(), expected as i64);
+        }
+    }
+
+    #[test]
+    fn the_chain_links_each_body_id_to_the_previous_link() {
+        let mut s = seq();
+        let a = s.assign(msg! { "n" => 1 }, ChainTip::LOCAL, 1).unwrap();
+        let b = s.assign(msg! { "n" => 2 }, ChainTip::LOCAL, 1).unwrap();
+        assert_eq!(a.chain, hash_chain::next_link(&[], &a.body_id));
+        assert_eq!(b.chain, hash_chain::next_link(&a.chain, &b.body_id));
+        assert_eq!(s.chain(), b.chain.as_slice());
+    }
+
+    #[test]
+    fn timestamps_never_decrease() {
+        let mut s = seq();
+        assert_eq!(
+            s.assign(msg! { "n" => 1 }, ChainTip::LOCAL, 100)
+                .unwrap()
+                .timestamp,
+            100
+        );
+        assert_eq!(
+            s.assign(msg! { "n" => 2 }, ChainTip::LOCAL, 50)
+                .unwrap()
+                .timestamp,
+            100
+        );
+        assert_eq!(
+            s.assign(msg! { "n" => 3 }, ChainTip::LOCAL, 150)
+                .unwrap()
+                .timestamp,
+            150
+        );
+    }
+
+    #[test]
+    fn resuming_continues_the_same_chain() {
+        let mut original = seq();
+        original
+            .assign(msg! { "n" => 1 }, ChainTip::LOCAL, 1)
+            .unwrap();
+        let last = original
+            .assign(msg! { "n" => 2 }, ChainTip::LOCAL, 1)
+            .unwrap();
+        let mut resumed =
+            Sequencer::resume(original.pid(), last.slot, &hash_chain::to_text(&last.chain))
+                .unwrap();
+        let next_a = original
+            .assign(msg! { "n" => 3 }, ChainTip::LOCAL, 1)
+            .unwrap();
+        let next_b = resumed
+            .assign(msg! { "n" => 3 }, ChainTip::LOCAL, 1)
+            .unwrap();
+        assert_eq!((next_a.slot, next_a.chain), (next_b.slot, next_b.chain));
+    }
+
+    #[test]
+    fn an_undecodable_stored_chain_is_corrupt() {
+        let err = Sequencer::resume(Id::hash(b"p"), 4, "###").unwrap_err();
+        assert!(matches!(
+            err,
+            SchedulerError::CorruptSchedule { slot: 4, .. }
+        ));
+    }
+}
