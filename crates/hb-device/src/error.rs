@@ -1,0 +1,247 @@
+//! The one error type of resolution (SPEC §4.5).
+
+use std::error::Error as StdError;
+use std::sync::Arc;
+
+use hb_message::MessageError;
+use thiserror::Error;
+
+/// A device's own failure, shared so that one error can answer many waiters.
+pub type DeviceFailure = Arc<dyn StdError + Send + Sync + 'static>;
+
+/// Everything that can go wrong while resolving a request on a message.
+///
+/// Each variant names the device, key or position that locates the problem.
+/// `Clone` so that one failure can be handed to every caller waiting on it.
+#[derive(Debug, Clone, Error)]
+pub enum ResolveError {
+    /// The key has no value and no device function (HyperBEAM's
+    /// `{error, not_found}`). Stacks skip devices that answer this.
+    #[error("key {key:?} not found")]
+    NotFound {
+        /// The key, normalised.
+        key: String,
+    },
+    /// The request's `path` is missing, empty, or holds an invalid segment.
+    #[error("invalid path {path:?}: {reason}")]
+    InvalidPath {
+        /// The path as given (truncated), or a description of its type.
+        path: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A device name is not of the form `name@version`.
+    #[error("invalid device name {name:?}: {reason}")]
+    InvalidDeviceName {
+        /// The name as given (truncated), or a description of its type.
+        name: String,
+        /// Which rule it broke.
+        reason: &'static str,
+    },
+    /// No device of that name is registered.
+    #[error("unknown device {name:?}; known devices: {}", .known.join(", "))]
+    UnknownDevice {
+        /// The name exactly as requested.
+        name: String,
+        /// Every registered device name, sorted.
+        known: Vec<String>,
+    },
+    /// A second device was registered under a name already taken.
+    #[error("a device named {name:?} is already registered")]
+    DuplicateDevice {
+        /// The name, normalised.
+        name: String,
+    },
+    /// Resolutions nested deeper than the configured limit.
+    #[error("resolution nested deeper than {limit} levels")]
+    DepthExceeded {
+        /// The limit in force (`DeviceConfig::max_depth`).
+        limit: usize,
+    },
+    /// A device panicked; the panic was caught at the device call.
+    #[error("device {device} panicked while resolving key {key:?}")]
+    Panicked {
+        /// The device that panicked.
+        device: String,
+        /// The key it was resolving.
+        key: String,
+    },
+    /// The base or request given to a key is not acceptable (a missing
+    /// parameter, a value of the wrong type, an unknown mode…).
+    #[error("invalid input for key {key:?}: {reason}")]
+    InvalidInput {
+        /// The key being resolved.
+        key: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A shortcut expected a kind of outcome that the device did not give.
+    #[error("device {device} answered key {key:?} with {got}, expected {expected}")]
+    UnexpectedOutcome {
+        /// The device.
+        device: String,
+        /// The key.
+        key: String,
+        /// What the caller needed.
+        expected: &'static str,
+        /// What the device gave.
+        got: &'static str,
+    },
+    /// A device failed in its own terms.
+    #[error("device {device} failed on key {key:?}: {source}")]
+    Device {
+        /// The device.
+        device: String,
+        /// The key.
+        key: String,
+        /// The device's error.
+        #[source]
+        source: DeviceFailure,
+    },
+    /// A device of a stack failed under error strategy `throw`. Fatal:
+    /// enclosing stacks propagate it unchanged.
+    #[error("stack device {index} ({device}) failed: {source}")]
+    StackDeviceFailed {
+        /// The position of the device in `device-stack` (1-based).
+        index: u64,
+        /// Its name.
+        device: String,
+        /// Its error.
+        #[source]
+        source: Box<ResolveError>,
+    },
+    /// A device of a stack failed under error strategy `stop`. An ordinary
+    /// error: an enclosing stack applies its own strategy to it.
+    #[error("stack call failed at device {index} ({device}): {source}")]
+    StackCallFailed {
+        /// The position of the device in `device-stack` (1-based).
+        index: u64,
+        /// Its name.
+        device: String,
+        /// Its error.
+        #[source]
+        source: Box<ResolveError>,
+    },
+    /// A message operation failed.
+    #[error(transparent)]
+    Message(#[from] MessageError),
+}
+
+impl ResolveError {
+    /// `NotFound` for `key`.
+    pub fn not_found(key: impl AsRef<str>) -> ResolveError {
+        ResolveError::NotFound {
+            key: key.as_ref().to_string(),
+        }
+    }
+
+    /// `InvalidInput` for `key`.
+    pub fn invalid_input(key: impl AsRef<str>, reason: impl Into<String>) -> ResolveError {
+        ResolveError::InvalidInput {
+            key: key.as_ref().to_string(),
+            reason: reason.into(),
+        }
+    }
+
+    /// Wraps a device's own error.
+    pub fn device<E>(device: impl Into<String>, key: impl AsRef<str>, source: E) -> ResolveError
+    where
+        E: StdError + Send + Sync + 'static,
+    {
+        ResolveError::Device {
+            device: device.into(),
+            key: key.as_ref().to_string(),
+            source: Arc::new(source),
+        }
+    }
+
+    /// Whether this is `NotFound`.
+    pub fn is_not_found(&self) -> bool {
+        matches!(self, ResolveError::NotFound { .. })
+    }
+
+    /// Whether enclosing stacks must propagate this error unchanged
+    /// (`StackDeviceFailed`, from error strategy `throw`).
+    pub fn is_fatal(&self) -> bool {
+        matches!(self, ResolveError::StackDeviceFailed { .. })
+    }
+
+    /// The innermost error, looking through the stack wrappers.
+    pub fn root(&self) -> &ResolveError {
+        let mut e = self;
+        while let ResolveError::StackDeviceFailed { source, .. }
+        | ResolveError::StackCallFailed { source, .. } = e
+        {
+            e = source;
+        }
+        e
+    }
+
+    /// The device and key of a caught panic, looking through stack wrappers.
+    /// Workers use this to tell a panicking device from an ordinary error.
+    pub fn panicked(&self) -> Option<(&str, &str)> {
+        match self.root() {
+            ResolveError::Panicked { device, key } => Some((device, key)),
+            _ => None,
+        }
+    }
+}
+
+/// Shortens untrusted input before it is quoted in an error message.
+pub(crate) fn truncate(s: &str) -> String {
+    const MAX: usize = 64;
+    if s.len() <= MAX {
+        return s.to_string();
+    }
+    let mut end = MAX;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &s[..end])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_device_lists_the_known_ones() {
+        let e = ResolveError::UnknownDevice {
+            name: "Foo@1.0".into(),
+            known: vec!["message@1.0".into(), "stack@1.0".into()],
+        };
+        assert_eq!(
+            e.to_string(),
+            "unknown device \"Foo@1.0\"; known devices: message@1.0, stack@1.0"
+        );
+    }
+
+    #[test]
+    fn root_and_panicked_look_through_stack_wrappers() {
+        let inner = ResolveError::Panicked {
+            device: "panic@test".into(),
+            key: "mark".into(),
+        };
+        let wrapped = ResolveError::StackCallFailed {
+            index: 2,
+            device: "panic@test".into(),
+            source: Box::new(ResolveError::StackDeviceFailed {
+                index: 1,
+                device: "stack@1.0".into(),
+                source: Box::new(inner.clone()),
+            }),
+        };
+        assert!(matches!(wrapped.root(), ResolveError::Panicked { .. }));
+        assert_eq!(wrapped.panicked(), Some(("panic@test", "mark")));
+        assert!(!wrapped.is_fatal());
+        assert_eq!(ResolveError::not_found("x").panicked(), None);
+    }
+
+    #[test]
+    fn long_input_is_truncated() {
+        assert_eq!(truncate("abc"), "abc");
+        let long = "é".repeat(100);
+        let t = truncate(&long);
+        assert!(t.len() < 70 && t.ends_with('…'));
+    }
+}

@@ -1,0 +1,151 @@
+//! The device registry: devices by name, looked up case-insensitively
+//! (SPEC §4.1).
+
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::Arc;
+
+use crate::device::{validate_device_name, Device, DeviceInfo};
+use crate::error::{truncate, ResolveError};
+use crate::message_device::MessageDevice;
+use crate::stack::StackDevice;
+
+/// A registered device with the info it gave at registration.
+#[derive(Clone)]
+pub struct Registered {
+    /// The device.
+    pub device: Arc<dyn Device>,
+    /// Its [`Device::info`], read once.
+    pub info: Arc<DeviceInfo>,
+    /// Whether this is the built-in `message@1.0`, which the engine calls
+    /// by reference.
+    pub(crate) is_message_device: bool,
+}
+
+impl fmt::Debug for Registered {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Registered")
+            .field("name", &self.device.name())
+            .field("info", &self.info)
+            .finish()
+    }
+}
+
+/// Devices by name. Built before the [`Context`](crate::Context) that
+/// carries it, then shared read-only.
+///
+/// [`DeviceRegistry::new`] holds this crate's devices, `message@1.0` and
+/// `stack@1.0`; the node adds its own (`scheduler@1.0`, `process@1.0`, …)
+/// and library users theirs with [`register`](DeviceRegistry::register).
+#[derive(Clone)]
+pub struct DeviceRegistry {
+    /// Lower-cased name → device.
+    devices: HashMap<String, Registered>,
+}
+
+impl DeviceRegistry {
+    /// A registry with `message@1.0` and `stack@1.0`.
+    pub fn new() -> DeviceRegistry {
+        let mut r = DeviceRegistry::empty();
+        r.devices.insert(
+            crate::message_device::NAME.to_string(),
+            Registered {
+                device: Arc::new(MessageDevice),
+                info: Arc::new(MessageDevice.info()),
+                is_message_device: true,
+            },
+        );
+        // `stack@1.0` is a valid name not yet taken, so this cannot fail.
+        r.register(Arc::new(StackDevice))
+            .expect("stack@1.0 registers in a registry holding only message@1.0");
+        r
+    }
+
+    /// A registry with no device at all. `message@1.0` still answers keys
+    /// that other devices leave to it, and bases without `device`.
+    pub fn empty() -> DeviceRegistry {
+        DeviceRegistry {
+            devices: HashMap::new(),
+        }
+    }
+
+    /// Registers a device under its [`name`](Device::name). Fails with
+    /// `InvalidDeviceName` for a malformed name and `DuplicateDevice` if a
+    /// device of that name (in any case) is registered.
+    pub fn register(&mut self, device: Arc<dyn Device>) -> Result<(), ResolveError> {
+        let name = device.name();
+        validate_device_name(name)?;
+        let key = name.to_ascii_lowercase();
+        if self.devices.contains_key(&key) {
+            return Err(ResolveError::DuplicateDevice { name: key });
+        }
+        let info = Arc::new(device.info());
+        tracing::debug!(device = name, "registered device");
+        self.devices.insert(
+            key,
+            Registered {
+                device,
+                info,
+                is_message_device: false,
+            },
+        );
+        Ok(())
+    }
+
+    /// Builder form of [`register`](DeviceRegistry::register).
+    pub fn with(mut self, device: Arc<dyn Device>) -> Result<DeviceRegistry, ResolveError> {
+        self.register(device)?;
+        Ok(self)
+    }
+
+    /// Looks a device up, case-insensitively (`Message@1.0` finds
+    /// `message@1.0`). A malformed name gives `InvalidDeviceName`; an
+    /// unknown one `UnknownDevice`, quoting the name as requested and listing
+    /// the known devices.
+    pub fn lookup(&self, name: &str) -> Result<&Registered, ResolveError> {
+        let key: Cow<'_, str> = if name.bytes().any(|b| b.is_ascii_uppercase()) {
+            Cow::Owned(name.to_ascii_lowercase())
+        } else {
+            Cow::Borrowed(name)
+        };
+        if let Some(r) = self.devices.get(key.as_ref()) {
+            return Ok(r);
+        }
+        validate_device_name(name)?;
+        Err(ResolveError::UnknownDevice {
+            name: truncate(name),
+            known: self.names(),
+        })
+    }
+
+    /// Whether a device of that name (in any case) is registered.
+    pub fn contains(&self, name: &str) -> bool {
+        self.devices.contains_key(&name.to_ascii_lowercase())
+    }
+
+    /// The registered names as the devices give them, sorted.
+    pub fn names(&self) -> Vec<String> {
+        let mut names: Vec<String> = self
+            .devices
+            .values()
+            .map(|r| r.device.name().to_string())
+            .collect();
+        names.sort();
+        names
+    }
+}
+
+impl Default for DeviceRegistry {
+    fn default() -> DeviceRegistry {
+        DeviceRegistry::new()
+    }
+}
+
+impl fmt::Debug for DeviceRegistry {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DeviceRegistry")
+            .field("devices", &self.names())
+            .finish()
+    }
+}

@@ -1,0 +1,467 @@
+//! The resolution engine: `resolve(base, request)` (SPEC §4.2).
+//!
+//! Device selection, path parsing, chains, the key → function rules,
+//! HashPaths, the depth limit and panic containment live here, as methods of
+//! [`Context`]. The shortcuts `get`, `find`, `resolve_as` and `set` are built
+//! on them.
+
+use std::borrow::Cow;
+use std::panic::AssertUnwindSafe;
+
+use futures::future::BoxFuture;
+use futures::FutureExt;
+use hb_message::hashpath::{self, hashpath_of_value, set_hashpath};
+use hb_message::{Key, Message, SetMode, Update, Value};
+use tracing::Instrument;
+
+use crate::config::HashpathMode;
+use crate::context::Context;
+use crate::device::Outcome;
+use crate::error::ResolveError;
+use crate::message_device;
+use crate::path::{path_key, path_request, segments, PATH};
+use crate::registry::Registered;
+
+/// The key holding a message's device name.
+pub const DEVICE: &str = "device";
+
+/// What a chain step resolves on: a message, or a list (answered by
+/// `message@1.0` as a message keyed `"1"`, `"2"`, …).
+enum Subject {
+    Message(Message),
+    List(Value),
+}
+
+/// Who answers a step.
+enum Target<'r> {
+    /// `message@1.0`, called by reference (no copy of the base).
+    MessageDevice,
+    /// A registered device.
+    Device(&'r Registered),
+}
+
+/// A failed resolution, with the base handed back when the caller asked to
+/// keep it and it was still available.
+pub(crate) struct Failure {
+    pub(crate) error: ResolveError,
+    pub(crate) base: Option<Message>,
+}
+
+impl From<ResolveError> for Failure {
+    fn from(error: ResolveError) -> Failure {
+        Failure { error, base: None }
+    }
+}
+
+impl From<hb_message::MessageError> for Failure {
+    fn from(error: hb_message::MessageError) -> Failure {
+        Failure {
+            error: error.into(),
+            base: None,
+        }
+    }
+}
+
+impl Context {
+    /// Resolves `request` on `base` (SPEC §4.2): picks the base's device
+    /// (`message@1.0` when it has none), runs each segment of
+    /// `request.path` as a step of a chain, and records HashPaths.
+    ///
+    /// The base is handed over (devices modify it in place); clone it if you
+    /// need it afterwards.
+    pub async fn resolve(&self, base: Message, request: &Message) -> Result<Outcome, ResolveError> {
+        self.run(Subject::Message(base), request, None, false)
+            .await
+            .map_err(|f| f.error)
+    }
+
+    /// Resolves `request` on `base` with `device` in place of the base's own
+    /// device for the first step. The base itself is not modified; the
+    /// result is whatever that device returns.
+    pub async fn resolve_as(
+        &self,
+        device: &str,
+        base: Message,
+        request: &Message,
+    ) -> Result<Outcome, ResolveError> {
+        let registered = self.registry().lookup(device)?;
+        self.run(Subject::Message(base), request, Some(registered), false)
+            .await
+            .map_err(|f| f.error)
+    }
+
+    /// Resolves `path` on `base`: the message or raw value found, or
+    /// `default` on any error (HyperBEAM's `hb_ao:get/4`). Skip and pass
+    /// results give their message.
+    pub async fn get(&self, path: &str, base: &Message, default: Value) -> Value {
+        match self.resolve(base.clone(), &path_request(path)).await {
+            Ok(outcome) => outcome.into_value(),
+            Err(_) => default,
+        }
+    }
+
+    /// Resolves `path` on `base`: `Ok(None)` when not found, the error for
+    /// any other failure.
+    pub async fn find(&self, path: &str, base: &Message) -> Result<Option<Value>, ResolveError> {
+        match self.resolve(base.clone(), &path_request(path)).await {
+            Ok(outcome) => Ok(Some(outcome.into_value())),
+            Err(ResolveError::NotFound { .. }) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Applies `updates` through the base's device, one `set` call per
+    /// top-level key; `a/b` keys are deep-set, each intermediate level with
+    /// `set-mode: explicit` (SPEC §4.2 "Shortcuts"). Runs with the HashPath
+    /// ignored, as an internal call.
+    pub async fn set(
+        &self,
+        base: Message,
+        updates: &[(Key, Update)],
+    ) -> Result<Message, ResolveError> {
+        let ctx = self.with_hashpath(HashpathMode::Ignore);
+        let mut msg = base;
+        for (key, update) in updates {
+            let segments: Vec<&str> = key.as_str().split('/').filter(|s| !s.is_empty()).collect();
+            if segments.is_empty() {
+                continue;
+            }
+            msg = ctx.deep_set(msg, &segments, update).await?;
+        }
+        Ok(msg)
+    }
+
+    /// One update at a `/` path, through the devices of each level.
+    fn deep_set<'a>(
+        &'a self,
+        base: Message,
+        segments: &'a [&'a str],
+        update: &'a Update,
+    ) -> BoxFuture<'a, Result<Message, ResolveError>> {
+        Box::pin(async move {
+            let (head, rest) = match segments.split_first() {
+                Some((head, rest)) => (*head, rest),
+                None => return Ok(base),
+            };
+            if rest.is_empty() {
+                return self
+                    .device_set(base, head, update, SetMode::DeepMerge)
+                    .await;
+            }
+            let inner = match base.get(head) {
+                Some(Value::Message(m)) => m.clone(),
+                // Nothing to remove below a missing or non-message value.
+                _ if *update == Update::Unset => return Ok(base),
+                _ => Message::new(),
+            };
+            let inner = self.deep_set(inner, rest, update).await?;
+            self.device_set(
+                base,
+                head,
+                &Update::Value(Value::Message(inner)),
+                SetMode::Explicit,
+            )
+            .await
+        })
+    }
+
+    /// One `set` call for one top-level key.
+    async fn device_set(
+        &self,
+        base: Message,
+        key: &str,
+        update: &Update,
+        mode: SetMode,
+    ) -> Result<Message, ResolveError> {
+        let key = Key::new(key).map_err(|e| ResolveError::invalid_input("set", e.to_string()))?;
+        // `set` ignores `path`; `set_path` and `remove` change it.
+        let request = if key.as_str() == PATH {
+            match update {
+                Update::Value(v) => message_device::set_path_request(v.clone()),
+                Update::Unset => message_device::remove_request(std::slice::from_ref(&key)),
+            }
+        } else {
+            message_device::set_request(&[(key.clone(), update.clone())], mode)
+        };
+        let device = base
+            .get_text(DEVICE)
+            .unwrap_or(message_device::NAME)
+            .to_string();
+        match self.resolve(base, &request).await? {
+            Outcome::Ok(m) => Ok(m),
+            other => Err(ResolveError::UnexpectedOutcome {
+                device,
+                key: "set".into(),
+                expected: "ok",
+                got: other.kind(),
+            }),
+        }
+    }
+
+    /// [`resolve`](Context::resolve) for a single-segment request that
+    /// hands the base back on failure when it can (without copying it when
+    /// `message@1.0` answers). Stacks use it to skip devices that lack a key.
+    pub(crate) async fn resolve_keeping(
+        &self,
+        base: Message,
+        request: &Message,
+    ) -> Result<Outcome, Failure> {
+        self.run(Subject::Message(base), request, None, true).await
+    }
+
+    /// The chain: one step per path segment (SPEC §4.2 "Chains").
+    async fn run(
+        &self,
+        subject: Subject,
+        request: &Message,
+        forced: Option<&Registered>,
+        keep: bool,
+    ) -> Result<Outcome, Failure> {
+        let give_back = |subject: Subject| match subject {
+            Subject::Message(m) if keep => Some(m),
+            _ => None,
+        };
+        if self.depth() >= self.config().max_depth {
+            return Err(Failure {
+                error: ResolveError::DepthExceeded {
+                    limit: self.config().max_depth,
+                },
+                base: give_back(subject),
+            });
+        }
+        let keys = match segments(request) {
+            Ok(k) => k,
+            Err(error) => {
+                return Err(Failure {
+                    error,
+                    base: give_back(subject),
+                })
+            }
+        };
+        let nested = self.nested();
+        let mut subject = subject;
+        let mut forced = forced;
+        let mut keys = keys.iter().peekable();
+        while let Some(key) = keys.next() {
+            let is_last = keys.peek().is_none();
+            // A copy of the request whose path is this segment.
+            let step_request: Cow<'_, Message> = if request.get_text(PATH) == Some(key.as_str()) {
+                Cow::Borrowed(request)
+            } else {
+                let mut r = request.clone();
+                r.insert_key(path_key(), key.as_str());
+                Cow::Owned(r)
+            };
+            let outcome = nested
+                .step(subject, key, &step_request, forced.take(), keep && is_last)
+                .await?;
+            if is_last {
+                return Ok(outcome);
+            }
+            subject = match outcome {
+                Outcome::Ok(m) | Outcome::Raw(Value::Message(m)) => Subject::Message(m),
+                Outcome::Raw(list @ Value::List(_)) => Subject::List(list),
+                Outcome::Raw(_) => {
+                    let next = keys.peek().map(|k| k.as_str()).unwrap_or_default();
+                    return Err(ResolveError::not_found(next).into());
+                }
+                // Skip and pass end the chain with their message.
+                other => return Ok(other),
+            };
+        }
+        // `segments` never returns an empty list.
+        Err(ResolveError::InvalidPath {
+            path: String::new(),
+            reason: "the path is empty".into(),
+        }
+        .into())
+    }
+
+    /// The device a message names: `message@1.0` when it has none.
+    fn target_of(&self, base: &Message) -> Result<Target<'_>, ResolveError> {
+        match base.get(DEVICE) {
+            None => Ok(Target::MessageDevice),
+            Some(Value::Text(name)) => {
+                let r = self.registry().lookup(name)?;
+                Ok(if r.is_message_device {
+                    Target::MessageDevice
+                } else {
+                    Target::Device(r)
+                })
+            }
+            Some(other) => Err(ResolveError::InvalidDeviceName {
+                name: format!("<{}>", other.type_name()),
+                reason: "`device` must be text",
+            }),
+        }
+    }
+
+    /// One step: `key` on `subject`, with `self` one level below the caller.
+    async fn step(
+        &self,
+        subject: Subject,
+        key: &Key,
+        request: &Message,
+        forced: Option<&Registered>,
+        keep: bool,
+    ) -> Result<Outcome, Failure> {
+        let update = self.config().hashpath == HashpathMode::Update;
+        let base = match subject {
+            Subject::List(list) => {
+                let outcome = catch_sync(key, || {
+                    message_device::dispatch_list(key, &list, request, self)
+                })?;
+                return finish(outcome, update.then(|| hashpath_of_value(&list)), request)
+                    .map_err(Failure::from);
+            }
+            Subject::Message(m) => m,
+        };
+        let target = match forced {
+            Some(r) if r.is_message_device => Ok(Target::MessageDevice),
+            Some(r) => Ok(Target::Device(r)),
+            None => self.target_of(&base),
+        };
+        let target = match target {
+            Ok(t) => t,
+            Err(error) => {
+                return Err(Failure {
+                    error,
+                    base: keep.then_some(base),
+                })
+            }
+        };
+        let registered = match target {
+            Target::Device(r) => {
+                let dynamic = r.device.info_for(&base);
+                let route = dynamic.as_ref().unwrap_or(&r.info).route(key.as_str());
+                route.calls_device().then_some(r)
+            }
+            Target::MessageDevice => None,
+        };
+        let Some(registered) = registered else {
+            // message@1.0 answers, by reference: the HashPath is computed
+            // only for message outcomes, and the base survives a failure.
+            let outcome = catch_sync(key, || message_device::dispatch(key, &base, request, self));
+            let outcome = match outcome {
+                Ok(o) => o,
+                Err(error) => {
+                    return Err(Failure {
+                        error,
+                        base: keep.then_some(base),
+                    })
+                }
+            };
+            let base_part = match (&outcome, update) {
+                (Outcome::Ok(_), true) => Some(hashpath::base_part(&base)?),
+                _ => None,
+            };
+            return finish(outcome, base_part, request).map_err(Failure::from);
+        };
+        let device = registered.device.as_ref();
+        let base_part = if update {
+            Some(hashpath::base_part(&base)?)
+        } else {
+            None
+        };
+        let kept = keep.then(|| base.clone());
+        let span = tracing::debug_span!(
+            "resolve",
+            device = device.name(),
+            key = key.as_str(),
+            depth = self.depth()
+        );
+        let call = AssertUnwindSafe(device.call(key, base, request, self)).catch_unwind();
+        let outcome = match call.instrument(span).await {
+            Ok(Ok(outcome)) => outcome,
+            Ok(Err(error)) => return Err(Failure { error, base: kept }),
+            Err(payload) => {
+                tracing::error!(
+                    device = device.name(),
+                    key = key.as_str(),
+                    panic = panic_text(payload.as_ref()),
+                    "device panicked"
+                );
+                return Err(Failure {
+                    error: ResolveError::Panicked {
+                        device: device.name().to_string(),
+                        key: key.as_str().to_string(),
+                    },
+                    base: None,
+                });
+            }
+        };
+        finish(outcome, base_part, request).map_err(Failure::from)
+    }
+}
+
+/// Runs `message@1.0` code, turning a panic into `Panicked`.
+fn catch_sync(
+    key: &Key,
+    f: impl FnOnce() -> Result<Outcome, ResolveError>,
+) -> Result<Outcome, ResolveError> {
+    match std::panic::catch_unwind(AssertUnwindSafe(f)) {
+        Ok(r) => r,
+        Err(payload) => {
+            tracing::error!(
+                device = message_device::NAME,
+                key = key.as_str(),
+                panic = panic_text(payload.as_ref()),
+                "device panicked"
+            );
+            Err(ResolveError::Panicked {
+                device: message_device::NAME.into(),
+                key: key.as_str().to_string(),
+            })
+        }
+    }
+}
+
+/// The text of a panic payload, for the log.
+fn panic_text(payload: &(dyn std::any::Any + Send)) -> &str {
+    payload
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("<non-text panic payload>")
+}
+
+/// Sets the HashPath on `Ok(Message)` (when a base part was computed) and
+/// clears it from skip and pass results, which carry none.
+fn finish(
+    outcome: Outcome,
+    base_part: Option<String>,
+    request: &Message,
+) -> Result<Outcome, ResolveError> {
+    Ok(match outcome {
+        Outcome::Ok(mut m) => {
+            if let Some(base_part) = base_part {
+                let hp = hashpath::combine(&base_part, &hashpath::request_part(request)?)?;
+                set_hashpath(&mut m, hp);
+            }
+            Outcome::Ok(m)
+        }
+        Outcome::Skip(m) => Outcome::Skip(without_hashpath(m)),
+        Outcome::Pass(m) => Outcome::Pass(without_hashpath(m)),
+        raw @ Outcome::Raw(_) => raw,
+    })
+}
+
+/// Removes `priv/hashpath`, keeping other private data.
+fn without_hashpath(mut m: Message) -> Message {
+    let has = m
+        .get_private(hashpath::PRIV)
+        .and_then(Value::as_message)
+        .is_some_and(|p| p.get("hashpath").is_some());
+    if has {
+        if let Some(Value::Message(mut private)) = m.remove(hashpath::PRIV) {
+            private.remove("hashpath");
+            if private.iter_all().next().is_some() {
+                m.insert_key(
+                    Key::new(hashpath::PRIV).expect("`priv` is a valid key"),
+                    private,
+                );
+            }
+        }
+    }
+    m
+}
