@@ -2,15 +2,17 @@
 
 use std::path::PathBuf;
 
+use hb_message::MessageError;
 use thiserror::Error;
 
-/// What can go wrong in storage. Each variant locates the problem.
-#[derive(Debug, Error)]
+/// What can go wrong in storage. Each variant locates the problem: the
+/// store's path, the record's key, or the process and slot.
+#[derive(Clone, Debug, Error, PartialEq, Eq)]
 pub enum StoreError {
     /// An I/O failure of the backend.
     #[error("store I/O error at {path}: {detail}")]
     Io {
-        /// The store's path (empty for in-memory stores).
+        /// The store's path (`<memory>` for in-memory stores).
         path: PathBuf,
         /// What the backend reported.
         detail: String,
@@ -21,7 +23,16 @@ pub enum StoreError {
         /// The store's path.
         path: PathBuf,
     },
-    /// A record or the store itself is corrupt.
+    /// The store's files are corrupt: it cannot be opened.
+    #[error("store at {path} is corrupt: {detail}")]
+    CorruptStore {
+        /// The store's path.
+        path: PathBuf,
+        /// What the backend reported.
+        detail: String,
+    },
+    /// A record read back is corrupt (truncated, garbage, failed checksum,
+    /// or inconsistent with its key).
     #[error("corrupt record at key {key}: {detail}")]
     Corrupt {
         /// The key (printable form) of the record.
@@ -29,23 +40,55 @@ pub enum StoreError {
         /// What is wrong.
         detail: String,
     },
-    /// A record exceeds the size limit.
-    #[error("record of {size} bytes exceeds the limit of {limit}")]
+    /// A record exceeds the size limit of the record codec.
+    #[error("{record} record exceeds the limit of {limit} bytes")]
     TooLarge {
-        /// The record's size.
-        size: u64,
+        /// Which kind of record.
+        record: &'static str,
         /// The limit.
         limit: u64,
     },
     /// A scheduler slot was written twice; the first write stands.
     #[error("slot {slot} of process {pid} already exists")]
     SlotExists {
-        /// The process ID.
+        /// The process ID (human form).
         pid: String,
         /// The slot.
         slot: u64,
     },
-    /// The store was closed.
+    /// A batch wrote a key with "must be absent" ([`crate::BatchOp::PutNew`])
+    /// that was present; the batch was not applied. Scheduler keys give
+    /// [`StoreError::SlotExists`] instead.
+    #[error("key {key} already exists")]
+    KeyExists {
+        /// The key (printable form).
+        key: String,
+    },
+    /// A message handed to a cache cannot be stored as given (for example
+    /// its commitments are malformed).
+    #[error("message cannot be stored: {0}")]
+    Message(#[from] MessageError),
+    /// A process-cache limit is neither an integer nor digit-only text.
+    #[error("invalid limit {0:?}: expected an integer or digit-only text")]
+    InvalidLimit(String),
+    /// The store, or its group-commit writer, was closed (or died); the
+    /// operation was not performed or its outcome is unknown.
     #[error("store is closed")]
     Closed,
+}
+
+impl StoreError {
+    /// The error for a "must be absent" key that was present: `SlotExists`
+    /// for a scheduler slot, `KeyExists` otherwise.
+    pub(crate) fn key_exists(key: &[u8]) -> StoreError {
+        match crate::keys::parse_sched(key) {
+            Some((pid, slot)) => StoreError::SlotExists {
+                pid: pid.to_human(),
+                slot,
+            },
+            None => StoreError::KeyExists {
+                key: crate::keys::printable(key),
+            },
+        }
+    }
 }

@@ -1,14 +1,19 @@
 //! # hb-store: durable storage for hb
 //!
-//! Owns the [`Store`] trait and its backends, and the caches built on it.
-//! Knows nothing of devices or actors.
-//!
-//! (Skeleton: the backends and caches are being built under issue 3.)
+//! Owns the [`Store`] trait and its backends, [`SledStore`] and
+//! [`MemoryStore`]. Knows nothing of devices or actors.
 
 #![deny(missing_docs)]
 
+mod batch;
 mod error;
+pub mod keys;
+mod memory;
+mod sled_store;
 mod store;
 
+pub use batch::{Batch, BatchOp};
 pub use error::StoreError;
-pub use store::{Batch, BatchOp, Store};
+pub use memory::MemoryStore;
+pub use sled_store::{SledOptions, SledStore, FORMAT_KEY, FORMAT_VERSION};
+pub use store::{Direction, Entry, Store};

@@ -1,70 +1,125 @@
 //! The `Store` trait: the contract every backend meets (SPEC §3.1).
 
+use std::path::Path;
+
+use crate::batch::{Batch, Overlay};
 use crate::error::StoreError;
+use crate::keys::prefix_end;
 
-/// One operation of an atomic batch.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum BatchOp {
-    /// Write `value` at `key`.
-    Put(Vec<u8>, Vec<u8>),
-    /// Remove `key`.
-    Delete(Vec<u8>),
-}
+/// One key-value pair read from a store.
+pub type Entry = (Vec<u8>, Vec<u8>);
 
-/// Writes applied together: all or none, also across a crash.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Batch {
-    /// The operations, applied in order.
-    pub ops: Vec<BatchOp>,
-}
-
-impl Batch {
-    /// An empty batch.
-    pub fn new() -> Batch {
-        Batch::default()
-    }
-
-    /// Adds a write.
-    pub fn put(&mut self, key: impl Into<Vec<u8>>, value: impl Into<Vec<u8>>) {
-        self.ops.push(BatchOp::Put(key.into(), value.into()));
-    }
-
-    /// Adds a removal.
-    pub fn delete(&mut self, key: impl Into<Vec<u8>>) {
-        self.ops.push(BatchOp::Delete(key.into()));
-    }
+/// The order of a range scan.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Direction {
+    /// Ascending key order.
+    Forward,
+    /// Descending key order.
+    Reverse,
 }
 
 /// A key-value store with ordered keys (unsigned byte order).
 ///
 /// Calls are blocking (a backend may touch the disk): actors call them from
-/// blocking threads, never from an arbiter serving a hot mailbox.
+/// blocking threads, never from an arbiter serving a hot mailbox. The trait
+/// is object-safe and used as `Arc<dyn Store>`.
+///
+/// Contract (checked by `tests/store_contract.rs` against every backend):
+/// reads see every write that returned before them; batches apply all or
+/// nothing; conditional operations ([`crate::BatchOp::PutNew`],
+/// [`crate::BatchOp::PutIfAbsent`], [`Store::compare_and_swap`]) are atomic
+/// with respect to every other write; a write is durable once a
+/// [`Store::flush`] called after it has returned.
 pub trait Store: Send + Sync + 'static {
     /// Reads one key.
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError>;
+
     /// Writes one key.
     fn put(&self, key: &[u8], value: &[u8]) -> Result<(), StoreError>;
+
     /// Removes one key (absent keys are fine).
     fn delete(&self, key: &[u8]) -> Result<(), StoreError>;
-    /// Up to `limit` entries with keys in `start..end` (end exclusive),
-    /// ascending, or descending when `reverse`.
+
+    /// Up to `limit` entries with `start <= key < end` (`end: None` means no
+    /// upper bound), in the given direction. A reverse scan starts at the
+    /// last key below `end`: a bounded seek, not a scan from `start`.
     fn range(
         &self,
         start: &[u8],
-        end: &[u8],
-        reverse: bool,
+        end: Option<&[u8]>,
+        direction: Direction,
         limit: usize,
-    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError>;
-    /// Applies a batch atomically.
+    ) -> Result<Vec<Entry>, StoreError>;
+
+    /// Applies a batch atomically, conditional operations included.
     fn apply(&self, batch: Batch) -> Result<(), StoreError>;
-    /// Sets `key` to `new` only if it currently holds `expected` (`None`:
-    /// absent). Returns `Ok(false)` without writing when it does not.
+
+    /// Applies several independent batches, each atomically and in order,
+    /// as if by successive [`Store::apply`] calls, and reports each one's
+    /// outcome; a failing batch does not affect the others. Backends
+    /// override this to write the accepted batches together (group commit).
+    fn apply_group(&self, batches: Vec<Batch>) -> Vec<Result<(), StoreError>> {
+        batches.into_iter().map(|b| self.apply(b)).collect()
+    }
+
+    /// Sets `key` to `new` (`None`: removes it) only if it currently holds
+    /// `expected` (`None`: absent). Returns `Ok(false)` without writing when
+    /// it does not. Usable as a single-writer fence on one key.
     fn compare_and_swap(
         &self,
         key: &[u8],
         expected: Option<&[u8]>,
         new: Option<&[u8]>,
     ) -> Result<bool, StoreError>;
+
     /// Returns once everything written before the call is on disk.
     fn flush(&self) -> Result<(), StoreError>;
+
+    /// Where the store lives, if on disk (for errors and logs).
+    fn path(&self) -> Option<&Path> {
+        None
+    }
+
+    /// Up to `limit` entries whose key starts with `prefix`, in the given
+    /// direction.
+    fn scan_prefix(
+        &self,
+        prefix: &[u8],
+        direction: Direction,
+        limit: usize,
+    ) -> Result<Vec<Entry>, StoreError> {
+        let end = prefix_end(prefix);
+        self.range(prefix, end.as_deref(), direction, limit)
+    }
+
+    /// The entry with the highest key starting with `prefix`: one reverse
+    /// seek.
+    fn last_with_prefix(&self, prefix: &[u8]) -> Result<Option<Entry>, StoreError> {
+        Ok(self
+            .scan_prefix(prefix, Direction::Reverse, 1)?
+            .into_iter()
+            .next())
+    }
+}
+
+/// Resolves `batches` one after another against `exists`, for backends
+/// that apply a group as one write: each batch's outcome, and the writes of
+/// the accepted ones in order.
+pub(crate) fn resolve_group(
+    batches: Vec<Batch>,
+    exists: &mut dyn FnMut(&[u8]) -> Result<bool, StoreError>,
+) -> (Vec<Result<(), StoreError>>, crate::batch::Writes) {
+    let mut overlay = Overlay::default();
+    let mut outcomes = Vec::with_capacity(batches.len());
+    let mut writes = Vec::new();
+    for batch in batches {
+        match overlay.resolve(batch, exists) {
+            Ok(w) => {
+                writes.extend(w);
+                outcomes.push(Ok(()));
+            }
+            Err(e) => outcomes.push(Err(e)),
+        }
+    }
+    (outcomes, writes)
 }

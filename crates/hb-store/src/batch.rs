@@ -1,0 +1,222 @@
+//! Atomic batches and their conditional operations.
+//!
+//! A [`Batch`] is applied all or nothing, also across a crash. Besides plain
+//! writes and removals it can hold two conditional writes, evaluated
+//! atomically with the batch by every backend and by group commit:
+//! [`BatchOp::PutNew`] ("must be absent": the whole batch fails with
+//! [`StoreError::SlotExists`] / [`StoreError::KeyExists`] otherwise) and
+//! [`BatchOp::PutIfAbsent`] ("first write wins": skipped when present, the
+//! rest of the batch still applies).
+
+use std::collections::HashMap;
+
+use crate::error::StoreError;
+
+/// One operation of an atomic batch.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum BatchOp {
+    /// Write `value` at `key`.
+    Put(Vec<u8>, Vec<u8>),
+    /// Remove `key`.
+    Delete(Vec<u8>),
+    /// Write `value` at `key`, which must be absent; if it is present the
+    /// whole batch fails and nothing of it is written.
+    PutNew(Vec<u8>, Vec<u8>),
+    /// Write `value` at `key` only if it is absent; if it is present this
+    /// operation is skipped and the rest of the batch applies.
+    PutIfAbsent(Vec<u8>, Vec<u8>),
+}
+
+impl BatchOp {
+    /// The key the operation touches.
+    pub fn key(&self) -> &[u8] {
+        match self {
+            BatchOp::Put(k, _)
+            | BatchOp::Delete(k)
+            | BatchOp::PutNew(k, _)
+            | BatchOp::PutIfAbsent(k, _) => k,
+        }
+    }
+}
+
+/// Writes applied together: all or none, also across a crash. Operations
+/// apply in order; a conditional operation sees the effect of the earlier
+/// operations of its own batch.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Batch {
+    /// The operations, applied in order.
+    pub ops: Vec<BatchOp>,
+}
+
+impl Batch {
+    /// An empty batch.
+    pub fn new() -> Batch {
+        Batch::default()
+    }
+
+    /// Adds a write.
+    pub fn put(&mut self, key: impl Into<Vec<u8>>, value: impl Into<Vec<u8>>) {
+        self.ops.push(BatchOp::Put(key.into(), value.into()));
+    }
+
+    /// Adds a removal.
+    pub fn delete(&mut self, key: impl Into<Vec<u8>>) {
+        self.ops.push(BatchOp::Delete(key.into()));
+    }
+
+    /// Adds a write of a key that must be absent (see [`BatchOp::PutNew`]).
+    pub fn put_new(&mut self, key: impl Into<Vec<u8>>, value: impl Into<Vec<u8>>) {
+        self.ops.push(BatchOp::PutNew(key.into(), value.into()));
+    }
+
+    /// Adds a first-write-wins write (see [`BatchOp::PutIfAbsent`]).
+    pub fn put_if_absent(&mut self, key: impl Into<Vec<u8>>, value: impl Into<Vec<u8>>) {
+        self.ops
+            .push(BatchOp::PutIfAbsent(key.into(), value.into()));
+    }
+
+    /// Appends every operation of `other`.
+    pub fn extend(&mut self, other: Batch) {
+        self.ops.extend(other.ops);
+    }
+
+    /// Number of operations.
+    pub fn len(&self) -> usize {
+        self.ops.len()
+    }
+
+    /// Whether the batch holds no operation.
+    pub fn is_empty(&self) -> bool {
+        self.ops.is_empty()
+    }
+}
+
+/// The unconditional writes a batch resolves to: `(key, Some(value))` to
+/// write, `(key, None)` to remove, in order.
+pub(crate) type Writes = Vec<(Vec<u8>, Option<Vec<u8>>)>;
+
+/// Presence of keys written by the batches already accepted into a group
+/// (`true`: present after them), consulted before the backend.
+#[derive(Default)]
+pub(crate) struct Overlay {
+    present: HashMap<Vec<u8>, bool>,
+}
+
+impl Overlay {
+    /// Turns `batch` into unconditional writes, evaluating its conditional
+    /// operations against the earlier operations of the batch, then the
+    /// overlay, then `exists` (the backend). On success the batch's effect
+    /// joins the overlay; on failure nothing does.
+    pub(crate) fn resolve(
+        &mut self,
+        batch: Batch,
+        exists: &mut dyn FnMut(&[u8]) -> Result<bool, StoreError>,
+    ) -> Result<Writes, StoreError> {
+        let conditional = batch
+            .ops
+            .iter()
+            .any(|op| matches!(op, BatchOp::PutNew(..) | BatchOp::PutIfAbsent(..)));
+        let mut writes = Writes::with_capacity(batch.ops.len());
+        if !conditional {
+            for op in batch.ops {
+                match op {
+                    BatchOp::Put(k, v) => writes.push((k, Some(v))),
+                    BatchOp::Delete(k) => writes.push((k, None)),
+                    // Excluded by `conditional` above.
+                    BatchOp::PutNew(..) | BatchOp::PutIfAbsent(..) => {}
+                }
+            }
+        } else {
+            let mut local: HashMap<Vec<u8>, bool> = HashMap::new();
+            for op in batch.ops {
+                let present = |key: &[u8],
+                               local: &HashMap<Vec<u8>, bool>,
+                               exists: &mut dyn FnMut(&[u8]) -> Result<bool, StoreError>|
+                 -> Result<bool, StoreError> {
+                    if let Some(p) = local.get(key).or_else(|| self.present.get(key)) {
+                        return Ok(*p);
+                    }
+                    exists(key)
+                };
+                match op {
+                    BatchOp::Put(k, v) => {
+                        local.insert(k.clone(), true);
+                        writes.push((k, Some(v)));
+                    }
+                    BatchOp::Delete(k) => {
+                        local.insert(k.clone(), false);
+                        writes.push((k, None));
+                    }
+                    BatchOp::PutNew(k, v) => {
+                        if present(&k, &local, exists)? {
+                            return Err(StoreError::key_exists(&k));
+                        }
+                        local.insert(k.clone(), true);
+                        writes.push((k, Some(v)));
+                    }
+                    BatchOp::PutIfAbsent(k, v) => {
+                        if !present(&k, &local, exists)? {
+                            local.insert(k.clone(), true);
+                            writes.push((k, Some(v)));
+                        }
+                    }
+                }
+            }
+        }
+        for (k, v) in &writes {
+            self.present.insert(k.clone(), v.is_some());
+        }
+        Ok(writes)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn none(_: &[u8]) -> Result<bool, StoreError> {
+        Ok(false)
+    }
+
+    #[test]
+    fn put_new_sees_earlier_ops_of_its_batch() {
+        let mut b = Batch::new();
+        b.put("k", "1");
+        b.put_new("k", "2");
+        let err = Overlay::default().resolve(b, &mut none).unwrap_err();
+        assert!(matches!(err, StoreError::KeyExists { .. }));
+
+        let mut b = Batch::new();
+        b.put("k", "1");
+        b.delete("k");
+        b.put_new("k", "2");
+        let w = Overlay::default().resolve(b, &mut none).unwrap();
+        assert_eq!(w.last(), Some(&(b"k".to_vec(), Some(b"2".to_vec()))));
+    }
+
+    #[test]
+    fn put_if_absent_skips_present_keys_only() {
+        let mut b = Batch::new();
+        b.put_if_absent("old", "x");
+        b.put_if_absent("new", "y");
+        let mut exists = |k: &[u8]| Ok(k == b"old");
+        let w = Overlay::default().resolve(b, &mut exists).unwrap();
+        assert_eq!(w, vec![(b"new".to_vec(), Some(b"y".to_vec()))]);
+    }
+
+    #[test]
+    fn accepted_batches_are_seen_by_later_ones_and_failed_ones_are_not() {
+        let mut overlay = Overlay::default();
+        let mut first = Batch::new();
+        first.put_new("a", "1");
+        overlay.resolve(first, &mut none).unwrap();
+        let mut failing = Batch::new();
+        failing.put("b", "1");
+        failing.put_new("a", "2");
+        assert!(overlay.resolve(failing, &mut none).is_err());
+        let mut third = Batch::new();
+        third.put_new("b", "3");
+        // "b" of the failed batch did not join the overlay.
+        assert!(overlay.resolve(third, &mut none).is_ok());
+    }
+}
