@@ -1,0 +1,430 @@
+//! Group commit: many writers, one flush (SPEC §3.2).
+//!
+//! A dedicated writer thread owns the write path. Callers hand it batches
+//! ([`GroupCommit::submit`] from async code, [`GroupCommit::commit`] from
+//! plain threads). Whatever has queued up while the previous flush was in
+//! progress becomes the next group: the writer applies the group's batches
+//! (each atomically, with its conditional operations checked against the
+//! store and the earlier batches of the group: [`Store::apply_group`]),
+//! makes them durable with one [`Store::flush`], and only then acknowledges
+//! each caller with its own batch's outcome.
+//!
+//! No caller waits forever: if the writer thread dies, every queued and
+//! in-flight caller gets [`StoreError::Closed`], and so does every later
+//! submission.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::thread::JoinHandle;
+
+use futures::channel::oneshot;
+use parking_lot::{Condvar, Mutex};
+
+use crate::batch::Batch;
+use crate::error::StoreError;
+use crate::store::Store;
+
+/// Tuning of a [`GroupCommit`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GroupCommitOptions {
+    /// Most batches made durable by one flush; more wait for the next.
+    pub max_group: usize,
+}
+
+impl Default for GroupCommitOptions {
+    fn default() -> GroupCommitOptions {
+        GroupCommitOptions { max_group: 4096 }
+    }
+}
+
+/// Counters of a [`GroupCommit`], for tests and metrics.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct GroupCommitStats {
+    /// Batches handed to the writer.
+    pub submitted: u64,
+    /// Batches applied and made durable (acknowledged with `Ok`).
+    pub committed: u64,
+    /// Batches acknowledged with an error (a failed condition, a failed
+    /// write or a failed flush).
+    pub failed: u64,
+    /// Groups processed: one flush each (a group whose batches all failed
+    /// needs no flush and is not counted).
+    pub flushes: u64,
+}
+
+struct Pending {
+    batch: Batch,
+    ack: oneshot::Sender<Result<(), StoreError>>,
+}
+
+#[derive(Default)]
+struct Queue {
+    pending: Vec<Pending>,
+    closed: bool,
+}
+
+#[derive(Default)]
+struct Shared {
+    queue: Mutex<Queue>,
+    wake: Condvar,
+    submitted: AtomicU64,
+    committed: AtomicU64,
+    failed: AtomicU64,
+    flushes: AtomicU64,
+}
+
+/// The group-commit writer over one store. Dropping it (or
+/// [`GroupCommit::close`]) lets the writer finish the queued batches, then
+/// stops it.
+pub struct GroupCommit {
+    shared: Arc<Shared>,
+    writer: Option<JoinHandle<()>>,
+}
+
+impl std::fmt::Debug for GroupCommit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GroupCommit")
+            .field("stats", &self.stats())
+            .finish()
+    }
+}
+
+impl GroupCommit {
+    /// Starts the writer thread over `store` with default options.
+    pub fn start(store: Arc<dyn Store>) -> Result<GroupCommit, StoreError> {
+        GroupCommit::with_options(store, GroupCommitOptions::default())
+    }
+
+    /// Starts the writer thread over `store`.
+    pub fn with_options(
+        store: Arc<dyn Store>,
+        options: GroupCommitOptions,
+    ) -> Result<GroupCommit, StoreError> {
+        let shared = Arc::new(Shared::default());
+        let path = store.path().map(|p| p.to_path_buf()).unwrap_or_default();
+        let writer = std::thread::Builder::new()
+            .name("hb-store-writer".into())
+            .spawn({
+                let shared = shared.clone();
+                move || run_writer(store, shared, options.max_group.max(1))
+            })
+            .map_err(|e| StoreError::Io {
+                path,
+                detail: format!("cannot start the group-commit writer: {e}"),
+            })?;
+        Ok(GroupCommit {
+            shared,
+            writer: Some(writer),
+        })
+    }
+
+    /// Queues `batch` and returns its acknowledgement: it resolves once the
+    /// batch is applied and flushed (`Ok`), or with the batch's own error
+    /// ([`StoreError::SlotExists`], a write or flush error), or with
+    /// [`StoreError::Closed`] if the writer is gone. The batch is queued
+    /// before this returns, so submissions from one caller keep their order.
+    /// Awaiting never blocks an executor thread.
+    pub fn submit(&self, batch: Batch) -> Ack {
+        let (tx, rx) = oneshot::channel();
+        {
+            let mut queue = self.shared.queue.lock();
+            if queue.closed {
+                return Ack(AckState::Ready(Some(StoreError::Closed)));
+            }
+            queue.pending.push(Pending { batch, ack: tx });
+        }
+        self.shared.submitted.fetch_add(1, Ordering::Relaxed);
+        self.shared.wake.notify_one();
+        Ack(AckState::Waiting(rx))
+    }
+
+    /// Queues `batch` and blocks the calling thread until it is
+    /// acknowledged (see [`GroupCommit::submit`]). For plain threads, not
+    /// for async executors.
+    pub fn commit(&self, batch: Batch) -> Result<(), StoreError> {
+        futures::executor::block_on(self.submit(batch))
+    }
+
+    /// The counters so far.
+    pub fn stats(&self) -> GroupCommitStats {
+        GroupCommitStats {
+            submitted: self.shared.submitted.load(Ordering::Relaxed),
+            committed: self.shared.committed.load(Ordering::Relaxed),
+            failed: self.shared.failed.load(Ordering::Relaxed),
+            flushes: self.shared.flushes.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Whether the writer still accepts batches.
+    pub fn is_open(&self) -> bool {
+        !self.shared.queue.lock().closed
+    }
+
+    /// Stops accepting batches, lets the writer finish the queued ones and
+    /// waits for it to stop.
+    pub fn close(mut self) {
+        self.shutdown();
+    }
+
+    fn shutdown(&mut self) {
+        self.shared.queue.lock().closed = true;
+        self.shared.wake.notify_all();
+        if let Some(writer) = self.writer.take() {
+            // A writer that panicked has already failed its callers with
+            // `Closed` (see `CloseOnExit`); nothing more to report here.
+            let _ = writer.join();
+        }
+    }
+}
+
+impl Drop for GroupCommit {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+/// The acknowledgement of one submitted batch (a future).
+#[must_use = "an acknowledgement says whether the batch is durable"]
+#[derive(Debug)]
+pub struct Ack(AckState);
+
+#[derive(Debug)]
+enum AckState {
+    Waiting(oneshot::Receiver<Result<(), StoreError>>),
+    Ready(Option<StoreError>),
+}
+
+impl Future for Ack {
+    type Output = Result<(), StoreError>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match &mut self.get_mut().0 {
+            AckState::Waiting(rx) => Pin::new(rx)
+                .poll(cx)
+                // The sender was dropped without an answer: the writer died.
+                .map(|r| r.unwrap_or(Err(StoreError::Closed))),
+            AckState::Ready(err) => Poll::Ready(match err.take() {
+                Some(e) => Err(e),
+                None => Err(StoreError::Closed),
+            }),
+        }
+    }
+}
+
+/// Marks the queue closed and fails every queued caller when the writer
+/// exits, normally or by panic.
+struct CloseOnExit(Arc<Shared>);
+
+impl Drop for CloseOnExit {
+    fn drop(&mut self) {
+        let orphans = {
+            let mut queue = self.0.queue.lock();
+            queue.closed = true;
+            std::mem::take(&mut queue.pending)
+        };
+        if !orphans.is_empty() {
+            tracing::error!(
+                queued = orphans.len(),
+                "group-commit writer stopped with batches queued; failing them with Closed"
+            );
+        }
+        for p in orphans {
+            let _ = p.ack.send(Err(StoreError::Closed));
+        }
+    }
+}
+
+fn run_writer(store: Arc<dyn Store>, shared: Arc<Shared>, max_group: usize) {
+    let _close = CloseOnExit(shared.clone());
+    loop {
+        let group: Vec<Pending> = {
+            let mut queue = shared.queue.lock();
+            while queue.pending.is_empty() && !queue.closed {
+                shared.wake.wait(&mut queue);
+            }
+            if queue.pending.is_empty() {
+                return; // closed and drained
+            }
+            if queue.pending.len() <= max_group {
+                std::mem::take(&mut queue.pending)
+            } else {
+                queue.pending.drain(..max_group).collect()
+            }
+        };
+        let span = tracing::debug_span!("group_commit", batches = group.len());
+        let _entered = span.enter();
+        let (batches, acks): (Vec<Batch>, Vec<_>) =
+            group.into_iter().map(|p| (p.batch, p.ack)).unzip();
+        let outcomes = store.apply_group(batches);
+        let flushed = if outcomes.iter().any(Result::is_ok) {
+            let result = store.flush();
+            shared.flushes.fetch_add(1, Ordering::Relaxed);
+            if let Err(e) = &result {
+                tracing::error!(error = %e, "group-commit flush failed");
+            }
+            result
+        } else {
+            Ok(())
+        };
+        let results: Vec<Result<(), StoreError>> = outcomes
+            .into_iter()
+            .map(|outcome| outcome.and_then(|()| flushed.clone()))
+            .collect();
+        // Counters first, so a caller that was acknowledged sees them.
+        let ok = results.iter().filter(|r| r.is_ok()).count() as u64;
+        shared.committed.fetch_add(ok, Ordering::Relaxed);
+        shared
+            .failed
+            .fetch_add(results.len() as u64 - ok, Ordering::Relaxed);
+        for (ack, result) in acks.into_iter().zip(results) {
+            // A caller that stopped waiting dropped its receiver: fine.
+            let _ = ack.send(result);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::MemoryStore;
+    use std::sync::atomic::AtomicBool;
+
+    fn batch(key: &str) -> Batch {
+        let mut b = Batch::new();
+        b.put_new(key.as_bytes().to_vec(), b"v".to_vec());
+        b
+    }
+
+    #[test]
+    fn each_caller_gets_its_own_outcome() {
+        let store = Arc::new(MemoryStore::new());
+        let gc = GroupCommit::start(store.clone()).unwrap();
+        gc.commit(batch("a")).unwrap();
+        assert!(matches!(
+            gc.commit(batch("a")),
+            Err(StoreError::KeyExists { .. })
+        ));
+        gc.commit(batch("b")).unwrap();
+        let stats = gc.stats();
+        assert_eq!(stats.submitted, 3);
+        assert_eq!(stats.committed, 2);
+        assert_eq!(stats.failed, 1);
+        assert_eq!(stats.flushes, 2);
+        assert_eq!(store.get(b"b").unwrap(), Some(b"v".to_vec()));
+    }
+
+    #[test]
+    fn queued_batches_share_flushes() {
+        let store = Arc::new(MemoryStore::new());
+        let gc = GroupCommit::start(store.clone()).unwrap();
+        let acks: Vec<Ack> = (0..500)
+            .map(|i| gc.submit(batch(&format!("k{i}"))))
+            .collect();
+        for ack in acks {
+            futures::executor::block_on(ack).unwrap();
+        }
+        let stats = gc.stats();
+        assert_eq!(stats.committed, 500);
+        assert!(stats.flushes <= 500);
+        assert_eq!(store.len(), 500);
+    }
+
+    #[test]
+    fn close_finishes_queued_batches_then_refuses() {
+        let store = Arc::new(MemoryStore::new());
+        let gc = GroupCommit::start(store.clone()).unwrap();
+        let acks: Vec<Ack> = (0..50)
+            .map(|i| gc.submit(batch(&format!("k{i}"))))
+            .collect();
+        let shared = gc.shared.clone();
+        gc.close();
+        for ack in acks {
+            futures::executor::block_on(ack).unwrap();
+        }
+        assert_eq!(store.len(), 50);
+        assert!(shared.queue.lock().closed);
+    }
+
+    /// A real store that panics while applying once told to: the writer
+    /// thread dies the way a backend bug would kill it.
+    struct FailingStore {
+        inner: MemoryStore,
+        panic_on_apply: AtomicBool,
+    }
+
+    impl Store for FailingStore {
+        fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+            self.inner.get(key)
+        }
+        fn put(&self, key: &[u8], value: &[u8]) -> Result<(), StoreError> {
+            self.inner.put(key, value)
+        }
+        fn delete(&self, key: &[u8]) -> Result<(), StoreError> {
+            self.inner.delete(key)
+        }
+        fn range(
+            &self,
+            start: &[u8],
+            end: Option<&[u8]>,
+            direction: crate::Direction,
+            limit: usize,
+        ) -> Result<Vec<crate::Entry>, StoreError> {
+            self.inner.range(start, end, direction, limit)
+        }
+        fn apply(&self, batch: Batch) -> Result<(), StoreError> {
+            self.inner.apply(batch)
+        }
+        fn apply_group(&self, batches: Vec<Batch>) -> Vec<Result<(), StoreError>> {
+            if self.panic_on_apply.load(Ordering::SeqCst) {
+                panic!("injected backend failure");
+            }
+            self.inner.apply_group(batches)
+        }
+        fn compare_and_swap(
+            &self,
+            key: &[u8],
+            expected: Option<&[u8]>,
+            new: Option<&[u8]>,
+        ) -> Result<bool, StoreError> {
+            self.inner.compare_and_swap(key, expected, new)
+        }
+        fn flush(&self) -> Result<(), StoreError> {
+            Err(StoreError::Io {
+                path: "<memory>".into(),
+                detail: "flush refused".into(),
+            })
+        }
+    }
+
+    #[test]
+    fn a_failed_flush_fails_every_batch_of_its_group() {
+        let store = Arc::new(FailingStore {
+            inner: MemoryStore::new(),
+            panic_on_apply: AtomicBool::new(false),
+        });
+        let gc = GroupCommit::start(store).unwrap();
+        assert!(matches!(gc.commit(batch("a")), Err(StoreError::Io { .. })));
+        assert_eq!(gc.stats().failed, 1);
+    }
+
+    #[test]
+    fn a_dead_writer_answers_closed_and_never_hangs() {
+        let store = Arc::new(FailingStore {
+            inner: MemoryStore::new(),
+            panic_on_apply: AtomicBool::new(true),
+        });
+        let gc = GroupCommit::start(store).unwrap();
+        let acks: Vec<Ack> = (0..20)
+            .map(|i| gc.submit(batch(&format!("k{i}"))))
+            .collect();
+        for ack in acks {
+            assert_eq!(futures::executor::block_on(ack), Err(StoreError::Closed));
+        }
+        // The writer is gone: later submissions fail at once.
+        assert_eq!(gc.commit(batch("late")), Err(StoreError::Closed));
+        assert!(!gc.is_open());
+    }
+}
