@@ -91,4 +91,12 @@ impl StoreError {
             },
         }
     }
+
+    /// A corrupt-record error naming `key` in printable form.
+    pub(crate) fn corrupt(key: &[u8], detail: impl Into<String>) -> StoreError {
+        StoreError::Corrupt {
+            key: crate::keys::printable(key),
+            detail: detail.into(),
+        }
+    }
 }
