@@ -247,7 +247,9 @@ impl<'a> Reader<'a> {
             TAG_LIST => {
                 self.check_depth(depth + 1)?;
                 let n = self.len(2)?;
-                let mut items = Vec::with_capacity(n);
+                // `n` fits the input, but a `Value` is larger than its
+                // smallest encoding: cap what is reserved up front.
+                let mut items = Vec::with_capacity(n.min(1024));
                 for _ in 0..n {
                     items.push(self.value(depth + 1)?);
                 }

@@ -2,6 +2,8 @@
 //!
 //! Lossless for every value type: bytes travel as `{"@bytes": "<base64>"}`,
 //! integers as numbers without fraction or exponent, floats always with one.
+//! Private keys are never written, and are dropped from input at every
+//! depth (a client cannot plant runtime data such as `priv/hashpath`).
 
 use std::cell::RefCell;
 use std::fmt;
@@ -211,14 +213,17 @@ impl<'de> Visitor<'de> for Seed<'_> {
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-        let Some(first) = map.next_key::<String>()? else {
-            self.nested::<A::Error>()?;
-            return Ok(Some(Value::Message(Message::new())));
+        let first = match map.next_key_seed(KeySeed(self))? {
+            None => {
+                self.nested::<A::Error>()?;
+                return Ok(Some(Value::Message(Message::new())));
+            }
+            Some(ObjectKey::Number) => {
+                let text: String = map.next_value()?;
+                return self.number(&text).map(Some);
+            }
+            Some(ObjectKey::Name(name)) => name,
         };
-        if first == NUMBER_TOKEN {
-            let text: String = map.next_value()?;
-            return self.number(&text).map(Some);
-        }
         if first == BYTES_KEY {
             let text: String = map.next_value().map_err(|_| {
                 self.fail::<A::Error>(MessageError::InvalidValue(
@@ -237,14 +242,79 @@ impl<'de> Visitor<'de> for Seed<'_> {
         }
         let inner = self.nested()?;
         let mut m = Message::new();
+        let mut private_seen: Vec<Key> = Vec::new();
         let mut key = Some(first);
         while let Some(k) = key {
             let v = map.next_value_seed(inner)?;
             let v = v.expect("nested seeds never accept null");
-            m.insert_new(&k, v).map_err(|e| self.fail::<A::Error>(e))?;
-            key = map.next_key::<String>()?;
+            let k = Key::new(&k).map_err(|e| self.fail::<A::Error>(e))?;
+            if k.is_private() {
+                // Runtime-only: never accepted from the wire, at any depth.
+                if private_seen.contains(&k) {
+                    return Err(self.fail(MessageError::DuplicateKey(k.as_str().to_string())));
+                }
+                private_seen.push(k);
+            } else {
+                m.insert_new(k.as_str(), v)
+                    .map_err(|e| self.fail::<A::Error>(e))?;
+            }
+            key = match map.next_key_seed(KeySeed(self))? {
+                Some(ObjectKey::Name(name)) => Some(name),
+                Some(ObjectKey::Number) => {
+                    return Err(self.fail(MessageError::InvalidJson(
+                        "unexpected number marker inside an object".into(),
+                    )))
+                }
+                None => None,
+            };
         }
         Ok(Some(Value::Message(m)))
+    }
+}
+
+/// What the first key of a JSON object turned out to be.
+enum ObjectKey {
+    /// A real key, from the input text.
+    Name(String),
+    /// serde_json's private marker: the "object" is a number
+    /// (`arbitrary_precision`).
+    Number,
+}
+
+/// Reads an object key as bytes. serde_json hands a real key's bytes to
+/// `visit_bytes`, but its number marker to `visit_str`, so an input object
+/// whose key merely spells the marker stays an object.
+struct KeySeed<'f>(Seed<'f>);
+
+impl<'de> DeserializeSeed<'de> for KeySeed<'_> {
+    type Value = ObjectKey;
+    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<ObjectKey, D::Error> {
+        d.deserialize_bytes(self)
+    }
+}
+
+impl<'de> Visitor<'de> for KeySeed<'_> {
+    type Value = ObjectKey;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("an object key")
+    }
+
+    fn visit_bytes<E: de::Error>(self, b: &[u8]) -> Result<ObjectKey, E> {
+        match std::str::from_utf8(b) {
+            Ok(s) => Ok(ObjectKey::Name(s.to_string())),
+            Err(_) => Err(self.0.fail(MessageError::InvalidJson(
+                "object key is not valid UTF-8 (a lone surrogate escape?)".into(),
+            ))),
+        }
+    }
+
+    fn visit_str<E: de::Error>(self, s: &str) -> Result<ObjectKey, E> {
+        if s == NUMBER_TOKEN {
+            Ok(ObjectKey::Number)
+        } else {
+            Ok(ObjectKey::Name(s.to_string()))
+        }
     }
 }
 
@@ -264,13 +334,23 @@ impl<'de> Visitor<'de> for UpdatesVisitor<'_> {
             ..seed.nested()?
         };
         let mut out: Vec<(Key, Update)> = Vec::new();
-        while let Some(k) = map.next_key::<String>()? {
+        let mut seen: Vec<Key> = Vec::new();
+        while let Some(k) = map.next_key_seed(KeySeed(seed))? {
+            let ObjectKey::Name(k) = k else {
+                return Err(seed.fail(MessageError::InvalidJson(
+                    "unexpected number marker inside an object".into(),
+                )));
+            };
             let key = Key::new(&k).map_err(|e| seed.fail::<A::Error>(e))?;
-            if out.iter().any(|(existing, _)| *existing == key) {
+            if seen.contains(&key) {
                 return Err(seed.fail(MessageError::DuplicateKey(key.as_str().to_string())));
             }
+            seen.push(key.clone());
             let v = map.next_value_seed(value_seed)?;
-            out.push((key, v.map_or(Update::Unset, Update::Value)));
+            // Private keys are runtime-only: a request cannot set them.
+            if !key.is_private() {
+                out.push((key, v.map_or(Update::Unset, Update::Value)));
+            }
         }
         Ok(out)
     }
@@ -407,6 +487,54 @@ mod tests {
         let mut m = msg! { "a" => 1 };
         m.set_private("priv", msg! { "secret" => "x" }).unwrap();
         assert_eq!(to_json_string(&m), r#"{"a":1}"#);
+    }
+
+    #[test]
+    fn private_keys_are_dropped_from_input_at_every_depth() {
+        let m = from_json(
+            br#"{"a": 1, "priv": {"hashpath": "forged"}, "b": {"Private-X": 2, "c": [{"privacy": 3, "d": 4}]}}"#,
+        )
+        .unwrap();
+        let expected = msg! {
+            "a" => 1,
+            "b" => msg! { "c" => Value::List(vec![msg! { "d" => 4 }.into()]) },
+        };
+        assert_eq!(m, expected);
+        assert!(m.get_private("priv").is_none());
+        assert!(matches!(
+            from_json(br#"{"priv": 1, "PRIV": 2}"#),
+            Err(MessageError::DuplicateKey(_))
+        ));
+        let u = updates_from_json(br#"{"priv": {"hashpath": "x"}, "a": 1}"#, 64).unwrap();
+        assert_eq!(
+            u,
+            vec![(Key::new("a").unwrap(), Update::Value(Value::Int(1)))]
+        );
+    }
+
+    #[test]
+    fn an_object_spelling_the_number_marker_stays_an_object() {
+        let text = format!(r#"{{"a": {{"{NUMBER_TOKEN}": "5"}}}}"#);
+        let m = from_json(text.as_bytes()).unwrap();
+        let inner = m.get_message("a").expect("an object, not a number");
+        assert_eq!(inner.len(), 1);
+        assert_eq!(inner.iter().next().unwrap().1, &Value::Text("5".into()));
+        assert_eq!(from_json(&to_json_string(&m).into_bytes()).unwrap(), m);
+        // Real numbers still classify.
+        assert_eq!(value_from_json(b"5", 64).unwrap(), Value::Int(5));
+        assert_eq!(
+            value_from_json(b"5.5", 64).unwrap(),
+            Value::float(5.5).unwrap()
+        );
+    }
+
+    #[test]
+    fn escaped_keys_and_bad_surrogates() {
+        let m = from_json(br#"{"a\u0062\n": 1, "\u00e9": 2}"#).unwrap();
+        assert_eq!(m.get("ab\n"), Some(&Value::Int(1)));
+        assert_eq!(m.get("é"), Some(&Value::Int(2)));
+        assert!(from_json(br#"{"\ud800": 1}"#).is_err());
+        assert!(from_json(br#"{"a": "\ud800"}"#).is_err());
     }
 
     #[test]

@@ -33,13 +33,17 @@ pub fn deep_merge(base: &Message, update: &Message) -> Message {
 impl Message {
     /// Applies updates (SPEC §4.3 `set`, rules 2–5). Keys with `/` address
     /// nested messages (`a/b`); intermediate levels are created as needed.
-    /// Private data is preserved. Commitments are dropped only if a key
-    /// covered by one of them changes or is removed.
+    /// Private data is preserved: an update whose path has a private
+    /// segment (`priv`, `a/priv-x`) is ignored. Commitments are dropped only
+    /// if a key covered by one of them changes or is removed.
     pub fn set(&self, updates: &[(Key, Update)], mode: SetMode) -> Message {
         let mut out = self.clone();
         for (key, update) in updates {
             let segments: Vec<&str> = key.as_str().split('/').filter(|s| !s.is_empty()).collect();
-            if segments.is_empty() {
+            let private = segments
+                .iter()
+                .any(|s| Key::new(s).is_ok_and(|k| k.is_private()));
+            if segments.is_empty() || private {
                 continue;
             }
             set_at(&mut out, &segments, update, mode);
@@ -176,6 +180,28 @@ mod tests {
             SetMode::DeepMerge,
         );
         assert!(out.get_private("priv").is_some());
+    }
+
+    #[test]
+    fn updates_to_private_paths_are_ignored() {
+        let mut base = msg! { "a" => msg! { "b" => 1 } };
+        base.set_private("priv", msg! { "hashpath" => "h" })
+            .unwrap();
+        let out = base.set(
+            &[
+                (
+                    k("priv"),
+                    Update::Value(msg! { "hashpath" => "forged" }.into()),
+                ),
+                (k("priv/hashpath"), Update::Unset),
+                (k("a/private"), Update::Value(Value::Int(1))),
+                (k("c"), Update::Value(Value::Int(2))),
+            ],
+            SetMode::DeepMerge,
+        );
+        assert_eq!(out.get_private("priv"), base.get_private("priv"));
+        assert_eq!(out.get_message("a"), base.get_message("a"));
+        assert_eq!(out.get_int("c"), Some(2));
     }
 
     #[test]
