@@ -297,6 +297,9 @@ impl Context {
     }
 
     /// One step: `key` on `subject`, with `self` one level below the caller.
+    ///
+    /// The synchronous parts live in plain functions so that the async
+    /// frame, which nests once per resolution level, stays small.
     async fn step(
         &self,
         subject: Subject,
@@ -305,6 +308,30 @@ impl Context {
         forced: Option<&Registered>,
         keep: bool,
     ) -> Result<Outcome, Failure> {
+        match self.prepare(subject, key, request, forced, keep)? {
+            Prepared::Done(outcome) => Ok(outcome),
+            Prepared::Call(call) => {
+                let span = call.span(key, self.depth());
+                let device = call.registered.device.as_ref();
+                let result = AssertUnwindSafe(device.call(key, call.base, request, self))
+                    .catch_unwind()
+                    .instrument(span)
+                    .await;
+                after_call(result, device, key, request, call.base_part, call.kept)
+            }
+        }
+    }
+
+    /// Everything of a step before a device call: picks who answers, and
+    /// answers at once when it is `message@1.0`.
+    fn prepare<'r>(
+        &'r self,
+        subject: Subject,
+        key: &Key,
+        request: &Message,
+        forced: Option<&'r Registered>,
+        keep: bool,
+    ) -> Result<Prepared<'r>, Failure> {
         let update = self.config().hashpath == HashpathMode::Update;
         let base = match subject {
             Subject::List(list) => {
@@ -312,6 +339,7 @@ impl Context {
                     message_device::dispatch_list(key, &list, request, self)
                 })?;
                 return finish(outcome, update.then(|| hashpath_of_value(&list)), request)
+                    .map(Prepared::Done)
                     .map_err(Failure::from);
             }
             Subject::Message(m) => m,
@@ -355,42 +383,81 @@ impl Context {
                 (Outcome::Ok(_), true) => Some(hashpath::base_part(&base)?),
                 _ => None,
             };
-            return finish(outcome, base_part, request).map_err(Failure::from);
+            return finish(outcome, base_part, request)
+                .map(Prepared::Done)
+                .map_err(Failure::from);
         };
-        let device = registered.device.as_ref();
         let base_part = if update {
             Some(hashpath::base_part(&base)?)
         } else {
             None
         };
         let kept = keep.then(|| base.clone());
-        let span = tracing::debug_span!(
+        Ok(Prepared::Call(DeviceCall {
+            registered,
+            base,
+            base_part,
+            kept,
+        }))
+    }
+}
+
+/// A step after [`Context::prepare`].
+enum Prepared<'r> {
+    /// `message@1.0` answered.
+    Done(Outcome),
+    /// A device is to be called.
+    Call(DeviceCall<'r>),
+}
+
+/// A pending device call and what its outcome needs.
+struct DeviceCall<'r> {
+    registered: &'r Registered,
+    base: Message,
+    /// The base's part of the HashPath, when HashPaths are updated.
+    base_part: Option<String>,
+    /// A copy of the base, when the caller keeps it on failure.
+    kept: Option<Message>,
+}
+
+impl DeviceCall<'_> {
+    fn span(&self, key: &Key, depth: usize) -> tracing::Span {
+        tracing::debug_span!(
             "resolve",
-            device = device.name(),
+            device = self.registered.device.name(),
             key = key.as_str(),
-            depth = self.depth()
-        );
-        let call = AssertUnwindSafe(device.call(key, base, request, self)).catch_unwind();
-        let outcome = match call.instrument(span).await {
-            Ok(Ok(outcome)) => outcome,
-            Ok(Err(error)) => return Err(Failure { error, base: kept }),
-            Err(payload) => {
-                tracing::error!(
-                    device = device.name(),
-                    key = key.as_str(),
-                    panic = panic_text(payload.as_ref()),
-                    "device panicked"
-                );
-                return Err(Failure {
-                    error: ResolveError::Panicked {
-                        device: device.name().to_string(),
-                        key: key.as_str().to_string(),
-                    },
-                    base: None,
-                });
-            }
-        };
-        finish(outcome, base_part, request).map_err(Failure::from)
+            depth
+        )
+    }
+}
+
+/// Turns a device call's result (or its panic) into the step's outcome.
+fn after_call(
+    result: Result<Result<Outcome, ResolveError>, Box<dyn std::any::Any + Send>>,
+    device: &dyn crate::device::Device,
+    key: &Key,
+    request: &Message,
+    base_part: Option<String>,
+    kept: Option<Message>,
+) -> Result<Outcome, Failure> {
+    match result {
+        Ok(Ok(outcome)) => finish(outcome, base_part, request).map_err(Failure::from),
+        Ok(Err(error)) => Err(Failure { error, base: kept }),
+        Err(payload) => {
+            tracing::error!(
+                device = device.name(),
+                key = key.as_str(),
+                panic = panic_text(payload.as_ref()),
+                "device panicked"
+            );
+            Err(Failure {
+                error: ResolveError::Panicked {
+                    device: device.name().to_string(),
+                    key: key.as_str().to_string(),
+                },
+                base: None,
+            })
+        }
     }
 }
 

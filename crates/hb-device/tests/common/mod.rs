@@ -1,0 +1,101 @@
+//! Devices that only the tests of this crate use: they report what the
+//! engine handed them.
+#![allow(dead_code)]
+
+use std::sync::Arc;
+
+use hb_device::test_support::{test_node_key, test_registry};
+use hb_device::{async_trait, Context, Device, DeviceInfo, Outcome, ResolveError};
+use hb_message::{Key, Message, Value};
+
+/// `probe@test`: a catch-all handler. For every key it appends
+/// `"<key>:<request path>"` to the list `seen` and records what the context
+/// carried (`depth`, `node`, `hashpath-ignored`).
+pub struct ProbeDevice;
+
+#[async_trait]
+impl Device for ProbeDevice {
+    fn name(&self) -> &str {
+        "probe@test"
+    }
+    fn info(&self) -> DeviceInfo {
+        DeviceInfo::handler()
+    }
+    async fn call(
+        &self,
+        key: &Key,
+        mut base: Message,
+        request: &Message,
+        ctx: &Context,
+    ) -> Result<Outcome, ResolveError> {
+        let path = request.get_text("path").unwrap_or("<none>").to_string();
+        let entry = Value::from(format!("{}:{path}", key.as_str()));
+        match base.get_mut("seen") {
+            Some(Value::List(l)) => l.push(entry),
+            _ => {
+                base.insert("seen", Value::List(vec![entry]))?;
+            }
+        }
+        base.insert("depth", ctx.depth() as i64)?;
+        base.insert("node", ctx.node_key().address())?;
+        base.insert(
+            "hashpath-ignored",
+            ctx.config().hashpath == hb_device::HashpathMode::Ignore,
+        )?;
+        Ok(Outcome::Ok(base))
+    }
+}
+
+/// A device whose info is given, answering every call with
+/// `Raw("<name>:<key>")`, so tests see who answered.
+pub struct RuleDevice {
+    pub name: &'static str,
+    pub info: DeviceInfo,
+}
+
+#[async_trait]
+impl Device for RuleDevice {
+    fn name(&self) -> &str {
+        self.name
+    }
+    fn info(&self) -> DeviceInfo {
+        self.info.clone()
+    }
+    async fn call(
+        &self,
+        key: &Key,
+        _base: Message,
+        _request: &Message,
+        _ctx: &Context,
+    ) -> Result<Outcome, ResolveError> {
+        Ok(Outcome::Raw(Value::from(format!(
+            "{}:{}",
+            self.name,
+            key.as_str()
+        ))))
+    }
+}
+
+/// The test registry plus `devices`.
+pub fn context_with(devices: Vec<Arc<dyn Device>>) -> Context {
+    let mut registry = test_registry();
+    for d in devices {
+        registry.register(d).expect("test device registers");
+    }
+    Context::new(registry, test_node_key())
+}
+
+/// The test registry plus `probe@test`.
+pub fn probe_context() -> Context {
+    context_with(vec![Arc::new(ProbeDevice)])
+}
+
+/// The `seen` list of a probe result, as texts.
+pub fn seen(m: &Message) -> Vec<String> {
+    m.get("seen")
+        .and_then(Value::as_list)
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|v| v.as_text().map(str::to_string))
+        .collect()
+}
