@@ -99,3 +99,136 @@ pub fn seen(m: &Message) -> Vec<String> {
         .filter_map(|v| v.as_text().map(str::to_string))
         .collect()
 }
+
+/// `capture@test`: `mark` appends to the list `captured` a message of the
+/// stack bookkeeping fields it sees (`device`, `device-key`, `pass`, the
+/// prefixes and the `previous-*` values).
+pub struct CaptureDevice;
+
+#[async_trait]
+impl Device for CaptureDevice {
+    fn name(&self) -> &str {
+        "capture@test"
+    }
+    fn info(&self) -> DeviceInfo {
+        DeviceInfo::with_functions(["mark"])
+    }
+    async fn call(
+        &self,
+        key: &Key,
+        mut base: Message,
+        _request: &Message,
+        _ctx: &Context,
+    ) -> Result<Outcome, ResolveError> {
+        if key.as_str() != "mark" {
+            return Err(ResolveError::not_found(key));
+        }
+        let mut seen = Message::new();
+        for field in [
+            "device",
+            "device-key",
+            "pass",
+            "input-prefix",
+            "output-prefix",
+            "previous-device",
+            "previous-input-prefix",
+            "previous-output-prefix",
+        ] {
+            if let Some(v) = base.get(field) {
+                seen.insert(field, v.clone())?;
+            }
+        }
+        match base.get_mut("captured") {
+            Some(Value::List(l)) => l.push(Value::Message(seen)),
+            _ => {
+                base.insert("captured", Value::List(vec![Value::Message(seen)]))?;
+            }
+        }
+        Ok(Outcome::Ok(base))
+    }
+}
+
+/// `absent@test`: a handler that answers not-found for every key, from the
+/// device itself (not through message@1.0).
+pub struct AbsentDevice;
+
+#[async_trait]
+impl Device for AbsentDevice {
+    fn name(&self) -> &str {
+        "absent@test"
+    }
+    fn info(&self) -> DeviceInfo {
+        DeviceInfo::handler()
+    }
+    async fn call(
+        &self,
+        key: &Key,
+        _base: Message,
+        _request: &Message,
+        _ctx: &Context,
+    ) -> Result<Outcome, ResolveError> {
+        Err(ResolveError::not_found(key))
+    }
+}
+
+/// `nested@test`: runs the request through an inner stack whose devices are
+/// the base's `inner-stack`, and returns the inner result's `trail` on the
+/// base. Errors of the inner stack are returned as they are.
+pub struct NestedStackDevice;
+
+#[async_trait]
+impl Device for NestedStackDevice {
+    fn name(&self) -> &str {
+        "nested@test"
+    }
+    fn info(&self) -> DeviceInfo {
+        DeviceInfo::with_functions(["mark"])
+    }
+    async fn call(
+        &self,
+        key: &Key,
+        mut base: Message,
+        request: &Message,
+        ctx: &Context,
+    ) -> Result<Outcome, ResolveError> {
+        let mut inner = Message::new();
+        inner.insert("device", "stack@1.0")?;
+        inner.insert(
+            "device-stack",
+            base.get("inner-stack")
+                .cloned()
+                .unwrap_or(Value::List(vec![])),
+        )?;
+        inner.insert(
+            "trail",
+            base.get("trail").cloned().unwrap_or(Value::List(vec![])),
+        )?;
+        let out = ctx.resolve(inner, request).await?;
+        let Outcome::Ok(m) = out else {
+            return Err(ResolveError::not_found(key));
+        };
+        if let Some(t) = m.get("trail") {
+            base.insert("trail", t.clone())?;
+        }
+        Ok(Outcome::Ok(base))
+    }
+}
+
+/// The test registry plus the stack helpers above.
+pub fn stack_context() -> Context {
+    context_with(vec![
+        Arc::new(CaptureDevice),
+        Arc::new(AbsentDevice),
+        Arc::new(NestedStackDevice),
+    ])
+}
+
+/// The `captured` list of a capture result.
+pub fn captured(m: &Message) -> Vec<Message> {
+    m.get("captured")
+        .and_then(Value::as_list)
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|v| v.as_message().cloned())
+        .collect()
+}
