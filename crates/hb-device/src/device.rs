@@ -17,7 +17,7 @@ use crate::error::ResolveError;
 /// 2. the key is in `functions` and exported → the device is called;
 /// 3. `default` and exported → the device is called;
 /// 4. otherwise `message@1.0` answers.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DeviceInfo {
     /// The keys the device may answer; `None` means every key.
     pub exports: Option<Vec<Key>>,
@@ -30,6 +30,29 @@ pub struct DeviceInfo {
     pub default: bool,
     /// The keys the device implements as named functions.
     pub functions: Vec<Key>,
+    /// Whether a call may answer `NotFound` for a key routed to the device
+    /// (default `true`). A stack skips a device that answers `NotFound` and
+    /// goes on with the message as it was, so it keeps a copy of the message
+    /// while such a device runs. A device that always answers the keys
+    /// routed to it may say `false` to spare that copy; if it answers
+    /// `NotFound` anyway, the stack has no copy and applies its error
+    /// strategy instead of skipping.
+    pub may_decline: bool,
+}
+
+impl Default for DeviceInfo {
+    /// Every key exported, nothing excluded, no handler, no default, no
+    /// functions, and `may_decline`.
+    fn default() -> DeviceInfo {
+        DeviceInfo {
+            exports: None,
+            excludes: Vec::new(),
+            handler: false,
+            default: false,
+            functions: Vec::new(),
+            may_decline: true,
+        }
+    }
 }
 
 impl DeviceInfo {
@@ -71,6 +94,13 @@ impl DeviceInfo {
         S: AsRef<str>,
     {
         self.excludes = keys(excludes);
+        self
+    }
+
+    /// Builder: the device always answers the keys routed to it, never
+    /// `NotFound` (see [`may_decline`](DeviceInfo::may_decline)).
+    pub fn never_declines(mut self) -> DeviceInfo {
+        self.may_decline = false;
         self
     }
 

@@ -358,13 +358,14 @@ impl Context {
                 })
             }
         };
-        let registered = match target {
+        let (registered, may_decline) = match target {
             Target::Device(r) => {
                 let dynamic = r.device.info_for(&base);
-                let route = dynamic.as_ref().unwrap_or(&r.info).route(key.as_str());
-                route.calls_device().then_some(r)
+                let info = dynamic.as_ref().unwrap_or(&r.info);
+                let route = info.route(key.as_str());
+                (route.calls_device().then_some(r), info.may_decline)
             }
-            Target::MessageDevice => None,
+            Target::MessageDevice => (None, true),
         };
         let Some(registered) = registered else {
             // message@1.0 answers, by reference: the HashPath is computed
@@ -392,7 +393,8 @@ impl Context {
         } else {
             None
         };
-        let kept = keep.then(|| base.clone());
+        // A copy for the caller to go on with if the device declines.
+        let kept = (keep && may_decline).then(|| base.clone());
         Ok(Prepared::Call(DeviceCall {
             registered,
             base,

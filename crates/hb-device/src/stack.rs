@@ -196,16 +196,18 @@ fn transform(m: &mut Message, key: &str, stack: &Remembered) -> Result<String, R
     let output = entry(m, OUTPUT_PREFIXES, key)
         .cloned()
         .or_else(|| stack.output_prefix.clone());
-    let previous_device = m.get(DEVICE).cloned();
-    let previous_input = m.get(INPUT_PREFIX).cloned();
-    let previous_output = m.get(OUTPUT_PREFIX).cloned();
-    set_fields(
+    let [previous_device, previous_input, previous_output, _] = set_fields(
         m,
         [
             (DEVICE, Some(Value::from(device.as_str()))),
-            (DEVICE_KEY, Some(Value::from(key))),
             (INPUT_PREFIX, input),
             (OUTPUT_PREFIX, output),
+            (DEVICE_KEY, Some(Value::from(key))),
+        ],
+    )?;
+    set_fields(
+        m,
+        [
             (PREVIOUS_DEVICE, previous_device),
             (PREVIOUS_INPUT_PREFIX, previous_input),
             (PREVIOUS_OUTPUT_PREFIX, previous_output),
@@ -229,42 +231,48 @@ fn restore(m: &mut Message, stack: Remembered) -> Result<(), ResolveError> {
             (PREVIOUS_INPUT_PREFIX, None),
             (PREVIOUS_OUTPUT_PREFIX, None),
         ],
-    )
+    )?;
+    Ok(())
 }
 
-/// Sets (`Some`) or removes (`None`) fields in place, with `set`'s rule for
-/// commitments: they are dropped only if a committed key changes.
+/// Sets (`Some`) or removes (`None`) fields in place, returning the values
+/// they replaced, with `set`'s rule for commitments: they are dropped only
+/// if a committed key changes. Present fields are replaced without
+/// allocating a key.
 fn set_fields<const N: usize>(
     m: &mut Message,
     fields: [(&str, Option<Value>); N],
-) -> Result<(), ResolveError> {
+) -> Result<[Option<Value>; N], ResolveError> {
     let covered = if m.get(COMMITMENTS).is_some() {
         Some(covered_keys(m))
     } else {
         None
     };
     let mut drop_commitments = false;
-    for (name, value) in fields {
+    let mut replaced: [Option<Value>; N] = std::array::from_fn(|_| None);
+    for (slot, (name, value)) in replaced.iter_mut().zip(fields) {
+        let old = match value {
+            Some(v) => match m.get_mut(name) {
+                Some(current) => Some(std::mem::replace(current, v)),
+                None => {
+                    m.insert(name, v)?;
+                    None
+                }
+            },
+            None => m.remove(name),
+        };
         let watched = covered
             .as_ref()
             .is_some_and(|c| c.as_ref().is_none_or(|keys| keys.iter().any(|k| k == name)));
-        let before = if watched { m.get(name).cloned() } else { None };
-        match value {
-            Some(v) => {
-                m.insert(name, v)?;
-            }
-            None => {
-                m.remove(name);
-            }
-        }
-        if watched && before.as_ref() != m.get(name) {
+        if watched && old.as_ref() != m.get(name) {
             drop_commitments = true;
         }
+        *slot = old;
     }
     if drop_commitments {
         m.remove(COMMITMENTS);
     }
-    Ok(())
+    Ok(replaced)
 }
 
 /// The union of every commitment's committed keys; `None` when unreadable

@@ -46,7 +46,7 @@ impl Device for MarkDevice {
         "mark@test"
     }
     fn info(&self) -> DeviceInfo {
-        DeviceInfo::with_functions(["mark"])
+        DeviceInfo::with_functions(["mark"]).never_declines()
     }
     async fn call(
         &self,
@@ -76,7 +76,7 @@ impl Device for HaltDevice {
         "halt@test"
     }
     fn info(&self) -> DeviceInfo {
-        DeviceInfo::with_functions(["mark"])
+        DeviceInfo::with_functions(["mark"]).never_declines()
     }
     async fn call(
         &self,
@@ -105,7 +105,7 @@ impl Device for LoopDevice {
         "loop@test"
     }
     fn info(&self) -> DeviceInfo {
-        DeviceInfo::with_functions(["mark"])
+        DeviceInfo::with_functions(["mark"]).never_declines()
     }
     async fn call(
         &self,
@@ -163,7 +163,7 @@ impl Device for SevenDevice {
         "seven@test"
     }
     fn info(&self) -> DeviceInfo {
-        DeviceInfo::with_functions(["mark"])
+        DeviceInfo::with_functions(["mark"]).never_declines()
     }
     async fn call(
         &self,
@@ -190,7 +190,7 @@ impl Device for LiftDevice {
         "lift@test"
     }
     fn info(&self) -> DeviceInfo {
-        DeviceInfo::with_functions(["lift"])
+        DeviceInfo::with_functions(["lift"]).never_declines()
     }
     async fn call(
         &self,
@@ -236,7 +236,7 @@ impl Device for FailDevice {
         "fail@test"
     }
     fn info(&self) -> DeviceInfo {
-        DeviceInfo::with_functions(["mark"])
+        DeviceInfo::with_functions(["mark"]).never_declines()
     }
     async fn call(
         &self,
@@ -262,7 +262,7 @@ impl Device for PanicDevice {
         "panic@test"
     }
     fn info(&self) -> DeviceInfo {
-        DeviceInfo::with_functions(["mark"])
+        DeviceInfo::with_functions(["mark"]).never_declines()
     }
     async fn call(
         &self,
