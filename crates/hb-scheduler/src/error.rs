@@ -103,6 +103,21 @@ pub enum SchedulerError {
         /// The slot the assignment carries.
         found: i64,
     },
+    /// The target carries a `?hint=` URL: the request belongs there.
+    #[error("Redirecting to scheduler: {url}")]
+    Redirect {
+        /// The process ID part of the target.
+        pid: String,
+        /// The hinted URL.
+        url: String,
+    },
+    /// The process names another node's address as its scheduler and no
+    /// location is known for it.
+    #[error("scheduler location unknown for address {address}")]
+    RemoteScheduler {
+        /// The scheduler address the process names.
+        address: String,
+    },
     /// No location record for an address.
     #[error("No location found for address: {address}")]
     LocationNotFound {
@@ -142,6 +157,8 @@ impl SchedulerError {
             SchedulerError::HashChainMismatch { .. } => "hash-chain-mismatch",
             SchedulerError::ScheduleInconsistent { .. } => "schedule-inconsistent",
             SchedulerError::LocationNotFound { .. } => "location-not-found",
+            SchedulerError::Redirect { .. } => "redirect",
+            SchedulerError::RemoteScheduler { .. } => "scheduler-location-unknown",
             SchedulerError::Message(e) => message_code(e),
             SchedulerError::Store(_) => "store-error",
         }
@@ -157,7 +174,9 @@ impl SchedulerError {
             },
             SchedulerError::UnknownProcess { .. }
             | SchedulerError::SlotNotAvailable { .. }
-            | SchedulerError::LocationNotFound { .. } => 404,
+            | SchedulerError::LocationNotFound { .. }
+            | SchedulerError::RemoteScheduler { .. } => 404,
+            SchedulerError::Redirect { .. } => 307,
             SchedulerError::Duplicate { .. } => 409,
             SchedulerError::SchedulingDisabled
             | SchedulerError::Busy { .. }

@@ -15,14 +15,28 @@
 
 pub mod assignment;
 pub mod chain_tip;
+pub mod config;
+mod deps;
 mod error;
 pub mod formats;
 pub mod hash_chain;
+mod registry;
+mod schedule_store;
+mod scheduler;
 pub mod sequencer;
+mod server;
+pub mod target;
 pub mod verify_chain;
+mod verify_pool;
 
 pub use assignment::{Assignment, AssignmentDraft};
 pub use chain_tip::{CachedChainTip, ChainTip, ChainTipSource, LocalChainTip};
+pub use config::{DedupPolicy, SchedulerConfig, SchedulingMode, UnknownSetting};
+pub use deps::{NoopUploader, SchedulerDeps, SchedulerMetrics, Uploader};
 pub use error::{message_code, SchedulerError};
+pub use registry::SchedulerRegistry;
+pub use scheduler::{process_dedup, ScheduleRequest, Scheduler};
 pub use sequencer::Sequencer;
+pub use server::{CurrentSlot, SchedulerServer, ServerHandle};
 pub use verify_chain::{verify_chain, ChainFault, ChainReport, ChainVerifier};
+pub use verify_pool::{PoolStopped, VerifyPool};

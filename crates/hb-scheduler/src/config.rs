@@ -1,0 +1,168 @@
+//! Scheduler settings (SPEC §5.4, §5.5, §5.6, §7.1).
+
+use std::fmt;
+use std::str::FromStr;
+
+/// When a schedule call is answered (SPEC §5.4).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum SchedulingMode {
+    /// Answer once signed; write afterwards, in slot order.
+    Aggressive,
+    /// Answer once the assignment is durable (group commit). The default.
+    #[default]
+    LocalConfirmation,
+    /// As local confirmation, then after the uploader's attempt returns.
+    RemoteConfirmation,
+    /// Refuse to schedule; reads still work.
+    Disabled,
+}
+
+impl SchedulingMode {
+    /// Every accepted spelling, for error messages.
+    pub const ALLOWED: [&'static str; 4] = [
+        "aggressive",
+        "local_confirmation",
+        "remote_confirmation",
+        "disabled",
+    ];
+
+    /// The configuration spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SchedulingMode::Aggressive => "aggressive",
+            SchedulingMode::LocalConfirmation => "local_confirmation",
+            SchedulingMode::RemoteConfirmation => "remote_confirmation",
+            SchedulingMode::Disabled => "disabled",
+        }
+    }
+}
+
+impl fmt::Display for SchedulingMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// An unknown scheduling mode or dedup policy in configuration.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("unknown {setting} {value:?}; allowed: {}", allowed.join(", "))]
+pub struct UnknownSetting {
+    /// The setting's name.
+    pub setting: &'static str,
+    /// The value given.
+    pub value: String,
+    /// The allowed values.
+    pub allowed: Vec<&'static str>,
+}
+
+impl FromStr for SchedulingMode {
+    type Err = UnknownSetting;
+    fn from_str(s: &str) -> Result<SchedulingMode, UnknownSetting> {
+        Ok(match s {
+            "aggressive" => SchedulingMode::Aggressive,
+            "local_confirmation" => SchedulingMode::LocalConfirmation,
+            "remote_confirmation" => SchedulingMode::RemoteConfirmation,
+            "disabled" => SchedulingMode::Disabled,
+            _ => {
+                return Err(UnknownSetting {
+                    setting: "scheduling_mode",
+                    value: s.to_string(),
+                    allowed: SchedulingMode::ALLOWED.to_vec(),
+                })
+            }
+        })
+    }
+}
+
+/// De-duplication of re-posted signed messages (SPEC §5.5).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum DedupPolicy {
+    /// Re-posting gives a new slot, as in HyperBEAM. The default.
+    #[default]
+    Off,
+    /// A signed message already in the process's dedup index is refused.
+    SignedId,
+}
+
+impl FromStr for DedupPolicy {
+    type Err = UnknownSetting;
+    fn from_str(s: &str) -> Result<DedupPolicy, UnknownSetting> {
+        match s {
+            "off" => Ok(DedupPolicy::Off),
+            "signed-id" => Ok(DedupPolicy::SignedId),
+            _ => Err(UnknownSetting {
+                setting: "scheduler_dedup",
+                value: s.to_string(),
+                allowed: vec!["off", "signed-id"],
+            }),
+        }
+    }
+}
+
+/// Every scheduler setting, with SPEC's defaults.
+#[derive(Clone, Debug)]
+pub struct SchedulerConfig {
+    /// `scheduling_mode`.
+    pub mode: SchedulingMode,
+    /// `require_signed`: refuse messages without commitments.
+    pub require_signed: bool,
+    /// `verify_assignments`: verify incoming commitments.
+    pub verify_assignments: bool,
+    /// `scheduler_dedup`: the node-wide dedup policy.
+    pub dedup: DedupPolicy,
+    /// `schedule_timeout_ms`: the deadline of one schedule call.
+    pub schedule_timeout_ms: u64,
+    /// Requests one process's server may hold at once before callers get `Busy`.
+    pub server_capacity: usize,
+    /// `schedule_page_max`: the most slots a GET schedule spans.
+    pub schedule_page_max: u64,
+    /// `aos2_legacy_aliases`: `Nonce` and `Message` tags in aos-2 output.
+    pub aos2_legacy_aliases: bool,
+    /// Number of arbiters (threads) scheduler servers are spread over.
+    pub arbiters: usize,
+    /// Fault injection for tests: a server whose incoming message carries
+    /// this key panics while handling it. Never set in production.
+    #[doc(hidden)]
+    pub fault_panic_key: Option<String>,
+}
+
+impl Default for SchedulerConfig {
+    fn default() -> SchedulerConfig {
+        SchedulerConfig {
+            mode: SchedulingMode::LocalConfirmation,
+            require_signed: false,
+            verify_assignments: true,
+            dedup: DedupPolicy::Off,
+            schedule_timeout_ms: 30_000,
+            server_capacity: 1024,
+            schedule_page_max: 1000,
+            aos2_legacy_aliases: true,
+            arbiters: std::thread::available_parallelism().map_or(2, |n| n.get()),
+            fault_panic_key: None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn modes_parse_and_unknown_modes_list_the_allowed_ones() {
+        for m in SchedulingMode::ALLOWED {
+            assert_eq!(m.parse::<SchedulingMode>().unwrap().as_str(), m);
+        }
+        let err = "eager".parse::<SchedulingMode>().unwrap_err();
+        assert!(err.to_string().contains("local_confirmation"), "{err}");
+        assert!("Aggressive".parse::<SchedulingMode>().is_err());
+    }
+
+    #[test]
+    fn dedup_policies_parse() {
+        assert_eq!(
+            "signed-id".parse::<DedupPolicy>().unwrap(),
+            DedupPolicy::SignedId
+        );
+        assert!("on".parse::<DedupPolicy>().is_err());
+    }
+}

@@ -1,0 +1,61 @@
+//! What every scheduler actor shares: store, writer, key, tip, settings.
+
+use std::sync::atomic::AtomicU64;
+use std::sync::Arc;
+
+use futures::future::BoxFuture;
+use hb_message::NodeKey;
+use hb_store::{GroupCommit, Store};
+
+use crate::assignment::Assignment;
+use crate::chain_tip::CachedChainTip;
+use crate::config::SchedulerConfig;
+
+/// Counters exported as metrics and observed by tests.
+#[derive(Debug, Default)]
+pub struct SchedulerMetrics {
+    /// Slots assigned since start.
+    pub assigned: AtomicU64,
+    /// Server restarts after a panic or a failed write.
+    pub restarts: AtomicU64,
+    /// Assignment writes that failed.
+    pub write_failures: AtomicU64,
+    /// Calls refused with `Busy`.
+    pub busy: AtomicU64,
+}
+
+/// Where `remote_confirmation` sends assignments (SPEC §5.4). The result is
+/// logged and counted, not checked.
+pub trait Uploader: Send + Sync + 'static {
+    /// Uploads one assignment.
+    fn upload<'a>(&'a self, assignment: &'a Assignment) -> BoxFuture<'a, Result<(), String>>;
+}
+
+/// The default uploader: accepts everything, sends nothing.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct NoopUploader;
+
+impl Uploader for NoopUploader {
+    fn upload<'a>(&'a self, _: &'a Assignment) -> BoxFuture<'a, Result<(), String>> {
+        Box::pin(async { Ok(()) })
+    }
+}
+
+/// Shared dependencies of the scheduler actors. Cheap to clone.
+#[derive(Clone)]
+pub struct SchedulerDeps {
+    /// The store, for reads.
+    pub store: Arc<dyn Store>,
+    /// Group commit, for durable writes.
+    pub writer: Arc<GroupCommit>,
+    /// The node key that signs assignments.
+    pub key: Arc<NodeKey>,
+    /// The chain-tip source.
+    pub tip: Arc<CachedChainTip>,
+    /// Settings.
+    pub config: Arc<SchedulerConfig>,
+    /// Counters.
+    pub metrics: Arc<SchedulerMetrics>,
+    /// The `remote_confirmation` sink.
+    pub uploader: Arc<dyn Uploader>,
+}

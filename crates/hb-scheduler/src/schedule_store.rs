@@ -1,0 +1,165 @@
+//! The scheduler's use of hb-store: what a server loads on start, what one
+//! assignment writes, and the reads behind GET schedule and `slot`.
+
+use std::sync::Arc;
+
+use hb_message::{Id, Message};
+use hb_store::{
+    keys, AssignmentRecord, Batch, DedupEntry, MessageCache, SchedulerCache, Store, StoreError,
+};
+
+use crate::assignment::Assignment;
+use crate::config::DedupPolicy;
+use crate::error::SchedulerError;
+use crate::scheduler::process_dedup;
+use crate::sequencer::Sequencer;
+
+/// What a server starts from: its sequencer and the process's own dedup
+/// policy (from the definition at slot 0), if it sets one.
+pub(crate) struct Loaded {
+    pub sequencer: Sequencer,
+    pub dedup: Option<DedupPolicy>,
+}
+
+/// Loads the head of `pid`'s schedule by one reverse seek (no replay). The
+/// chain resumes from the stored `hash-chain`, base64url-decoded.
+pub(crate) fn load(store: Arc<dyn Store>, pid: Id) -> Result<Loaded, SchedulerError> {
+    let cache = SchedulerCache::new(Arc::clone(&store));
+    let corrupt = |slot: u64, detail: String| SchedulerError::CorruptSchedule {
+        pid: pid.to_human(),
+        slot,
+        detail,
+    };
+    let head = match cache.latest_record(&pid) {
+        Ok(head) => head,
+        Err(StoreError::Corrupt { key, detail }) => {
+            let slot = store
+                .last_with_prefix(&keys::sched_prefix(&pid))?
+                .and_then(|(k, _)| keys::parse_sched(&k))
+                .map_or(0, |(_, s)| s);
+            return Err(corrupt(slot, format!("record {key}: {detail}")));
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let Some(head) = head else {
+        return Ok(Loaded {
+            sequencer: Sequencer::new(pid),
+            dedup: None,
+        });
+    };
+    let chain_text = head
+        .assignment
+        .get_text("hash-chain")
+        .ok_or_else(|| corrupt(head.slot, "assignment has no hash-chain".into()))?;
+    let sequencer = Sequencer::resume(pid, head.slot, chain_text)?;
+    if sequencer.chain() != head.hash_chain.as_slice() {
+        return Err(corrupt(
+            head.slot,
+            "the record's chain and the assignment's hash-chain differ".into(),
+        ));
+    }
+    let definition = match cache.read(&pid, 0) {
+        Ok(Some(r)) => r.assignment.get_message("body").cloned(),
+        Ok(None) => None,
+        Err(e) => return Err(corrupt(0, e.to_string())),
+    };
+    let dedup = match definition {
+        Some(d) => process_dedup(&d).unwrap_or_else(|e| {
+            tracing::warn!(%pid, error = %e, "ignoring the definition's invalid scheduler-dedup");
+            None
+        }),
+        None => None,
+    };
+    Ok(Loaded { sequencer, dedup })
+}
+
+/// Stages everything one assignment writes, in one atomic batch: the
+/// assignment ("must be absent"), the scheduled message in the message
+/// cache, and for signed messages the dedup entry.
+pub(crate) fn stage(batch: &mut Batch, a: &Assignment, signed: bool) -> Result<(), SchedulerError> {
+    let record = AssignmentRecord {
+        pid: a.pid,
+        slot: a.slot,
+        hash_chain: a.chain.to_vec(),
+        assignment_id: a.id,
+        assignment: a.message.clone(),
+    };
+    SchedulerCache::stage_assignment(batch, &record)?;
+    if let Some(body) = a.body() {
+        MessageCache::stage(batch, body)?;
+    }
+    if signed {
+        let entry = DedupEntry {
+            slot: a.slot,
+            assignment_id: a.id,
+        };
+        SchedulerCache::stage_dedup(batch, &a.pid, &a.body_id, &entry)?;
+    }
+    Ok(())
+}
+
+/// The original assignment of a signed message, from the dedup index.
+pub(crate) fn find_original(
+    store: Arc<dyn Store>,
+    pid: &Id,
+    body_id: &Id,
+) -> Result<Option<Assignment>, SchedulerError> {
+    let cache = SchedulerCache::new(store);
+    let Some(entry) = cache.dedup(pid, body_id)? else {
+        return Ok(None);
+    };
+    let record = cache
+        .read(pid, entry.slot)?
+        .ok_or_else(|| SchedulerError::CorruptSchedule {
+            pid: pid.to_human(),
+            slot: entry.slot,
+            detail: "dedup entry names a missing slot".into(),
+        })?;
+    Assignment::from_message(record.assignment)
+        .map(Some)
+        .map_err(|detail| SchedulerError::CorruptSchedule {
+            pid: pid.to_human(),
+            slot: entry.slot,
+            detail,
+        })
+}
+
+/// The head (slot, raw chain) of `pid`'s schedule.
+pub(crate) fn latest(
+    store: Arc<dyn Store>,
+    pid: &Id,
+) -> Result<Option<(u64, Vec<u8>)>, SchedulerError> {
+    Ok(SchedulerCache::new(store)
+        .latest(pid)?
+        .map(|h| (h.slot, h.hash_chain)))
+}
+
+/// One stored assignment message.
+pub(crate) fn read(
+    store: Arc<dyn Store>,
+    pid: &Id,
+    slot: u64,
+) -> Result<Option<Message>, SchedulerError> {
+    Ok(SchedulerCache::new(store)
+        .read(pid, slot)?
+        .map(|r| r.assignment))
+}
+
+/// Stored assignments `from..=to`, stopping at the first gap.
+pub(crate) fn range(
+    store: Arc<dyn Store>,
+    pid: &Id,
+    from: u64,
+    to: u64,
+) -> Result<Vec<(u64, Message)>, SchedulerError> {
+    Ok(SchedulerCache::new(store)
+        .range(pid, from, to)?
+        .into_iter()
+        .map(|r| (r.slot, r.assignment))
+        .collect())
+}
+
+/// Every process with a stored schedule.
+pub(crate) fn processes(store: Arc<dyn Store>) -> Result<Vec<Id>, SchedulerError> {
+    Ok(SchedulerCache::new(store).processes()?)
+}

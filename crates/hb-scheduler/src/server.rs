@@ -1,0 +1,400 @@
+//! `SchedulerServer`: the actor that sequences one process (SPEC §5.2, §5.4).
+//!
+//! A thin shell around [`Sequencer`]: it gives the sequencer a mailbox, signs
+//! what it drafts, hands the write to group commit and answers according to
+//! the scheduling mode. Writes are submitted in slot order and pipelined: the
+//! server assigns the next slot while earlier ones are still being flushed.
+
+use std::collections::HashMap;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix::prelude::*;
+use hb_message::{Id, Message};
+use hb_store::Batch;
+
+use crate::assignment::Assignment;
+use crate::config::{DedupPolicy, SchedulingMode};
+use crate::deps::SchedulerDeps;
+use crate::error::SchedulerError;
+use crate::schedule_store;
+use crate::sequencer::Sequencer;
+
+/// Schedule one message on this server's process.
+#[derive(Debug)]
+pub struct Schedule {
+    /// The message, already restricted to its committed keys and verified.
+    pub body: Message,
+    /// Whether it carries commitments (only signed messages are de-duplicated).
+    pub signed: bool,
+    /// Internal idempotent call (push): a repeat returns the original
+    /// assignment as a success, whatever the dedup policy.
+    pub idempotent: bool,
+}
+
+impl actix::Message for Schedule {
+    type Result = Result<Arc<Assignment>, SchedulerError>;
+}
+
+/// Ask for the last assigned slot and chain link.
+#[derive(Debug, Clone, Copy)]
+pub struct Current;
+
+/// The answer to [`Current`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CurrentSlot {
+    /// The last assigned slot, −1 if none.
+    pub slot: i64,
+    /// The raw chain link after it (empty if none).
+    pub chain: Vec<u8>,
+}
+
+impl actix::Message for Current {
+    type Result = CurrentSlot;
+}
+
+/// Fault injection for tests: the handler panics, as a bug would.
+#[doc(hidden)]
+#[derive(Debug, Clone, Copy)]
+pub struct InjectPanic;
+
+impl actix::Message for InjectPanic {
+    type Result = Result<(), SchedulerError>;
+}
+
+/// The actor owning one process's schedule.
+pub struct SchedulerServer {
+    pid: Id,
+    deps: SchedulerDeps,
+    /// `None` only while reloading after a restart.
+    sequencer: Option<Sequencer>,
+    dedup: DedupPolicy,
+    /// Dedup entries of assignments submitted but not yet confirmed applied.
+    inflight: HashMap<Id, Arc<Assignment>>,
+}
+
+impl SchedulerServer {
+    /// A server resuming `sequencer` (loaded from the store by the registry).
+    pub fn new(deps: SchedulerDeps, sequencer: Sequencer, dedup: DedupPolicy) -> SchedulerServer {
+        SchedulerServer {
+            pid: sequencer.pid(),
+            deps,
+            sequencer: Some(sequencer),
+            dedup,
+            inflight: HashMap::new(),
+        }
+    }
+
+    fn pid_text(&self) -> String {
+        self.pid.to_human()
+    }
+
+    /// Everything up to the write: dedup, slot, chain, signature, batch.
+    fn prepare(&mut self, req: Schedule) -> Result<Prepared, SchedulerError> {
+        if let Some(key) = &self.deps.config.fault_panic_key {
+            if req.body.get(key).is_some() {
+                panic!("fault injection: message carries {key:?}");
+            }
+        }
+        let body_id = req.body.id_all()?;
+        if req.signed && (req.idempotent || self.dedup == DedupPolicy::SignedId) {
+            if let Some(original) = self.find_original(&body_id)? {
+                if req.idempotent {
+                    return Ok(Prepared::Existing(original));
+                }
+                return Err(SchedulerError::Duplicate {
+                    pid: self.pid_text(),
+                    message_id: body_id.to_human(),
+                    original_slot: original.slot,
+                    original_assignment: original.id.to_human(),
+                });
+            }
+        }
+        let sequencer = self
+            .sequencer
+            .as_mut()
+            .ok_or_else(|| SchedulerError::Unavailable {
+                pid: self.pid.to_human(),
+            })?;
+        let tip = self.deps.tip.current();
+        let draft = sequencer.assign(req.body, tip, now_ms())?;
+        let assignment = Arc::new(draft.sign(&self.deps.key)?);
+        let mut batch = Batch::new();
+        schedule_store::stage(&mut batch, &assignment, req.signed)?;
+        if req.signed {
+            self.inflight.insert(body_id, Arc::clone(&assignment));
+        }
+        Ok(Prepared::New(assignment, batch))
+    }
+
+    /// The original assignment of a message, from this server's in-flight
+    /// writes or the store's dedup index.
+    fn find_original(&self, body_id: &Id) -> Result<Option<Arc<Assignment>>, SchedulerError> {
+        if let Some(a) = self.inflight.get(body_id) {
+            return Ok(Some(Arc::clone(a)));
+        }
+        // A point read of the dedup index; made only when dedup applies.
+        Ok(
+            schedule_store::find_original(Arc::clone(&self.deps.store), &self.pid, body_id)?
+                .map(Arc::new),
+        )
+    }
+
+    fn fail(&mut self, ctx: &mut Context<Self>, why: &str) {
+        tracing::error!(pid = %self.pid, why, "scheduler server stops; its supervisor restarts it from the store");
+        self.sequencer = None;
+        ctx.stop();
+    }
+}
+
+enum Prepared {
+    Existing(Arc<Assignment>),
+    New(Arc<Assignment>, Batch),
+}
+
+/// Wall-clock milliseconds since the Unix epoch.
+pub(crate) fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+impl Actor for SchedulerServer {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        ctx.set_mailbox_capacity(self.deps.config.server_capacity.max(1));
+    }
+}
+
+impl Supervised for SchedulerServer {
+    fn restarting(&mut self, ctx: &mut Context<Self>) {
+        self.deps.metrics.restarts.fetch_add(1, Ordering::Relaxed);
+        self.sequencer = None;
+        self.inflight.clear();
+        let pid = self.pid;
+        let deps = self.deps.clone();
+        // Wait for every write already handed to group commit, then reload
+        // the head from the store, off this thread. `wait` holds the mailbox
+        // meanwhile, so no request sees a half-loaded server.
+        let reload = async move {
+            // An empty batch is acknowledged after every earlier one.
+            deps.writer.submit(Batch::new()).await?;
+            let store = Arc::clone(&deps.store);
+            tokio::task::spawn_blocking(move || schedule_store::load(store, pid))
+                .await
+                .map_err(|e| SchedulerError::Internal {
+                    pid: pid.to_human(),
+                    detail: format!("reload task failed: {e}"),
+                })?
+        };
+        ctx.wait(reload.into_actor(self).map(|loaded, act, ctx| match loaded {
+            Ok(loaded) => {
+                let seq = loaded.sequencer;
+                tracing::info!(pid = %act.pid, slot = seq.current(), "scheduler server reloaded from the store");
+                act.sequencer = Some(seq);
+            }
+            Err(e) => {
+                tracing::error!(pid = %act.pid, error = %e, "scheduler server could not reload");
+                ctx.stop();
+            }
+        }));
+    }
+}
+
+impl Handler<Schedule> for SchedulerServer {
+    type Result = ResponseActFuture<Self, Result<Arc<Assignment>, SchedulerError>>;
+
+    fn handle(&mut self, req: Schedule, ctx: &mut Context<Self>) -> Self::Result {
+        let span = tracing::debug_span!("schedule", pid = %self.pid);
+        let _enter = span.enter();
+        let prepared = match catch_unwind(AssertUnwindSafe(|| self.prepare(req))) {
+            Ok(p) => p,
+            Err(panic) => {
+                let detail = panic_text(&panic);
+                self.fail(ctx, "handler panicked");
+                return Box::pin(fut::ready(Err(SchedulerError::Internal {
+                    pid: self.pid_text(),
+                    detail,
+                })));
+            }
+        };
+        let (assignment, batch) = match prepared {
+            Err(e) => return Box::pin(fut::ready(Err(e))),
+            Ok(Prepared::Existing(a)) => return Box::pin(fut::ready(Ok(a))),
+            Ok(Prepared::New(a, batch)) => (a, batch),
+        };
+        self.deps.metrics.assigned.fetch_add(1, Ordering::Relaxed);
+        let durable = self.deps.writer.submit(batch);
+        let mode = self.deps.config.mode;
+        let uploader = Arc::clone(&self.deps.uploader);
+        let body_id = assignment.body_id;
+        let done = {
+            let assignment = Arc::clone(&assignment);
+            async move {
+                durable.await?;
+                if mode == SchedulingMode::RemoteConfirmation {
+                    // The uploader's result is logged and counted, not checked.
+                    if let Err(e) = uploader.upload(&assignment).await {
+                        tracing::warn!(slot = assignment.slot, error = %e, "upload failed");
+                    }
+                }
+                Ok::<_, SchedulerError>(())
+            }
+        }
+        .into_actor(self)
+        .map(move |written, act, ctx| {
+            act.inflight.remove(&body_id);
+            if let Err(e) = &written {
+                act.deps
+                    .metrics
+                    .write_failures
+                    .fetch_add(1, Ordering::Relaxed);
+                act.fail(ctx, &format!("assignment write failed: {e}"));
+            }
+            written
+        });
+        if mode == SchedulingMode::Aggressive {
+            // Answer now; a failed background write stops the server so it
+            // never assigns on top of a missing slot.
+            ctx.spawn(done.map(|_, _, _| ()));
+            return Box::pin(fut::ready(Ok(assignment)));
+        }
+        Box::pin(done.map(move |written, _, _| written.map(|()| assignment)))
+    }
+}
+
+impl Handler<Current> for SchedulerServer {
+    type Result = MessageResult<Current>;
+
+    fn handle(&mut self, _: Current, _: &mut Context<Self>) -> Self::Result {
+        MessageResult(match &self.sequencer {
+            Some(s) => CurrentSlot {
+                slot: s.current(),
+                chain: s.chain().to_vec(),
+            },
+            None => CurrentSlot {
+                slot: -1,
+                chain: Vec::new(),
+            },
+        })
+    }
+}
+
+impl Handler<InjectPanic> for SchedulerServer {
+    type Result = Result<(), SchedulerError>;
+
+    fn handle(&mut self, _: InjectPanic, ctx: &mut Context<Self>) -> Self::Result {
+        let outcome = catch_unwind(AssertUnwindSafe(|| -> () { panic!("injected panic") }));
+        let detail = outcome.err().map(|p| panic_text(&p)).unwrap_or_default();
+        self.fail(ctx, "handler panicked");
+        Err(SchedulerError::Internal {
+            pid: self.pid_text(),
+            detail,
+        })
+    }
+}
+
+fn panic_text(panic: &Box<dyn std::any::Any + Send>) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "panic".into())
+}
+
+/// The address of a running server, with backpressure and deadlines.
+#[derive(Clone)]
+pub struct ServerHandle {
+    pid: Id,
+    addr: Addr<SchedulerServer>,
+    inflight: Arc<AtomicUsize>,
+    capacity: usize,
+    timeout: Duration,
+}
+
+/// Decrements the in-flight count however the call ends.
+struct InflightGuard(Arc<AtomicUsize>);
+
+impl Drop for InflightGuard {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+impl ServerHandle {
+    /// Wraps an address.
+    pub fn new(
+        pid: Id,
+        addr: Addr<SchedulerServer>,
+        capacity: usize,
+        timeout: Duration,
+    ) -> ServerHandle {
+        ServerHandle {
+            pid,
+            addr,
+            inflight: Arc::new(AtomicUsize::new(0)),
+            capacity: capacity.max(1),
+            timeout,
+        }
+    }
+
+    /// The process.
+    pub fn pid(&self) -> Id {
+        self.pid
+    }
+
+    /// Whether the actor (or its supervisor) is still alive.
+    pub fn is_alive(&self) -> bool {
+        self.addr.connected()
+    }
+
+    /// Requests held by the server right now.
+    pub fn inflight(&self) -> usize {
+        self.inflight.load(Ordering::Acquire)
+    }
+
+    /// Schedules `req`: `Busy` at once when the server is saturated,
+    /// `Timeout` after the deadline, `Unavailable` if the server died.
+    pub async fn schedule(&self, req: Schedule) -> Result<Arc<Assignment>, SchedulerError> {
+        if self.inflight.fetch_add(1, Ordering::AcqRel) >= self.capacity {
+            self.inflight.fetch_sub(1, Ordering::AcqRel);
+            return Err(SchedulerError::Busy {
+                pid: self.pid.to_human(),
+            });
+        }
+        let _guard = InflightGuard(Arc::clone(&self.inflight));
+        self.call(req).await?
+    }
+
+    /// The last assigned slot and chain link.
+    pub async fn current(&self) -> Result<CurrentSlot, SchedulerError> {
+        self.call(Current).await
+    }
+
+    /// Makes the server's handler panic (tests of supervision).
+    #[doc(hidden)]
+    pub async fn inject_panic(&self) -> Result<(), SchedulerError> {
+        self.call(InjectPanic).await?
+    }
+
+    async fn call<M>(&self, msg: M) -> Result<M::Result, SchedulerError>
+    where
+        M: actix::Message + Send + 'static,
+        M::Result: Send,
+        SchedulerServer: Handler<M>,
+    {
+        match tokio::time::timeout(self.timeout, self.addr.send(msg)).await {
+            Err(_) => Err(SchedulerError::Timeout {
+                pid: self.pid.to_human(),
+                after_ms: self.timeout.as_millis() as u64,
+            }),
+            Ok(Err(_)) => Err(SchedulerError::Unavailable {
+                pid: self.pid.to_human(),
+            }),
+            Ok(Ok(r)) => Ok(r),
+        }
+    }
+}
