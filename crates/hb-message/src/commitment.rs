@@ -399,6 +399,29 @@ fn select<'a, 'b>(
     }
 }
 
+/// Decompressed public keys, by their 32 bytes. Decompression (a field
+/// square root) is a tenth of a verification, and the same few keys sign
+/// most messages a node sees. Bounded: emptied when full.
+fn verifying_key(bytes: &[u8; 32]) -> Result<VerifyingKey, ed25519_dalek::SignatureError> {
+    use std::collections::HashMap;
+    use std::sync::{Mutex, OnceLock};
+    const CAPACITY: usize = 1024;
+    static CACHE: OnceLock<Mutex<HashMap<[u8; 32], VerifyingKey>>> = OnceLock::new();
+    let cache = CACHE.get_or_init(|| Mutex::new(HashMap::new()));
+    // A poisoned lock only means another thread panicked mid-insert of a
+    // pure, recomputable value: the map is still sound.
+    if let Some(k) = cache.lock().unwrap_or_else(|p| p.into_inner()).get(bytes) {
+        return Ok(*k);
+    }
+    let key = VerifyingKey::from_bytes(bytes)?;
+    let mut map = cache.lock().unwrap_or_else(|p| p.into_inner());
+    if map.len() >= CAPACITY {
+        map.clear();
+    }
+    map.insert(*bytes, key);
+    Ok(key)
+}
+
 /// Checks 1–4 of SPEC §2.6, in order, and computes the signed digest. A
 /// missing or mistyped field is reported at the check that reads it.
 fn prepare(m: &Message, e: &Entry<'_>) -> Result<Prepared, Failure> {
@@ -431,7 +454,7 @@ fn prepare(m: &Message, e: &Entry<'_>) -> Result<Prepared, Failure> {
                 "keyid is not 32 bytes of base64".into(),
             )
         })?;
-    let key = VerifyingKey::from_bytes(&key_bytes).map_err(|_| {
+    let key = verifying_key(&key_bytes).map_err(|_| {
         fail(
             VerifyFailure::InvalidKeyId,
             "keyid is not an ed25519 point".into(),
