@@ -11,6 +11,8 @@ use hb_scheduler::{
 use hb_store::{GroupCommit, SledStore, Store};
 use tempfile::TempDir;
 
+use crate::faults::FaultyStore;
+
 /// The node key every harness uses (seeded: tests are reproducible).
 pub const NODE_SEED: [u8; 32] = [42; 32];
 
@@ -45,6 +47,19 @@ impl Harness {
         let store: Arc<dyn Store> =
             Arc::new(SledStore::open(dir.path()).expect("a fresh sled store opens"));
         Harness::on_store(dir, store, config, uploader)
+    }
+
+    /// Starts a graph on a fresh sled store wrapped in a [`FaultyStore`].
+    pub fn start_faulty(config: SchedulerConfig) -> (Harness, Arc<FaultyStore>) {
+        let dir = tempfile::tempdir().expect("a temporary directory for the test store");
+        let sled: Arc<dyn Store> =
+            Arc::new(SledStore::open(dir.path()).expect("a fresh sled store opens"));
+        let faulty = Arc::new(FaultyStore::new(sled));
+        let store: Arc<dyn Store> = faulty.clone();
+        (
+            Harness::on_store(dir, store, config, Arc::new(NoopUploader)),
+            faulty,
+        )
     }
 
     /// Starts a graph on an existing store (wrapped for fault injection, say).

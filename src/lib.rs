@@ -9,4 +9,5 @@
 
 #![deny(missing_docs)]
 
+pub mod faults;
 pub mod harness;

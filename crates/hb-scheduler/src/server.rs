@@ -14,6 +14,7 @@ use std::time::Duration;
 use actix::prelude::*;
 use hb_message::{Id, Message};
 use hb_store::Batch;
+use tokio::sync::oneshot;
 
 use crate::assignment::Assignment;
 use crate::config::{DedupPolicy, SchedulingMode};
@@ -35,7 +36,33 @@ pub struct Schedule {
 }
 
 impl actix::Message for Schedule {
-    type Result = Result<Arc<Assignment>, SchedulerError>;
+    type Result = Result<Scheduled, SchedulerError>;
+}
+
+/// A server's answer to [`Schedule`]: the signed assignment, and (in the
+/// confirmation modes) the signal that it is durable. The signal is awaited
+/// by the caller, outside the actor, so the server goes on assigning while
+/// earlier slots are flushed, and stopping it never loses an answer.
+pub struct Scheduled {
+    /// The signed assignment.
+    pub assignment: Arc<Assignment>,
+    /// Resolves once the assignment is durable (and, in
+    /// `remote_confirmation`, once the upload was attempted). `None` when
+    /// the caller can be answered now (aggressive mode, or an idempotent
+    /// repeat of a stored message).
+    pub durable: Option<oneshot::Receiver<Result<(), SchedulerError>>>,
+}
+
+/// Sent by a write's watcher when group commit acknowledged it.
+struct Written {
+    generation: u64,
+    body_id: Option<Id>,
+    slot: u64,
+    error: Option<String>,
+}
+
+impl actix::Message for Written {
+    type Result = ();
 }
 
 /// Ask for the last assigned slot and chain link.
@@ -73,6 +100,9 @@ pub struct SchedulerServer {
     dedup: DedupPolicy,
     /// Dedup entries of assignments submitted but not yet confirmed applied.
     inflight: HashMap<Id, Arc<Assignment>>,
+    /// Bumped on every restart, so that acknowledgements of writes made
+    /// before it are recognised as stale.
+    generation: u64,
 }
 
 impl SchedulerServer {
@@ -84,6 +114,7 @@ impl SchedulerServer {
             sequencer: Some(sequencer),
             dedup,
             inflight: HashMap::new(),
+            generation: 0,
         }
     }
 
@@ -174,6 +205,7 @@ impl Supervised for SchedulerServer {
         self.deps.metrics.restarts.fetch_add(1, Ordering::Relaxed);
         self.sequencer = None;
         self.inflight.clear();
+        self.generation += 1;
         let pid = self.pid;
         let deps = self.deps.clone();
         // Wait for every write already handed to group commit, then reload
@@ -205,64 +237,87 @@ impl Supervised for SchedulerServer {
 }
 
 impl Handler<Schedule> for SchedulerServer {
-    type Result = ResponseActFuture<Self, Result<Arc<Assignment>, SchedulerError>>;
+    type Result = Result<Scheduled, SchedulerError>;
 
     fn handle(&mut self, req: Schedule, ctx: &mut Context<Self>) -> Self::Result {
         let span = tracing::debug_span!("schedule", pid = %self.pid);
         let _enter = span.enter();
-        let prepared = match catch_unwind(AssertUnwindSafe(|| self.prepare(req))) {
-            Ok(p) => p,
+        let (assignment, batch) = match catch_unwind(AssertUnwindSafe(|| self.prepare(req))) {
             Err(panic) => {
                 let detail = panic_text(&panic);
+                // The answer below is sent before the stop takes effect.
                 self.fail(ctx, "handler panicked");
-                return Box::pin(fut::ready(Err(SchedulerError::Internal {
+                return Err(SchedulerError::Internal {
                     pid: self.pid_text(),
                     detail,
-                })));
+                });
             }
-        };
-        let (assignment, batch) = match prepared {
-            Err(e) => return Box::pin(fut::ready(Err(e))),
-            Ok(Prepared::Existing(a)) => return Box::pin(fut::ready(Ok(a))),
-            Ok(Prepared::New(a, batch)) => (a, batch),
+            Ok(Err(e)) => return Err(e),
+            Ok(Ok(Prepared::Existing(assignment))) => {
+                return Ok(Scheduled {
+                    assignment,
+                    durable: None,
+                })
+            }
+            Ok(Ok(Prepared::New(a, batch))) => (a, batch),
         };
         self.deps.metrics.assigned.fetch_add(1, Ordering::Relaxed);
-        let durable = self.deps.writer.submit(batch);
+        let ack = self.deps.writer.submit(batch);
         let mode = self.deps.config.mode;
         let uploader = Arc::clone(&self.deps.uploader);
-        let body_id = assignment.body_id;
-        let done = {
-            let assignment = Arc::clone(&assignment);
-            async move {
-                durable.await?;
-                if mode == SchedulingMode::RemoteConfirmation {
-                    // The uploader's result is logged and counted, not checked.
-                    if let Err(e) = uploader.upload(&assignment).await {
-                        tracing::warn!(slot = assignment.slot, error = %e, "upload failed");
-                    }
+        let server = ctx.address();
+        let generation = self.generation;
+        let signed_id = self
+            .inflight
+            .contains_key(&assignment.body_id)
+            .then_some(assignment.body_id);
+        let (tx, rx) = oneshot::channel();
+        let watched = Arc::clone(&assignment);
+        // A detached watcher, not an actor future: it outlives a stop of
+        // this server, so no caller loses its answer.
+        actix::spawn(async move {
+            let written = ack.await;
+            if written.is_ok() && mode == SchedulingMode::RemoteConfirmation {
+                // The uploader's result is logged and counted, not checked.
+                if let Err(e) = uploader.upload(&watched).await {
+                    tracing::warn!(slot = watched.slot, error = %e, "upload failed");
                 }
-                Ok::<_, SchedulerError>(())
             }
-        }
-        .into_actor(self)
-        .map(move |written, act, ctx| {
-            act.inflight.remove(&body_id);
-            if let Err(e) = &written {
-                act.deps
-                    .metrics
-                    .write_failures
-                    .fetch_add(1, Ordering::Relaxed);
-                act.fail(ctx, &format!("assignment write failed: {e}"));
-            }
-            written
+            server.do_send(Written {
+                generation,
+                body_id: signed_id,
+                slot: watched.slot,
+                error: written.as_ref().err().map(ToString::to_string),
+            });
+            // A caller that gave up (deadline) no longer listens.
+            let _ = tx.send(written.map_err(SchedulerError::from));
         });
-        if mode == SchedulingMode::Aggressive {
-            // Answer now; a failed background write stops the server so it
-            // never assigns on top of a missing slot.
-            ctx.spawn(done.map(|_, _, _| ()));
-            return Box::pin(fut::ready(Ok(assignment)));
+        let durable = (mode != SchedulingMode::Aggressive).then_some(rx);
+        Ok(Scheduled {
+            assignment,
+            durable,
+        })
+    }
+}
+
+impl Handler<Written> for SchedulerServer {
+    type Result = ();
+
+    fn handle(&mut self, w: Written, ctx: &mut Context<Self>) {
+        if w.generation != self.generation {
+            return; // a write from before the last restart
         }
-        Box::pin(done.map(move |written, _, _| written.map(|()| assignment)))
+        if let Some(id) = w.body_id {
+            self.inflight.remove(&id);
+        }
+        if let Some(error) = w.error {
+            self.deps
+                .metrics
+                .write_failures
+                .fetch_add(1, Ordering::Relaxed);
+            // Never assign on top of a slot that is not stored.
+            self.fail(ctx, &format!("write of slot {} failed: {error}", w.slot));
+        }
     }
 }
 
@@ -346,6 +401,11 @@ impl ServerHandle {
         self.pid
     }
 
+    /// Whether both handles reach the same server (and supervisor).
+    pub fn same_server(&self, other: &ServerHandle) -> bool {
+        self.addr == other.addr
+    }
+
     /// Whether the actor (or its supervisor) is still alive.
     pub fn is_alive(&self) -> bool {
         self.addr.connected()
@@ -366,7 +426,26 @@ impl ServerHandle {
             });
         }
         let _guard = InflightGuard(Arc::clone(&self.inflight));
-        self.call(req).await?
+        let deadline = tokio::time::Instant::now() + self.timeout;
+        let scheduled = self.call(req).await??;
+        let Some(durable) = scheduled.durable else {
+            return Ok(scheduled.assignment);
+        };
+        match tokio::time::timeout_at(deadline, durable).await {
+            Err(_) => Err(self.timed_out()),
+            // The watcher always answers; a dropped sender means its arbiter stopped.
+            Ok(Err(_)) => Err(SchedulerError::Unavailable {
+                pid: self.pid.to_human(),
+            }),
+            Ok(Ok(written)) => written.map(|()| scheduled.assignment),
+        }
+    }
+
+    fn timed_out(&self) -> SchedulerError {
+        SchedulerError::Timeout {
+            pid: self.pid.to_human(),
+            after_ms: self.timeout.as_millis() as u64,
+        }
     }
 
     /// The last assigned slot and chain link.
@@ -387,10 +466,7 @@ impl ServerHandle {
         SchedulerServer: Handler<M>,
     {
         match tokio::time::timeout(self.timeout, self.addr.send(msg)).await {
-            Err(_) => Err(SchedulerError::Timeout {
-                pid: self.pid.to_human(),
-                after_ms: self.timeout.as_millis() as u64,
-            }),
+            Err(_) => Err(self.timed_out()),
             Ok(Err(_)) => Err(SchedulerError::Unavailable {
                 pid: self.pid.to_human(),
             }),
