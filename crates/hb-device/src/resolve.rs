@@ -10,7 +10,7 @@ use std::panic::AssertUnwindSafe;
 
 use futures::future::BoxFuture;
 use futures::FutureExt;
-use hb_message::hashpath::{self, hashpath_of_value, set_hashpath};
+use hb_message::hashpath::{self, hashpath_of_value};
 use hb_message::{Key, Message, SetMode, Update, Value};
 use tracing::Instrument;
 
@@ -505,7 +505,7 @@ fn finish(
         Outcome::Ok(mut m) => {
             if let Some(base_part) = base_part {
                 let hp = hashpath::combine(&base_part, &hashpath::request_part(request)?)?;
-                set_hashpath(&mut m, hp);
+                put_hashpath(&mut m, hp);
             }
             Outcome::Ok(m)
         }
@@ -513,6 +513,34 @@ fn finish(
         Outcome::Pass(m) => Outcome::Pass(without_hashpath(m)),
         raw @ Outcome::Raw(_) => raw,
     })
+}
+
+/// Stores `hashpath` at `priv/hashpath`, keeping other private data, without
+/// copying the private message (as `hashpath::set_hashpath` does).
+fn put_hashpath(m: &mut Message, hashpath: String) {
+    let private = match m.remove(hashpath::PRIV) {
+        Some(Value::Message(mut p)) => {
+            if let Some(slot) = p.get_mut("hashpath") {
+                *slot = Value::Text(hashpath);
+                p
+            } else {
+                set_hashpath_in(p, hashpath)
+            }
+        }
+        _ => set_hashpath_in(Message::new(), hashpath),
+    };
+    m.insert_key(priv_key(), private);
+}
+
+fn set_hashpath_in(mut private: Message, hashpath: String) -> Message {
+    // "hashpath" is a valid key.
+    private.insert_key(Key::new("hashpath").expect("valid key"), hashpath);
+    private
+}
+
+fn priv_key() -> Key {
+    // "priv" is a valid key.
+    Key::new(hashpath::PRIV).expect("valid key")
 }
 
 /// Removes `priv/hashpath`, keeping other private data.
@@ -525,10 +553,7 @@ fn without_hashpath(mut m: Message) -> Message {
         if let Some(Value::Message(mut private)) = m.remove(hashpath::PRIV) {
             private.remove("hashpath");
             if private.iter_all().next().is_some() {
-                m.insert_key(
-                    Key::new(hashpath::PRIV).expect("`priv` is a valid key"),
-                    private,
-                );
+                m.insert_key(priv_key(), private);
             }
         }
     }

@@ -316,10 +316,12 @@ async fn fold(base: Message, request: &Message, ctx: &Context) -> Result<Outcome
     let mut n: u64 = 1;
     loop {
         let index = n.to_string();
-        if device_at(&msg, &index)?.is_none() {
-            break;
-        }
-        let device = transform(&mut msg, &index, &stack)?;
+        let device = match transform(&mut msg, &index, &stack) {
+            Ok(device) => device,
+            // No device at this position: the fold is complete.
+            Err(ResolveError::NotFound { .. }) => break,
+            Err(e) => return Err(e),
+        };
         tracing::trace!(index = n, device = device.as_str(), "stack step");
         match ctx.resolve_keeping(msg, request).await {
             Ok(Outcome::Ok(m)) => {
