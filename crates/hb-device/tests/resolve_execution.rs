@@ -134,3 +134,76 @@ async fn execution_panic_in_a_device_is_caught_as_panicked() {
         .unwrap();
     assert_eq!(ok.into_value(), Value::Int(1));
 }
+
+/// `store@test`: `save` writes the request's `value` under key `k` of the
+/// node's store, `load` reads it back.
+struct StoreDevice;
+
+#[hb_device::async_trait]
+impl hb_device::Device for StoreDevice {
+    fn name(&self) -> &str {
+        "store@test"
+    }
+    fn info(&self) -> hb_device::DeviceInfo {
+        hb_device::DeviceInfo::with_functions(["save", "load"])
+    }
+    async fn call(
+        &self,
+        key: &hb_message::Key,
+        mut base: hb_message::Message,
+        request: &hb_message::Message,
+        ctx: &hb_device::Context,
+    ) -> Result<hb_device::Outcome, ResolveError> {
+        let store = ctx
+            .store()
+            .ok_or_else(|| ResolveError::invalid_input(key, "no store"))?;
+        let fail = |e: hb_store::StoreError| ResolveError::device("store@test", "store", e);
+        match key.as_str() {
+            "save" => {
+                let v = request.get_text("value").unwrap_or_default();
+                store.put(b"k", v.as_bytes()).map_err(fail)?;
+                Ok(hb_device::Outcome::Ok(base))
+            }
+            "load" => {
+                let v = store.get(b"k").map_err(fail)?.unwrap_or_default();
+                base.insert("loaded", String::from_utf8_lossy(&v).into_owned())?;
+                Ok(hb_device::Outcome::Ok(base))
+            }
+            _ => Err(ResolveError::not_found(key)),
+        }
+    }
+}
+
+#[tokio::test]
+async fn execution_the_store_reaches_handlers() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = hb_store::SledStore::open(dir.path().join("db")).unwrap();
+    let mut registry = hb_device::test_support::test_registry();
+    registry.register(Arc::new(StoreDevice)).unwrap();
+    let ctx = hb_device::Context::builder(test_node_key())
+        .registry(registry)
+        .store(Arc::new(store))
+        .build();
+    let base = msg! { "device" => "store@test" };
+    ctx.resolve(base.clone(), &msg! { "path" => "save", "value" => "kept" })
+        .await
+        .unwrap();
+    let m = ctx
+        .resolve(base.clone(), &msg! { "path" => "load" })
+        .await
+        .unwrap()
+        .ok_message()
+        .unwrap();
+    assert_eq!(m.get_text("loaded"), Some("kept"));
+    // Without a store the device says so.
+    let err = test_context()
+        .with_registry({
+            let mut r = hb_device::test_support::test_registry();
+            r.register(Arc::new(StoreDevice)).unwrap();
+            r
+        })
+        .resolve(base, &msg! { "path" => "load" })
+        .await
+        .unwrap_err();
+    assert!(matches!(err, ResolveError::InvalidInput { .. }), "{err:?}");
+}

@@ -356,3 +356,43 @@ fn fold_a_stack_naming_itself_ends_at_the_depth_limit() {
         "{err:?}"
     );
 }
+
+/// `liar@test`: says it never declines, then answers not-found.
+struct LiarDevice;
+
+#[hb_device::async_trait]
+impl hb_device::Device for LiarDevice {
+    fn name(&self) -> &str {
+        "liar@test"
+    }
+    fn info(&self) -> hb_device::DeviceInfo {
+        hb_device::DeviceInfo::handler().never_declines()
+    }
+    async fn call(
+        &self,
+        key: &hb_message::Key,
+        _base: Message,
+        _request: &Message,
+        _ctx: &hb_device::Context,
+    ) -> Result<Outcome, ResolveError> {
+        Err(ResolveError::not_found(key))
+    }
+}
+
+#[tokio::test]
+async fn fold_a_device_that_never_declines_but_does_fails_by_the_error_strategy() {
+    let mut registry = hb_device::test_support::test_registry();
+    registry.register(std::sync::Arc::new(LiarDevice)).unwrap();
+    let ctx = test_context().with_registry(registry);
+    let err = ctx
+        .resolve(
+            stack_of(&["mark", "liar", "mark"]),
+            &msg! { "path" => "mark" },
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, ResolveError::StackDeviceFailed { index: 2, ref source, .. } if source.is_not_found()),
+        "{err:?}"
+    );
+}
