@@ -147,3 +147,14 @@ async fn registry_resolving_an_unknown_device_fails_with_unknown_device() {
         other => panic!("{other:?}"),
     }
 }
+
+#[test]
+fn docs_devices_md_shows_the_example_verbatim() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let doc = std::fs::read_to_string(root.join("../../docs/devices.md")).unwrap();
+    let example = std::fs::read_to_string(root.join("examples/counter_device.rs")).unwrap();
+    assert!(
+        doc.contains(&example),
+        "docs/devices.md must show examples/counter_device.rs verbatim"
+    );
+}
