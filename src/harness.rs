@@ -182,6 +182,24 @@ impl Harness {
     }
 }
 
+/// Waits until `condition` holds, checking after each short pause; fails
+/// with `what` after `limit`. For state that changes on other threads
+/// (writer, arbiters); it asserts an outcome, never a duration.
+pub async fn wait_until(
+    what: &str,
+    limit: std::time::Duration,
+    mut condition: impl FnMut() -> bool,
+) {
+    let deadline = tokio::time::Instant::now() + limit;
+    while !condition() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "gave up waiting until {what}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+    }
+}
+
 fn deps(
     store: &Arc<dyn Store>,
     writer: &Arc<GroupCommit>,
