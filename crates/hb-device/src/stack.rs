@@ -104,6 +104,15 @@ impl Device for StackDevice {
             mark_transformer(&mut m);
             return Ok(Outcome::Ok(m));
         }
+        if !matches!(
+            base.get(DEVICE_STACK),
+            Some(Value::Message(_) | Value::List(_))
+        ) {
+            return Err(ResolveError::invalid_input(
+                key,
+                "a stack needs `device-stack`: a message or list of device names",
+            ));
+        }
         match mode(&base, request)? {
             Mode::Fold => fold(base, request, ctx).await,
             Mode::Map => map(base, request, ctx).await,

@@ -396,3 +396,26 @@ async fn fold_a_device_that_never_declines_but_does_fails_by_the_error_strategy(
         "{err:?}"
     );
 }
+
+#[tokio::test]
+async fn fold_without_a_device_stack_is_invalid_input() {
+    let err = test_context()
+        .resolve(msg! { "device" => "stack@1.0" }, &msg! { "path" => "mark" })
+        .await
+        .unwrap_err();
+    assert!(matches!(err, ResolveError::InvalidInput { .. }), "{err:?}");
+    // An empty stack folds to the message itself, restored.
+    let m = test_context()
+        .resolve(
+            msg! { "device" => "stack@1.0", "device-stack" => msg! {}, "x" => 1 },
+            &msg! { "path" => "mark" },
+        )
+        .await
+        .unwrap()
+        .ok_message()
+        .unwrap();
+    assert_eq!(
+        m.without_private(),
+        msg! { "device" => "stack@1.0", "device-stack" => msg! {}, "x" => 1 }
+    );
+}
