@@ -91,6 +91,15 @@ impl Message {
         self.entries.get(k.as_ref())
     }
 
+    /// Looks up an already normalised key, skipping normalisation (hot
+    /// paths that hold [`Key`]s). Private and missing keys give `None`.
+    pub fn get_key(&self, key: &Key) -> Option<&Value> {
+        if key.is_private() {
+            return None;
+        }
+        self.entries.get(key)
+    }
+
     /// Looks up a key including private ones (runtime access only).
     pub fn get_private(&self, key: &str) -> Option<&Value> {
         let k = normalise_for_lookup(key)?;
@@ -263,6 +272,18 @@ mod tests {
         let m = Message::from_pairs([("Name", "x")]).unwrap();
         assert_eq!(m.get("NAME"), Some(&Value::from("x")));
         assert_eq!(m.keys().next().unwrap().as_str(), "name");
+    }
+
+    #[test]
+    fn get_key_skips_normalisation_but_not_privacy() {
+        let mut m = msg! { "Name" => "x" };
+        m.set_private("priv", 1).unwrap();
+        assert_eq!(
+            m.get_key(&Key::new("NAME").unwrap()),
+            Some(&Value::from("x"))
+        );
+        assert_eq!(m.get_key(&Key::new("priv").unwrap()), None);
+        assert_eq!(m.get_key(&Key::new("other").unwrap()), None);
     }
 
     #[test]
