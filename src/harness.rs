@@ -3,10 +3,11 @@
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
+use hb_device::{Context, DeviceRegistry};
 use hb_message::{Id, Message, NodeKey, Value};
 use hb_scheduler::{
     Assignment, CachedChainTip, LocalChainTip, NoopUploader, ScheduleRequest, Scheduler,
-    SchedulerConfig, SchedulerDeps, SchedulerError, SchedulerMetrics, Uploader,
+    SchedulerConfig, SchedulerDeps, SchedulerDevice, SchedulerError, SchedulerMetrics, Uploader,
 };
 use hb_store::{GroupCommit, SledStore, Store};
 use tempfile::TempDir;
@@ -165,6 +166,21 @@ impl Harness {
                 return Ok(out);
             }
         }
+    }
+
+    /// A resolution context whose registry has `scheduler@1.0` and whose
+    /// extensions hold this harness's scheduler.
+    pub fn context(&self) -> Context {
+        let mut registry = DeviceRegistry::new();
+        registry
+            .register(Arc::new(SchedulerDevice))
+            .expect("scheduler@1.0 is registered once");
+        let ctx = Context::builder((*self.key).clone())
+            .store(Arc::clone(&self.store))
+            .registry(registry)
+            .build();
+        ctx.insert_extension(Arc::new(self.scheduler.clone()));
+        ctx
     }
 
     /// Scheduler restarts since the graph started.

@@ -120,6 +120,15 @@ pub struct SchedulerConfig {
     pub aos2_legacy_aliases: bool,
     /// Number of arbiters (threads) scheduler servers are spread over.
     pub arbiters: usize,
+    /// `paranoid_verify`: `next` also verifies each assignment's signature.
+    pub paranoid_verify: bool,
+    /// `validate_process_devices`: refuse processes naming unknown devices.
+    pub validate_process_devices: bool,
+    /// This node's public URL, for self-registered location records
+    /// (`http://<host>:<port>` by default, set by the node).
+    pub location_url: String,
+    /// `scheduler_location_ttl_ms`: time-to-live of self-registered records.
+    pub location_ttl_ms: i64,
     /// Fault injection for tests: a server whose incoming message carries
     /// this key panics while handling it. Never set in production.
     #[doc(hidden)]
@@ -138,6 +147,10 @@ impl Default for SchedulerConfig {
             schedule_page_max: 1000,
             aos2_legacy_aliases: true,
             arbiters: std::thread::available_parallelism().map_or(2, |n| n.get()),
+            paranoid_verify: false,
+            validate_process_devices: true,
+            location_url: "http://127.0.0.1:8734".into(),
+            location_ttl_ms: 604_800_000,
             fault_panic_key: None,
         }
     }

@@ -118,6 +118,14 @@ pub enum SchedulerError {
         /// The scheduler address the process names.
         address: String,
     },
+    /// A location record's nonce is not above the stored one.
+    #[error("Known nonce higher than requested nonce.")]
+    StaleNonce {
+        /// The nonce asked for.
+        requested: i64,
+        /// The stored nonce.
+        existing: i64,
+    },
     /// No location record for an address.
     #[error("No location found for address: {address}")]
     LocationNotFound {
@@ -157,6 +165,7 @@ impl SchedulerError {
             SchedulerError::HashChainMismatch { .. } => "hash-chain-mismatch",
             SchedulerError::ScheduleInconsistent { .. } => "schedule-inconsistent",
             SchedulerError::LocationNotFound { .. } => "location-not-found",
+            SchedulerError::StaleNonce { .. } => "stale-nonce",
             SchedulerError::Redirect { .. } => "redirect",
             SchedulerError::RemoteScheduler { .. } => "scheduler-location-unknown",
             SchedulerError::Message(e) => message_code(e),
@@ -182,7 +191,7 @@ impl SchedulerError {
             | SchedulerError::Busy { .. }
             | SchedulerError::Unavailable { .. } => 503,
             SchedulerError::Timeout { .. } => 504,
-            SchedulerError::Message(_) => 400,
+            SchedulerError::Message(_) | SchedulerError::StaleNonce { .. } => 400,
             SchedulerError::Internal { .. }
             | SchedulerError::CorruptSchedule { .. }
             | SchedulerError::HashChainMismatch { .. }

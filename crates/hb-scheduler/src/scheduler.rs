@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use actix::prelude::*;
 use hb_message::{Id, Message, Verification};
+use hb_store::LocationCache;
 
 use crate::assignment::Assignment;
 use crate::config::{DedupPolicy, SchedulingMode};
@@ -19,7 +20,7 @@ use crate::target::{is_process, resolve_target, Target, TargetSources};
 use crate::verify_pool::VerifyPool;
 
 /// One scheduling request, after the body was decoded (check 1).
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Default)]
 pub struct ScheduleRequest {
     /// The message to schedule.
     pub message: Message,
@@ -31,6 +32,22 @@ pub struct ScheduleRequest {
     pub base_is_process: Option<Id>,
     /// Internal idempotent call (push): a repeat returns the original.
     pub idempotent: bool,
+    /// Whether a device name is known, for `validate_process_devices`
+    /// (the device layer passes its registry's lookup).
+    pub known_device: Option<DeviceCheck>,
+}
+
+/// A predicate saying whether a device name is registered.
+pub type DeviceCheck = Arc<dyn Fn(&str) -> bool + Send + Sync>;
+
+impl std::fmt::Debug for ScheduleRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ScheduleRequest")
+            .field("message", &self.message)
+            .field("request_target", &self.request_target)
+            .field("idempotent", &self.idempotent)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Handle to the scheduler actors. Cheap to clone.
@@ -124,7 +141,13 @@ impl Scheduler {
         }
         // 6. Locate.
         let dedup = if is_process(&body) {
-            self.locate_process(&body)?
+            let dedup = self.locate_process(&body)?;
+            if let (true, Some(known)) =
+                (self.deps.config.validate_process_devices, &req.known_device)
+            {
+                check_process_devices(&body, known.as_ref())?;
+            }
+            dedup
         } else {
             if self.find(pid).await?.is_none() && !self.has_schedule(pid).await? {
                 return Err(SchedulerError::UnknownProcess {
@@ -172,11 +195,31 @@ impl Scheduler {
                 )
             })?;
         if named != self.address() {
-            return Err(SchedulerError::RemoteScheduler {
-                address: named.to_string(),
+            return Err(match self.location_url(named) {
+                Some(url) => SchedulerError::Redirect {
+                    pid: process.id_all().map(|i| i.to_human()).unwrap_or_default(),
+                    url,
+                },
+                None => SchedulerError::RemoteScheduler {
+                    address: named.to_string(),
+                },
             });
         }
         process_dedup(process)
+    }
+
+    /// The URL of a fresh (within its time-to-live) location record of
+    /// `address`, for routing.
+    fn location_url(&self, address: &str) -> Option<String> {
+        let stored = LocationCache::new(Arc::clone(&self.deps.store))
+            .get(address)
+            .ok()??;
+        let ttl = stored.record.get_int("time-to-live").unwrap_or(i64::MAX);
+        let age = crate::server::now_ms().saturating_sub(stored.stored_at_ms as i64);
+        if age > ttl {
+            return None;
+        }
+        stored.record.get_text("url").map(str::to_string)
     }
 
     /// The live server of `pid`, if any (never creates one).
@@ -250,6 +293,9 @@ impl Scheduler {
     /// A page of `pid`'s schedule (SPEC §5.6.3): `from` defaults to 0
     /// (negative → 0), `to` to the latest slot; the span is capped at
     /// `schedule_page_max`, and the page stops at the first missing slot.
+    /// `continues` is true iff the last slot returned is below `to` (as
+    /// asked for or defaulted, before the cap), so clients page on with
+    /// `from = last + 1`.
     pub async fn read_schedule(
         &self,
         pid: Id,
@@ -266,19 +312,15 @@ impl Scheduler {
         let to = to.unwrap_or(current.slot);
         let page_max = self.deps.config.schedule_page_max;
         let mut assignments = Vec::new();
-        let mut effective_to = to;
         if to >= 0 && (to as u64) >= from {
             let capped = (to as u64).min(from.saturating_add(page_max));
-            effective_to = capped as i64;
             assignments = self
                 .blocking(move |store| schedule_store::range(store, &pid, from, capped))
                 .await?;
         }
-        let last = assignments.last().map(|(s, _)| *s as i64);
-        let continues = match last {
-            Some(l) => l < effective_to,
-            None => false,
-        };
+        // More follows when the page ends below the `to` asked for (or
+        // defaulted): because of the page cap, or because of a gap.
+        let continues = assignments.last().is_some_and(|(s, _)| (*s as i64) < to);
         Ok(SchedulePage {
             pid,
             assignments,
@@ -319,6 +361,32 @@ impl Scheduler {
                 pid: pid.to_human(),
             }),
         }
+    }
+}
+
+/// Refuses a process whose `execution-device`, `scheduler-device`,
+/// `push-device` or `device-stack` entries name unknown devices.
+fn check_process_devices(
+    process: &Message,
+    known: &(dyn Fn(&str) -> bool + Send + Sync),
+) -> Result<(), SchedulerError> {
+    let mut names: Vec<&str> = ["execution-device", "scheduler-device", "push-device"]
+        .iter()
+        .filter_map(|k| process.get_text(k))
+        .collect();
+    match process.get("device-stack") {
+        Some(hb_message::Value::List(l)) => names.extend(l.iter().filter_map(|v| v.as_text())),
+        Some(hb_message::Value::Message(m)) => {
+            names.extend(m.iter().filter_map(|(_, v)| v.as_text()))
+        }
+        _ => {}
+    }
+    match names.into_iter().find(|n| !known(n)) {
+        Some(unknown) => Err(SchedulerError::invalid(
+            "unknown-device",
+            format!("the process names device {unknown:?}, which this node does not have"),
+        )),
+        None => Ok(()),
     }
 }
 

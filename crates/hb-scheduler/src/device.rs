@@ -1,0 +1,411 @@
+//! The `scheduler@1.0` device (SPEC §5.6): `schedule`, `slot`, `status`,
+//! `next`, `location`, `init` and `checkpoint`, over the [`Scheduler`] that
+//! the node puts in the resolution context's extensions.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use hb_device::{Context, Device, DeviceInfo, Outcome, ResolveError};
+use hb_message::{Id, IdSelector, Key, Message, Value};
+
+use crate::assignment::Assignment;
+use crate::error::SchedulerError;
+use crate::formats::{to_aos2, to_bundle, Aos2Options};
+use crate::hash_chain;
+use crate::location;
+use crate::scheduler::{ScheduleRequest, Scheduler};
+use crate::target::{is_process, resolve_target, Target, TargetSources};
+
+/// The device's name.
+pub const NAME: &str = "scheduler@1.0";
+
+/// Assignments prefetched by `next` into the state's private look-ahead.
+const LOOKAHEAD: u64 = 16;
+
+/// The `scheduler@1.0` device.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct SchedulerDevice;
+
+const EXPORTS: [&str; 7] = [
+    "location",
+    "status",
+    "next",
+    "schedule",
+    "slot",
+    "init",
+    "checkpoint",
+];
+
+fn fail(key: &Key, e: SchedulerError) -> ResolveError {
+    ResolveError::Device {
+        device: NAME.to_string(),
+        key: key.as_str().to_string(),
+        source: Arc::new(e),
+    }
+}
+
+#[async_trait]
+impl Device for SchedulerDevice {
+    fn name(&self) -> &str {
+        NAME
+    }
+
+    fn info(&self) -> DeviceInfo {
+        DeviceInfo::with_functions(EXPORTS)
+            .exports(EXPORTS)
+            .excludes(["set", "keys"])
+            .never_declines()
+    }
+
+    async fn call(
+        &self,
+        key: &Key,
+        base: Message,
+        request: &Message,
+        ctx: &Context,
+    ) -> Result<Outcome, ResolveError> {
+        let scheduler = ctx.extension::<Scheduler>().ok_or_else(|| {
+            fail(
+                key,
+                SchedulerError::Internal {
+                    pid: String::new(),
+                    detail: "scheduler@1.0 needs a running scheduler in the context".into(),
+                },
+            )
+        })?;
+        let posting = method(request) == "POST";
+        let result = match key.as_str() {
+            "schedule" | "init" if posting => post_schedule(&scheduler, &base, request, ctx).await,
+            "schedule" | "init" => get_schedule(&scheduler, &base, request).await,
+            "slot" => slot(&scheduler, &base, request).await,
+            "status" => status(&scheduler).await,
+            "next" => next(&scheduler, base).await,
+            "location" if posting => location::post(&scheduler, request).await.map(Outcome::Ok),
+            "location" => location::get(&scheduler, request).await.map(Outcome::Ok),
+            "checkpoint" => Ok(Outcome::Ok(base)),
+            _ => {
+                return Err(ResolveError::NotFound {
+                    key: key.as_str().to_string(),
+                })
+            }
+        };
+        result.map_err(|e| fail(key, e))
+    }
+}
+
+/// The request's `method`, upper-cased; `GET` by default.
+fn method(request: &Message) -> String {
+    request
+        .get_text("method")
+        .map_or_else(|| "GET".to_string(), str::to_ascii_uppercase)
+}
+
+/// id(base.process, all) when called through `process@1.0`, and id(base,
+/// all) when the base is itself a process.
+fn base_targets(base: &Message) -> Result<(Option<Id>, Option<Id>), SchedulerError> {
+    let base_process = match base.get_message("process") {
+        Some(p) => Some(p.id_all()?),
+        None => None,
+    };
+    let base_is_process = if is_process(base) {
+        Some(base.id_all()?)
+    } else {
+        None
+    };
+    Ok((base_process, base_is_process))
+}
+
+async fn post_schedule(
+    scheduler: &Scheduler,
+    base: &Message,
+    request: &Message,
+    ctx: &Context,
+) -> Result<Outcome, SchedulerError> {
+    let message = match request.get("body") {
+        Some(Value::Message(m)) => m.clone(),
+        Some(_) => {
+            return Err(SchedulerError::invalid(
+                "malformed-body",
+                "`body` must be a message",
+            ))
+        }
+        None => request_as_message(request)?,
+    };
+    let (base_process, base_is_process) = base_targets(base)?;
+    let request_target = match request.get("target") {
+        None => None,
+        Some(Value::Text(t)) => Some(t.clone()),
+        Some(_) => {
+            return Err(SchedulerError::invalid(
+                "invalid-target",
+                "`target` must be text",
+            ))
+        }
+    };
+    let registry = ctx.registry().clone();
+    let assignment = scheduler
+        .schedule(ScheduleRequest {
+            message,
+            request_target,
+            base_process,
+            base_is_process,
+            idempotent: false,
+            known_device: Some(Arc::new(move |name: &str| registry.contains(name))),
+        })
+        .await?;
+    Ok(Outcome::Ok(assignment.message.clone()))
+}
+
+/// The request itself is the message: drop the routing keys `path` and
+/// `method` unless a commitment covers them.
+fn request_as_message(request: &Message) -> Result<Message, SchedulerError> {
+    let committed = if request.commitments().is_some() {
+        request.committed(&IdSelector::All)?
+    } else {
+        Vec::new()
+    };
+    let mut m = request.clone();
+    for routing in ["path", "method"] {
+        if !committed.iter().any(|k| k.as_str() == routing) {
+            m.remove(routing);
+        }
+    }
+    Ok(m)
+}
+
+/// The process a read is about: the request's `target`, else the base.
+fn read_target(base: &Message, request: &Message) -> Result<Id, SchedulerError> {
+    let (base_process, base_is_process) = base_targets(base)?;
+    let request_target = match request.get("target") {
+        None => None,
+        Some(Value::Text(t)) => Some(t.as_str()),
+        Some(_) => {
+            return Err(SchedulerError::invalid(
+                "invalid-target",
+                "`target` must be text",
+            ))
+        }
+    };
+    match resolve_target(&TargetSources {
+        message: None,
+        request_target,
+        base_process,
+        base_is_process,
+    })? {
+        Target::Process(pid) => Ok(pid),
+        Target::Hint { pid, url } => Err(SchedulerError::Redirect { pid, url }),
+    }
+}
+
+/// An optional integer parameter (integer, or digit-only text).
+fn int_param(request: &Message, key: &str) -> Result<Option<i64>, SchedulerError> {
+    match request.get(key) {
+        None => Ok(None),
+        Some(v) => v.to_int_lenient().map(Some).ok_or_else(|| {
+            SchedulerError::invalid("invalid-range", format!("`{key}` must be an integer"))
+        }),
+    }
+}
+
+fn wants_aos2(request: &Message) -> bool {
+    request.get_text("accept").is_some_and(|a| {
+        percent_decode(a)
+            .trim()
+            .eq_ignore_ascii_case("application/aos-2")
+    })
+}
+
+/// Decodes `%XX` escapes (others are kept as they are).
+fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = |b: u8| (b as char).to_digit(16);
+        if bytes[i] == b'%' && i + 2 < bytes.len() {
+            if let (Some(h), Some(l)) = (hex(bytes[i + 1]), hex(bytes[i + 2])) {
+                out.push((h * 16 + l) as u8);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+async fn get_schedule(
+    scheduler: &Scheduler,
+    base: &Message,
+    request: &Message,
+) -> Result<Outcome, SchedulerError> {
+    let pid = read_target(base, request)?;
+    let from = int_param(request, "from")?;
+    let to = int_param(request, "to")?;
+    let page = scheduler.read_schedule(pid, from, to).await?;
+    if wants_aos2(request) {
+        let legacy = scheduler.deps().config.aos2_legacy_aliases;
+        let json = to_aos2(
+            &page,
+            Aos2Options {
+                legacy_aliases: legacy,
+            },
+        );
+        // aos-2 keys are case-sensitive, so it travels as JSON text.
+        let m = Message::new()
+            .with("content-type", "application/json")?
+            .with("body", json.to_string())?;
+        return Ok(Outcome::Ok(m));
+    }
+    Ok(Outcome::Ok(to_bundle(&page)?))
+}
+
+async fn slot(
+    scheduler: &Scheduler,
+    base: &Message,
+    request: &Message,
+) -> Result<Outcome, SchedulerError> {
+    let pid = read_target(base, request)?;
+    let current = scheduler
+        .current(pid)
+        .await?
+        .ok_or_else(|| SchedulerError::UnknownProcess {
+            pid: pid.to_human(),
+        })?;
+    let tip = scheduler.deps().tip.current();
+    let m = Message::new()
+        .with("process", pid.to_human())?
+        .with("current", current.slot)?
+        .with("timestamp", crate::server::now_ms())?
+        .with("block-height", tip.height)?
+        .with("block-hash", tip.hash.to_human())?
+        .with("cache-control", "no-store")?
+        .with("wallet-address", scheduler.address())?;
+    Ok(Outcome::Ok(m))
+}
+
+async fn status(scheduler: &Scheduler) -> Result<Outcome, SchedulerError> {
+    let processes: Vec<Value> = scheduler
+        .processes()
+        .await?
+        .iter()
+        .map(|p| Value::from(p.to_human()))
+        .collect();
+    let m = Message::new()
+        .with("address", scheduler.address())?
+        .with("processes", Value::List(processes))?
+        .with("cache-control", "no-store")?;
+    Ok(Outcome::Ok(m))
+}
+
+/// The private key under `priv` where `next` keeps its look-ahead.
+const PRIVATE: &str = NAME;
+
+/// `next` (SPEC §5.6.6): the assignment for slot `at-slot + 1`, checked
+/// against the hash chain, and the state with an updated look-ahead.
+async fn next(scheduler: &Scheduler, mut base: Message) -> Result<Outcome, SchedulerError> {
+    let pid = match base.get_message("process") {
+        Some(p) => p.id_all()?,
+        None => base.id_all()?,
+    };
+    let at = base
+        .get("at-slot")
+        .and_then(Value::to_int_lenient)
+        .unwrap_or(-1);
+    let wanted = u64::try_from(at + 1).map_err(|_| {
+        SchedulerError::invalid("invalid-slot", format!("at-slot {at} is not ≥ -1"))
+    })?;
+    let mut private = base
+        .get_private("priv")
+        .and_then(Value::as_message)
+        .cloned()
+        .unwrap_or_default();
+    let mut memo = private.get_message(PRIVATE).cloned().unwrap_or_default();
+
+    // 1. The look-ahead, 2. the store (prefetching what follows).
+    let mut ahead: Vec<Value> = memo
+        .get("lookahead")
+        .and_then(Value::as_list)
+        .map(<[Value]>::to_vec)
+        .unwrap_or_default();
+    let found = match ahead.first().and_then(Value::as_message) {
+        Some(a) if a.get_int("slot") == Some(wanted as i64) => Some(ahead.remove(0)),
+        _ => None,
+    };
+    let assignment = match found {
+        Some(Value::Message(a)) => a,
+        _ => {
+            let page = scheduler
+                .read_schedule(pid, Some(wanted as i64), Some((wanted + LOOKAHEAD) as i64))
+                .await;
+            let mut page = match page {
+                Ok(p) => p.assignments,
+                Err(SchedulerError::UnknownProcess { .. }) => Vec::new(),
+                Err(e) => return Err(e),
+            };
+            if page.is_empty() {
+                let latest = scheduler.current(pid).await?.map_or(-1, |c| c.slot);
+                return Err(SchedulerError::SlotNotAvailable {
+                    requested: wanted,
+                    latest,
+                });
+            }
+            let (_, first) = page.remove(0);
+            ahead = page.into_iter().map(|(_, m)| Value::Message(m)).collect();
+            first
+        }
+    };
+
+    // The assignment sits at the slot asked for…
+    let found_slot = assignment.get_int("slot").unwrap_or(-1);
+    if found_slot != wanted as i64 {
+        return Err(SchedulerError::ScheduleInconsistent {
+            pid: pid.to_human(),
+            expected: wanted,
+            found: found_slot,
+        });
+    }
+    // …and follows from the previous link (known, or empty before slot 0).
+    let previous: Option<Vec<u8>> = if wanted == 0 {
+        Some(Vec::new())
+    } else if memo.get_int("slot") == Some(at) {
+        memo.get_text("hash-chain").and_then(hash_chain::from_text)
+    } else {
+        scheduler
+            .assignment(pid, wanted - 1)
+            .await?
+            .and_then(|m| m.get_text("hash-chain").and_then(hash_chain::from_text))
+    };
+    let parsed = Assignment::from_message(assignment.clone()).map_err(|detail| {
+        SchedulerError::CorruptSchedule {
+            pid: pid.to_human(),
+            slot: wanted,
+            detail,
+        }
+    })?;
+    if let Some(prev) = previous {
+        if hash_chain::next_link(&prev, &parsed.body_id) != parsed.chain {
+            return Err(SchedulerError::HashChainMismatch {
+                pid: pid.to_human(),
+                slot: wanted,
+            });
+        }
+    }
+    if scheduler.deps().config.paranoid_verify && !assignment.verify(&IdSelector::All)?.is_valid() {
+        return Err(SchedulerError::invalid(
+            "invalid-signature",
+            format!("the assignment of slot {wanted} does not verify"),
+        ));
+    }
+
+    memo.insert("slot", wanted as i64)?;
+    memo.insert("hash-chain", hash_chain::to_text(&parsed.chain))?;
+    memo.insert("lookahead", Value::List(ahead))?;
+    private.insert(PRIVATE, memo)?;
+    base.set_private("priv", private)?;
+    let mut reply = Message::new().with("body", assignment)?;
+    // The state travels beside the assignment, with its private look-ahead.
+    reply.insert_key(Key::new("state")?, base);
+    Ok(Outcome::Ok(reply))
+}
