@@ -456,6 +456,11 @@ mod tests {
             from_json(br#"[1]"#),
             Err(MessageError::InvalidJson(_))
         ));
+        assert!(matches!(from_json(b"5"), Err(MessageError::InvalidJson(_))));
+        assert!(matches!(
+            from_json(b"null"),
+            Err(MessageError::InvalidValue(_))
+        ));
         assert!(matches!(
             from_json(br#"{"a": 1"#),
             Err(MessageError::InvalidJson(_))
