@@ -133,6 +133,48 @@ impl ChainVerifier {
     }
 }
 
+/// Slots read per page by [`verify_stored`].
+const PAGE: u64 = 1_000;
+
+/// Verifies the schedule of `pid` as stored, from slot 0 to its head, page
+/// by page (bounded memory). `progress` is called after each page with the
+/// number of slots checked so far. The outer error is a storage failure;
+/// the inner one the first fault of the schedule. A schedule that ends
+/// before the stored head (a gap) is reported as a `slot` fault.
+pub fn verify_stored(
+    store: std::sync::Arc<dyn hb_store::Store>,
+    pid: Id,
+    mut progress: impl FnMut(u64),
+) -> Result<Result<ChainReport, ChainFault>, hb_store::StoreError> {
+    let cache = hb_store::SchedulerCache::new(store);
+    let Some(head) = cache.latest(&pid)? else {
+        return Ok(Ok(ChainReport {
+            slots: 0,
+            head: Vec::new(),
+        }));
+    };
+    let mut v = ChainVerifier::new(pid);
+    while v.next_slot <= head.slot {
+        let from = v.next_slot;
+        let page = cache.range(&pid, from, from.saturating_add(PAGE - 1).min(head.slot))?;
+        if page.is_empty() {
+            return Ok(Err(ChainFault {
+                slot: from,
+                check: "slot",
+                expected: format!("an assignment at slot {from}"),
+                actual: format!("none (the head is slot {})", head.slot),
+            }));
+        }
+        for record in &page {
+            if let Err(fault) = v.push(&record.assignment) {
+                return Ok(Err(fault));
+            }
+        }
+        progress(v.next_slot);
+    }
+    Ok(Ok(v.report()))
+}
+
 /// Verifies a whole schedule given in slot order from slot 0.
 pub fn verify_chain<'a>(
     pid: Id,
