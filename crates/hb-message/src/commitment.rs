@@ -167,7 +167,11 @@ impl Message {
         self.id(&IdSelector::All)
     }
 
-    /// id(m, selector) (SPEC §2.5).
+    /// id(m, selector) (SPEC §2.5): the sum modulo 2^256 of the selected
+    /// commitment IDs. Selecting none (`none`, `all` on an unsigned
+    /// message, an empty committer list) gives the unsigned ID; a listed
+    /// committer without a commitment is
+    /// [`MessageError::RequestedCommittersNotFound`].
     pub fn id(&self, selector: &IdSelector) -> Result<Id, MessageError> {
         if *selector == IdSelector::None {
             return Ok(self.unsigned_id());
@@ -275,7 +279,9 @@ impl Message {
     }
 
     /// The keys covered by every selected commitment (their intersection),
-    /// sorted. Unsigned messages: every non-private key but `commitments`.
+    /// sorted. Selecting none (unsigned, `none`, an empty committer list):
+    /// every non-private key but `commitments`. A listed committer without
+    /// a commitment is [`MessageError::RequestedCommittersNotFound`].
     pub fn committed(&self, selector: &IdSelector) -> Result<Vec<Key>, MessageError> {
         let entries = self.entries()?;
         let selected = select(&entries, selector)?;
