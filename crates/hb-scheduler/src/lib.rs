@@ -43,7 +43,7 @@ pub use config::{DedupPolicy, SchedulerConfig, SchedulingMode, UnknownSetting};
 pub use deps::{NoopUploader, SchedulerDeps, SchedulerMetrics, Uploader};
 pub use device::SchedulerDevice;
 pub use error::{message_code, SchedulerError};
-pub use registry::SchedulerRegistry;
+pub use registry::{SchedulerRegistry, ServerMap};
 pub use scheduler::{process_dedup, DeviceCheck, ScheduleRequest, Scheduler};
 pub use sequencer::Sequencer;
 pub use server::{CurrentSlot, SchedulerServer, ServerHandle};

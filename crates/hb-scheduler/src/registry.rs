@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use actix::prelude::*;
 use hb_message::Id;
+use parking_lot::RwLock;
 use tokio::sync::oneshot;
 
 use crate::config::{DedupPolicy, SchedulingMode};
@@ -58,10 +59,14 @@ impl actix::Message for Shutdown {
 
 type Waiters = Vec<oneshot::Sender<Result<ServerHandle, SchedulerError>>>;
 
+/// The live servers, readable without a round trip through the registry
+/// actor; only the registry writes it, so creation stays atomic.
+pub type ServerMap = Arc<RwLock<HashMap<Id, ServerHandle>>>;
+
 /// The registry actor.
 pub struct SchedulerRegistry {
     deps: SchedulerDeps,
-    servers: HashMap<Id, ServerHandle>,
+    servers: ServerMap,
     starting: HashMap<Id, Waiters>,
     arbiters: Vec<ArbiterHandle>,
     /// The arbiters this registry started (stopped by [`Shutdown`]).
@@ -71,13 +76,18 @@ pub struct SchedulerRegistry {
 impl SchedulerRegistry {
     /// A registry spreading servers over `deps.config.arbiters` new arbiters.
     pub fn new(deps: SchedulerDeps) -> SchedulerRegistry {
+        SchedulerRegistry::with_map(deps, ServerMap::default())
+    }
+
+    /// A registry publishing its servers in `servers` (shared with readers).
+    pub fn with_map(deps: SchedulerDeps, servers: ServerMap) -> SchedulerRegistry {
         let owned: Vec<Arbiter> = (0..deps.config.arbiters.max(1))
             .map(|_| Arbiter::new())
             .collect();
         let arbiters = owned.iter().map(Arbiter::handle).collect();
         SchedulerRegistry {
             deps,
-            servers: HashMap::new(),
+            servers,
             starting: HashMap::new(),
             arbiters,
             owned,
@@ -92,11 +102,12 @@ impl SchedulerRegistry {
     }
 
     fn live(&mut self, pid: &Id) -> Option<ServerHandle> {
-        match self.servers.get(pid) {
-            Some(h) if h.is_alive() => Some(h.clone()),
+        let found = self.servers.read().get(pid).cloned();
+        match found {
+            Some(h) if h.is_alive() => Some(h),
             Some(_) => {
                 tracing::warn!(%pid, "scheduler server found dead; it will be replaced");
-                self.servers.remove(pid);
+                self.servers.write().remove(pid);
                 None
             }
             None => None,
@@ -112,7 +123,7 @@ impl Handler<Shutdown> for SchedulerRegistry {
     type Result = ();
 
     fn handle(&mut self, _: Shutdown, ctx: &mut Context<Self>) {
-        self.servers.clear();
+        self.servers.write().clear();
         self.starting.clear();
         for arbiter in self.owned.drain(..) {
             arbiter.stop();
@@ -141,6 +152,7 @@ impl Handler<LiveProcesses> for SchedulerRegistry {
     fn handle(&mut self, _: LiveProcesses, _: &mut Context<Self>) -> Self::Result {
         let mut pids: Vec<Id> = self
             .servers
+            .read()
             .iter()
             .filter(|(_, h)| h.is_alive())
             .map(|(p, _)| *p)
@@ -189,7 +201,7 @@ impl Handler<FindOrCreate> for SchedulerRegistry {
                         SchedulerServer::new(deps, seq, dedup)
                     });
                     let handle = ServerHandle::new(pid, addr, capacity, timeout);
-                    act.servers.insert(pid, handle.clone());
+                    act.servers.write().insert(pid, handle.clone());
                     Ok(handle)
                 });
                 for waiter in act.starting.remove(&pid).unwrap_or_default() {

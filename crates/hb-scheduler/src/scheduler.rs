@@ -13,7 +13,7 @@ use crate::config::{DedupPolicy, SchedulingMode};
 use crate::deps::SchedulerDeps;
 use crate::error::SchedulerError;
 use crate::formats::SchedulePage;
-use crate::registry::{Find, FindOrCreate, LiveProcesses, SchedulerRegistry, Shutdown};
+use crate::registry::{Find, FindOrCreate, LiveProcesses, SchedulerRegistry, ServerMap, Shutdown};
 use crate::schedule_store;
 use crate::server::{CurrentSlot, Schedule, ServerHandle};
 use crate::target::{is_process, resolve_target, Target, TargetSources};
@@ -55,6 +55,8 @@ impl std::fmt::Debug for ScheduleRequest {
 pub struct Scheduler {
     deps: SchedulerDeps,
     registry: Addr<SchedulerRegistry>,
+    /// The registry's live servers, read directly on the hot path.
+    servers: ServerMap,
     verifier: VerifyPool,
 }
 
@@ -63,10 +65,12 @@ impl Scheduler {
     /// Must be called inside a running actix system.
     pub fn start(deps: SchedulerDeps) -> Scheduler {
         let threads = deps.config.arbiters.max(1);
-        let registry = SchedulerRegistry::new(deps.clone()).start();
+        let servers = ServerMap::default();
+        let registry = SchedulerRegistry::with_map(deps.clone(), Arc::clone(&servers)).start();
         Scheduler {
             deps,
             registry,
+            servers,
             verifier: VerifyPool::start(threads),
         }
     }
@@ -222,8 +226,21 @@ impl Scheduler {
         stored.record.get_text("url").map(str::to_string)
     }
 
+    /// The live server of `pid` from the shared map, without a round trip
+    /// through the registry actor.
+    fn find_live(&self, pid: &Id) -> Option<ServerHandle> {
+        self.servers
+            .read()
+            .get(pid)
+            .filter(|h| h.is_alive())
+            .cloned()
+    }
+
     /// The live server of `pid`, if any (never creates one).
     pub async fn find(&self, pid: Id) -> Result<Option<ServerHandle>, SchedulerError> {
+        if let Some(h) = self.find_live(&pid) {
+            return Ok(Some(h));
+        }
         self.registry
             .send(Find(pid))
             .await
@@ -240,6 +257,9 @@ impl Scheduler {
         pid: Id,
         dedup: Option<DedupPolicy>,
     ) -> Result<ServerHandle, SchedulerError> {
+        if let Some(h) = self.find_live(&pid) {
+            return Ok(h);
+        }
         self.registry
             .send(FindOrCreate { pid, dedup })
             .await
