@@ -70,7 +70,7 @@ impl SledStore {
     ) -> Result<SledStore, StoreError> {
         let path = path.as_ref().to_path_buf();
         let _span = tracing::info_span!("sled_open", path = %path.display()).entered();
-        let existed = std::fs::metadata(path.join("db")).is_ok_and(|m| m.len() > 0);
+        let existed = path.join("db").exists();
         let config = sled::Config::new()
             .path(&path)
             .cache_capacity(options.cache_capacity)
