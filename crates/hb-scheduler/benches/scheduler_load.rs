@@ -21,13 +21,22 @@
 //!   clients, `SCHEDBENCH_MESSAGES` (60,000) messages per run, signed and
 //!   unsigned, local_confirmation and aggressive, over 1 and
 //!   `SCHEDBENCH_PROCESSES` (1,000) processes. Each round first measures the
-//!   crypto-only ceiling of both cores (the baseline); ratios are to it.
-//! - `latency`: open-loop paced load at half the best saturating rate of
+//!   crypto-only ceiling of both cores (the baseline: verify + sign with no
+//!   actors and no store); ratios are to it. Besides assignments/s, each run
+//!   reports the process CPU time per assignment split by thread role (from
+//!   `/proc/self/task/*/schedstat`), which holds up when other work shares
+//!   the cores, and how long our threads waited for a core.
+//!   `SCHEDBENCH_VARIANT=text` keeps the variants whose name contains it;
+//!   `SCHEDBENCH_STORE=memory` swaps sled for the in-memory store (a
+//!   diagnostic, not a figure against the target).
+//! - `latency`: open-loop paced load at half the median saturating rate of
 //!   the signed local_confirmation runs (or `SCHEDBENCH_RATE`), for
 //!   `SCHEDBENCH_LATENCY_SECS` (5) seconds; p50/p99 of one schedule call.
 //!
 //! Every measured scenario is repeated `SCHEDBENCH_REPEAT` (3) times; the
 //! tables give the best and the median, and the load average at the time.
+//! `SCHEDBENCH_PERF_CTL=<fifo>` enables a `perf record -D -1 --control
+//! fifo:<fifo>` only during the timed throughput sections.
 
 use std::alloc::{GlobalAlloc, Layout, System as SystemAlloc};
 use std::cell::RefCell;
@@ -220,6 +229,80 @@ fn us(d: Duration) -> f64 {
 
 fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1e3
+}
+
+/// CPU time used so far: the whole process (`/proc/self/stat`, utime +
+/// stime, 100 ticks/s; includes threads that have exited) and each live
+/// thread (`/proc/self/task/*/schedstat`: ns on the CPU, ns runnable but
+/// waiting for one).
+struct CpuSnap {
+    process_s: f64,
+    /// tid → (role, on-CPU seconds, run-queue wait seconds).
+    threads: std::collections::HashMap<u32, (String, f64, f64)>,
+}
+
+fn cpu_snapshot() -> CpuSnap {
+    let process_s = std::fs::read_to_string("/proc/self/stat")
+        .ok()
+        .and_then(|s| {
+            let rest = s.rsplit_once(')')?.1.split_whitespace().collect::<Vec<_>>();
+            // Fields 14 and 15 of stat(5); `rest` starts at field 3.
+            let utime: f64 = rest.get(11)?.parse().ok()?;
+            let stime: f64 = rest.get(12)?.parse().ok()?;
+            Some((utime + stime) / 100.0)
+        })
+        .unwrap_or(0.0);
+    let pid = std::process::id();
+    let mut threads = std::collections::HashMap::new();
+    if let Ok(tasks) = std::fs::read_dir("/proc/self/task") {
+        for t in tasks.filter_map(Result::ok) {
+            let Some(tid) = t.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else {
+                continue;
+            };
+            let comm = std::fs::read_to_string(t.path().join("comm")).unwrap_or_default();
+            let sched = std::fs::read_to_string(t.path().join("schedstat")).unwrap_or_default();
+            let mut f = sched
+                .split_whitespace()
+                .map(|x| x.parse::<f64>().unwrap_or(0.0) / 1e9);
+            let (run, wait) = (f.next().unwrap_or(0.0), f.next().unwrap_or(0.0));
+            threads.insert(tid, (thread_role(tid == pid, comm.trim()), run, wait));
+        }
+    }
+    CpuSnap { process_s, threads }
+}
+
+/// Groups threads by what they do.
+fn thread_role(main: bool, comm: &str) -> String {
+    if main {
+        return "main".into(); // clients, Scheduler::schedule, the registry
+    }
+    if comm.starts_with("actix-rt|system") {
+        return "arbiters".into(); // the scheduler servers
+    }
+    comm.trim_end_matches(|c: char| c.is_ascii_digit())
+        .trim_end_matches('-')
+        .to_string()
+}
+
+/// CPU used between two snapshots: process seconds, on-CPU seconds by
+/// role (threads that exited meanwhile appear as "exited"), and the
+/// run-queue wait of our threads (time other work held the cores).
+fn cpu_delta(a: &CpuSnap, b: &CpuSnap) -> (f64, Vec<(String, f64)>, f64) {
+    let mut by_role: std::collections::BTreeMap<String, f64> = Default::default();
+    let mut wait = 0.0;
+    for (tid, (role, run, w)) in &b.threads {
+        let (run0, w0) = a.threads.get(tid).map_or((0.0, 0.0), |t| (t.1, t.2));
+        *by_role.entry(role.clone()).or_default() += run - run0;
+        wait += w - w0;
+    }
+    let process = b.process_s - a.process_s;
+    let seen: f64 = by_role.values().sum();
+    if process - seen > 0.02 {
+        by_role.insert("exited".into(), process - seen);
+    }
+    let mut roles: Vec<(String, f64)> = by_role.into_iter().filter(|(_, s)| *s > 0.0).collect();
+    roles.sort_by(|x, y| y.1.total_cmp(&x.1));
+    (process.max(seen), roles, wait)
 }
 
 /// The node key of every scheduler in this bench.
@@ -778,6 +861,12 @@ fn workload(opts: &Opts, processes: usize, signed: bool) -> Workload {
 
 struct RunResult {
     rate: f64,
+    /// Process CPU per assignment, µs.
+    cpu_us: f64,
+    /// CPU per assignment by thread role, µs.
+    roles: Vec<(String, f64)>,
+    /// Run-queue wait of our threads per assignment, µs.
+    wait_us: f64,
     elapsed: Duration,
     stats: GroupCommitStats,
     drain: Duration,
@@ -823,6 +912,7 @@ async fn throughput_run(variant: Variant, work: &Workload) -> RunResult {
     let total: usize = loads.iter().map(Vec::len).sum();
     let before = graph.writer.stats();
     perf_ctl("enable");
+    let cpu0 = cpu_snapshot();
     let t = Instant::now();
     let clients = loads.into_iter().map(|msgs| {
         let s = graph.scheduler.clone();
@@ -840,6 +930,7 @@ async fn throughput_run(variant: Variant, work: &Workload) -> RunResult {
     });
     let outcomes = join_all(clients).await;
     let elapsed = t.elapsed();
+    let cpu1 = cpu_snapshot();
     perf_ctl("disable");
     // Aggressive mode answers before the write; wait until it is all stored.
     let submitted = graph.writer.stats().submitted;
@@ -847,6 +938,14 @@ async fn throughput_run(variant: Variant, work: &Workload) -> RunResult {
         tokio::time::sleep(Duration::from_millis(1)).await;
     }
     let drain = t.elapsed() - elapsed;
+    // In aggressive mode the writes finish after the answers: their CPU
+    // belongs to the run too.
+    let cpu1 = if drain > Duration::from_millis(2) {
+        cpu_snapshot()
+    } else {
+        cpu1
+    };
+    let (cpu_s, roles, wait_s) = cpu_delta(&cpu0, &cpu1);
     let after = graph.writer.stats();
     let mut errors = 0;
     let mut first_error = None;
@@ -860,8 +959,12 @@ async fn throughput_run(variant: Variant, work: &Workload) -> RunResult {
     let restarts = graph.metrics.restarts.load(Ordering::Relaxed);
     assert_eq!(restarts, 0, "no server restarts under load");
     graph.stop().await;
+    let per = |x: f64| x * 1e6 / total.max(1) as f64;
     RunResult {
         rate: (total - errors) as f64 / elapsed.as_secs_f64(),
+        cpu_us: per(cpu_s),
+        roles: roles.into_iter().map(|(r, s)| (r, per(s))).collect(),
+        wait_us: per(wait_s),
         elapsed,
         stats: GroupCommitStats {
             submitted: after.submitted - before.submitted,
@@ -877,10 +980,12 @@ async fn throughput_run(variant: Variant, work: &Workload) -> RunResult {
 
 /// The crypto-only ceiling of this machine right now: per message, verify
 /// the incoming message (if signed) and sign an assignment for it, spread
-/// over every core with no coordination at all.
-fn ceiling(messages: &[&Message], signed: bool) -> f64 {
+/// over every core with no coordination at all; its rate and its CPU time
+/// per message.
+fn ceiling(messages: &[&Message], signed: bool) -> Ceiling {
     let node = node_key();
     let pid = Id::hash(b"ceiling");
+    let cpu0 = cpu_snapshot();
     let t = Instant::now();
     let ok = parallel(messages.len(), |i| {
         let m = messages[i];
@@ -902,7 +1007,21 @@ fn ceiling(messages: &[&Message], signed: bool) -> f64 {
         draft.sign(&node).is_ok()
     });
     assert!(ok.into_iter().all(|x| x));
-    messages.len() as f64 / t.elapsed().as_secs_f64()
+    let rate = messages.len() as f64 / t.elapsed().as_secs_f64();
+    let (cpu_s, _, _) = cpu_delta(&cpu0, &cpu_snapshot());
+    Ceiling {
+        rate,
+        cpu_us: cpu_s * 1e6 / messages.len() as f64,
+    }
+}
+
+/// The crypto-only baseline of one round.
+#[derive(Clone, Copy)]
+struct Ceiling {
+    /// Messages per second on all cores.
+    rate: f64,
+    /// CPU per message, µs.
+    cpu_us: f64,
 }
 
 /// Single-thread cost of one `verify` and one assignment `sign`, in µs.
@@ -933,7 +1052,10 @@ fn crypto_costs(messages: &[&Message]) -> (f64, f64) {
 struct VariantResults {
     variant: Variant,
     runs: Vec<RunResult>,
-    ratios: Vec<f64>,
+    /// Per run: throughput / the round's crypto-only rate.
+    rate_ratios: Vec<f64>,
+    /// Per run: CPU per assignment / the round's crypto-only CPU per message.
+    cpu_ratios: Vec<f64>,
 }
 
 async fn throughput(opts: &Opts) -> Vec<VariantResults> {
@@ -990,7 +1112,8 @@ async fn throughput(opts: &Opts) -> Vec<VariantResults> {
                         mode,
                     },
                     runs: Vec::new(),
-                    ratios: Vec::new(),
+                    rate_ratios: Vec::new(),
+                    cpu_ratios: Vec::new(),
                 });
             }
         }
@@ -999,15 +1122,19 @@ async fn throughput(opts: &Opts) -> Vec<VariantResults> {
     if let Ok(only) = std::env::var("SCHEDBENCH_VARIANT") {
         variants.retain(|v| v.variant.name().contains(only.as_str()));
     }
-    let mut ceilings: Vec<(f64, f64)> = Vec::new();
+    let mut ceilings: Vec<(Ceiling, Ceiling)> = Vec::new();
     for round in 0..opts.repeat {
         let c_signed = ceiling(&signed_sample, true);
         let c_unsigned = ceiling(&unsigned_sample, false);
         ceilings.push((c_signed, c_unsigned));
         println!(
-            "round {round}: load average {}; crypto ceiling on all cores: {c_signed:.0} signed/s, \
-             {c_unsigned:.0} unsigned/s",
-            loadavg()
+            "round {round}: load average {}; crypto-only baseline on all cores: {:.0} signed/s \
+             ({:.1} µs CPU each), {:.0} unsigned/s ({:.1} µs CPU each)",
+            loadavg(),
+            c_signed.rate,
+            c_signed.cpu_us,
+            c_unsigned.rate,
+            c_unsigned.cpu_us
         );
         for v in variants.iter_mut() {
             let r = throughput_run(v.variant, work_of(v.variant.signed, v.variant.processes)).await;
@@ -1017,11 +1144,12 @@ async fn throughput(opts: &Opts) -> Vec<VariantResults> {
                 c_unsigned
             };
             println!(
-                "  {:<48} {:>8.0}/s in {:.2} s ({:.2} of ceiling); {} flushes, {:.1} batches/flush{}{}",
+                "  {:<44} {:>6.0}/s in {:.2} s ({:.2}× the baseline rate); {} flushes, {:.1} \
+                 batches/flush{}{}",
                 v.variant.name(),
                 r.rate,
                 r.elapsed.as_secs_f64(),
-                r.rate / c,
+                r.rate / c.rate,
                 r.stats.flushes,
                 r.stats.committed as f64 / r.stats.flushes.max(1) as f64,
                 if r.drain > Duration::from_millis(2) {
@@ -1034,29 +1162,50 @@ async fn throughput(opts: &Opts) -> Vec<VariantResults> {
                     None => String::new(),
                 }
             );
-            v.ratios.push(r.rate / c);
+            println!(
+                "  {:<44} CPU {:.0} µs/assignment ({:.2}× the baseline's): {}; waiting for a \
+                 core {:.0} µs",
+                "",
+                r.cpu_us,
+                r.cpu_us / c.cpu_us,
+                r.roles
+                    .iter()
+                    .map(|(role, x)| format!("{role} {x:.0}"))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                r.wait_us
+            );
+            v.rate_ratios.push(r.rate / c.rate);
+            v.cpu_ratios.push(r.cpu_us / c.cpu_us);
             v.runs.push(r);
         }
     }
-    let cs: Vec<f64> = ceilings.iter().map(|c| c.0).collect();
-    let cu: Vec<f64> = ceilings.iter().map(|c| c.1).collect();
+    let cs: Vec<f64> = ceilings.iter().map(|c| c.0.rate).collect();
+    let cu: Vec<f64> = ceilings.iter().map(|c| c.1.rate).collect();
+    let cs_cpu: Vec<f64> = ceilings.iter().map(|c| c.0.cpu_us).collect();
+    let cu_cpu: Vec<f64> = ceilings.iter().map(|c| c.1.cpu_us).collect();
     println!(
-        "\n| scenario | assignments/s best | median | median ratio to crypto ceiling | \
-         flushes (median run) | batches per flush | target |"
+        "\n| scenario | assignments/s best | median | median ratio to baseline rate | CPU µs per \
+         assignment (median) | ratio to baseline CPU | flushes (median run) | batches per flush \
+         | target |"
     );
-    println!("|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|");
     println!(
-        "| crypto ceiling, signed (verify + sign, all cores, baseline) | {:.0} | {:.0} | 1 | – | – | – |",
+        "| baseline: verify + sign only, signed, all cores | {:.0} | {:.0} | 1 | {:.1} | 1 | – | – \
+         | – |",
         best(&cs),
-        median(&cs)
+        median(&cs),
+        median(&cs_cpu)
     );
     println!(
-        "| crypto ceiling, unsigned (sign, all cores, baseline) | {:.0} | {:.0} | 1 | – | – | – |",
+        "| baseline: sign only, unsigned, all cores | {:.0} | {:.0} | 1 | {:.1} | 1 | – | – | – |",
         best(&cu),
-        median(&cu)
+        median(&cu),
+        median(&cu_cpu)
     );
     for v in &variants {
         let rates: Vec<f64> = v.runs.iter().map(|r| r.rate).collect();
+        let cpus: Vec<f64> = v.runs.iter().map(|r| r.cpu_us).collect();
         let med = median(&rates);
         let mid = v
             .runs
@@ -1072,14 +1221,32 @@ async fn throughput(opts: &Opts) -> Vec<VariantResults> {
             "–".into()
         };
         println!(
-            "| {} | {:.0} | {:.0} | {:.2} | {} | {:.1} | {target} |",
+            "| {} | {:.0} | {:.0} | {:.2} | {:.0} | {:.2} | {} | {:.1} | {target} |",
             v.variant.name(),
             best(&rates),
             med,
-            median(&v.ratios),
+            median(&v.rate_ratios),
+            median(&cpus),
+            median(&v.cpu_ratios),
             mid.stats.flushes,
             mid.stats.committed as f64 / mid.stats.flushes.max(1) as f64,
         );
+    }
+    println!("\nCPU µs per assignment by thread (median run of each variant):");
+    for v in &variants {
+        let cpus: Vec<f64> = v.runs.iter().map(|r| r.cpu_us).collect();
+        let med = median(&cpus);
+        if let Some(mid) = v.runs.iter().find(|r| r.cpu_us == med) {
+            println!(
+                "  {:<44} {}",
+                v.variant.name(),
+                mid.roles
+                    .iter()
+                    .map(|(role, x)| format!("{role} {x:.0}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+        }
     }
     variants
 }
@@ -1098,7 +1265,7 @@ async fn latency(opts: &Opts, measured: &[VariantResults]) {
                     && v.variant.processes == processes
                     && v.variant.mode == SchedulingMode::LocalConfirmation
             })
-            .map(|v| best(&v.runs.iter().map(|r| r.rate).collect::<Vec<_>>()));
+            .map(|v| median(&v.runs.iter().map(|r| r.rate).collect::<Vec<_>>()));
         let rate = match (opts.rate, saturating) {
             (r, _) if r > 0 => r as f64,
             (_, Some(s)) => s / 2.0,
