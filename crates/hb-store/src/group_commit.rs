@@ -19,6 +19,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 use futures::channel::oneshot;
 use parking_lot::{Condvar, Mutex};
@@ -32,11 +33,19 @@ use crate::store::Store;
 pub struct GroupCommitOptions {
     /// Most batches made durable by one flush; more wait for the next.
     pub max_group: usize,
+    /// How long the writer may wait before starting a group that is less
+    /// than half the size of the previous one (its callers are probably
+    /// between an acknowledgement and their next batch). Zero: never wait.
+    /// Never applies when nothing is queued.
+    pub linger: Duration,
 }
 
 impl Default for GroupCommitOptions {
     fn default() -> GroupCommitOptions {
-        GroupCommitOptions { max_group: 4096 }
+        GroupCommitOptions {
+            max_group: 4096,
+            linger: Duration::from_micros(200),
+        }
     }
 }
 
@@ -60,10 +69,23 @@ struct Pending {
     ack: oneshot::Sender<Result<(), StoreError>>,
 }
 
-#[derive(Default)]
 struct Queue {
     pending: Vec<Pending>,
     closed: bool,
+    /// Queue length at which a submission wakes the writer: 1 while it
+    /// waits idle, the linger threshold while it lingers, `usize::MAX` while
+    /// it works (it looks at the queue by itself when done).
+    wake_at: usize,
+}
+
+impl Default for Queue {
+    fn default() -> Queue {
+        Queue {
+            pending: Vec::new(),
+            closed: false,
+            wake_at: 1,
+        }
+    }
 }
 
 #[derive(Default)]
@@ -109,7 +131,7 @@ impl GroupCommit {
             .name("hb-store-writer".into())
             .spawn({
                 let shared = shared.clone();
-                move || run_writer(store, shared, options.max_group.max(1))
+                move || run_writer(store, shared, options)
             })
             .map_err(|e| StoreError::Io {
                 path,
@@ -129,15 +151,18 @@ impl GroupCommit {
     /// Awaiting never blocks an executor thread.
     pub fn submit(&self, batch: Batch) -> Ack {
         let (tx, rx) = oneshot::channel();
-        {
+        let wake = {
             let mut queue = self.shared.queue.lock();
             if queue.closed {
                 return Ack(AckState::Ready(Some(StoreError::Closed)));
             }
             queue.pending.push(Pending { batch, ack: tx });
-        }
+            queue.pending.len() >= queue.wake_at
+        };
         self.shared.submitted.fetch_add(1, Ordering::Relaxed);
-        self.shared.wake.notify_one();
+        if wake {
+            self.shared.wake.notify_one();
+        }
         Ack(AckState::Waiting(rx))
     }
 
@@ -237,23 +262,40 @@ impl Drop for CloseOnExit {
     }
 }
 
-fn run_writer(store: Arc<dyn Store>, shared: Arc<Shared>, max_group: usize) {
+fn run_writer(store: Arc<dyn Store>, shared: Arc<Shared>, options: GroupCommitOptions) {
     let _close = CloseOnExit(shared.clone());
+    let max_group = options.max_group.max(1);
+    let mut previous = 0usize;
     loop {
         let group: Vec<Pending> = {
             let mut queue = shared.queue.lock();
             while queue.pending.is_empty() && !queue.closed {
+                queue.wake_at = 1;
                 shared.wake.wait(&mut queue);
             }
             if queue.pending.is_empty() {
                 return; // closed and drained
             }
+            // A group much smaller than the last one: the other callers are
+            // likely about to resubmit. Give them a bounded moment, so one
+            // flush serves them too.
+            if !options.linger.is_zero() && !queue.closed && queue.pending.len() < previous / 2 {
+                let deadline = Instant::now() + options.linger;
+                while queue.pending.len() < previous / 2 && !queue.closed {
+                    queue.wake_at = previous / 2;
+                    if shared.wake.wait_until(&mut queue, deadline).timed_out() {
+                        break;
+                    }
+                }
+            }
+            queue.wake_at = usize::MAX;
             if queue.pending.len() <= max_group {
                 std::mem::take(&mut queue.pending)
             } else {
                 queue.pending.drain(..max_group).collect()
             }
         };
+        previous = group.len();
         let span = tracing::debug_span!("group_commit", batches = group.len());
         let _entered = span.enter();
         let (batches, acks): (Vec<Batch>, Vec<_>) =

@@ -28,7 +28,7 @@ impl Default for SledOptions {
     fn default() -> SledOptions {
         SledOptions {
             flush_every_ms: Some(500),
-            cache_capacity: 256 << 20,
+            cache_capacity: 1 << 30,
         }
     }
 }
