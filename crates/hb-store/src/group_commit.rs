@@ -375,6 +375,36 @@ mod tests {
     }
 
     #[test]
+    fn groups_never_exceed_max_group() {
+        let store = Arc::new(MemoryStore::new());
+        let options = GroupCommitOptions {
+            max_group: 10,
+            linger: Duration::ZERO,
+        };
+        let gc = GroupCommit::with_options(store.clone(), options).unwrap();
+        let acks: Vec<Ack> = (0..100)
+            .map(|i| gc.submit(batch(&format!("k{i}"))))
+            .collect();
+        for ack in acks {
+            futures::executor::block_on(ack).unwrap();
+        }
+        let stats = gc.stats();
+        assert_eq!(stats.committed, 100);
+        assert!(stats.flushes >= 10, "{stats:?}");
+        assert_eq!(store.len(), 100);
+    }
+
+    #[test]
+    fn a_group_whose_batches_all_fail_needs_no_flush() {
+        let store = Arc::new(MemoryStore::new());
+        store.put(b"taken", b"x").unwrap();
+        let gc = GroupCommit::start(store).unwrap();
+        assert!(gc.commit(batch("taken")).is_err());
+        let stats = gc.stats();
+        assert_eq!((stats.failed, stats.flushes), (1, 0));
+    }
+
+    #[test]
     fn close_finishes_queued_batches_then_refuses() {
         let store = Arc::new(MemoryStore::new());
         let gc = GroupCommit::start(store.clone()).unwrap();
