@@ -57,7 +57,25 @@ pub(crate) mod id_bytes {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::{AssignmentRecord, DedupEntry, LocationRecord, StateRecord};
+    use proptest::prelude::*;
     use serde::{Deserialize, Serialize};
+
+    proptest! {
+        #[test]
+        fn arbitrary_bytes_never_panic(bytes in prop::collection::vec(any::<u8>(), 0..512)) {
+            // With or without a valid checksum: an error or a record, never a panic.
+            let mut sealed = bytes.clone();
+            sealed.extend_from_slice(&crc32fast::hash(&bytes).to_le_bytes());
+            for input in [&bytes, &sealed] {
+                let _ = decode::<AssignmentRecord>(b"k", input);
+                let _ = decode::<StateRecord>(b"k", input);
+                let _ = decode::<DedupEntry>(b"k", input);
+                let _ = decode::<LocationRecord>(b"k", input);
+            }
+            let _ = crate::keys::printable(&bytes);
+        }
+    }
 
     #[derive(Debug, PartialEq, Serialize, Deserialize)]
     struct Probe {

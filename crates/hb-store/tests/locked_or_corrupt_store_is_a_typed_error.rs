@@ -76,6 +76,17 @@ fn a_store_held_by_another_process_is_locked() {
     assert_eq!(store.get(b"written-by").unwrap(), Some(b"holder".to_vec()));
 }
 
+#[test]
+fn a_path_that_is_not_a_directory_is_an_io_error_naming_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let file = tmp.path().join("plain-file");
+    std::fs::write(&file, b"not a store").unwrap();
+    match SledStore::open(&file) {
+        Err(StoreError::Io { path, .. }) => assert_eq!(path, file),
+        other => panic!("expected Io, got {other:?}"),
+    }
+}
+
 fn populated(dir: &Path) -> Vec<AssignmentRecord> {
     let store = Arc::new(SledStore::open(dir).unwrap());
     let cache = SchedulerCache::new(store.clone());
