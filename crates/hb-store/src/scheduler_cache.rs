@@ -337,6 +337,22 @@ mod tests {
     }
 
     #[test]
+    fn a_record_over_the_codec_limit_is_too_large() {
+        let limit = hb_message::codec::DEFAULT_RECORD_LIMIT;
+        let mut big = record(Id([1; 32]), 0);
+        big.assignment = msg! { "data" => vec![0u8; limit as usize + 1] };
+        let mut batch = Batch::new();
+        assert_eq!(
+            SchedulerCache::stage_assignment(&mut batch, &big),
+            Err(StoreError::TooLarge {
+                record: "assignment",
+                limit
+            })
+        );
+        assert!(batch.is_empty());
+    }
+
+    #[test]
     fn dedup_entries_keep_the_first_write() {
         let (store, cache) = cache();
         let (pid, mid) = (Id([1; 32]), Id([2; 32]));
