@@ -184,10 +184,26 @@ impl Opts {
 // ---------------------------------------------------------------------------
 // Small helpers.
 
+/// The load average, and the share of time (last 10 s) in which some task
+/// waited for a core or for I/O (`/proc/pressure`): how much other work
+/// shares the machine.
 fn loadavg() -> String {
-    std::fs::read_to_string("/proc/loadavg")
+    let load = std::fs::read_to_string("/proc/loadavg")
         .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
-        .unwrap_or_else(|_| "?".into())
+        .unwrap_or_else(|_| "?".into());
+    let pressure = |what: &str| {
+        std::fs::read_to_string(format!("/proc/pressure/{what}"))
+            .ok()
+            .and_then(|s| {
+                let some = s.lines().next()?.split_whitespace().nth(1)?.to_string();
+                Some(format!(
+                    ", {what} pressure {}%",
+                    some.trim_start_matches("avg10=")
+                ))
+            })
+            .unwrap_or_default()
+    };
+    format!("{load}{}{}", pressure("cpu"), pressure("io"))
 }
 
 /// Resident set size in bytes (`/proc/self/statm`, second field, 4 KiB pages).
