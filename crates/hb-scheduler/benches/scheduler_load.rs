@@ -1311,8 +1311,7 @@ async fn latency(opts: &Opts, measured: &[VariantResults]) {
         let mut services = Vec::new();
         let mut achieved = Vec::new();
         for round in 0..opts.repeat {
-            let (from_intended, from_send, rate_done, lag) =
-                latency_run(&work, rate, opts.clients).await;
+            let (from_intended, from_send, rate_done, lag) = latency_run(&work, rate).await;
             println!(
                 "  {processes} process(es), round {round}: {rate:.0}/s offered, {rate_done:.0}/s \
                  done; p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms (from the send: p50 {:.2}, p99 \
@@ -1363,15 +1362,12 @@ async fn latency(opts: &Opts, measured: &[VariantResults]) {
 /// One open-loop run: message i is due at `i / rate` seconds; each is sent
 /// by its own task, so a slow answer never delays later sends. Latency is
 /// measured from the due time (no coordinated omission) and from the send.
-async fn latency_run(
-    work: &Workload,
-    rate: f64,
-    clients: usize,
-) -> (Vec<Duration>, Vec<Duration>, f64, Duration) {
+async fn latency_run(work: &Workload, rate: f64) -> (Vec<Duration>, Vec<Duration>, f64, Duration) {
     let dir = tempfile::tempdir().expect("a temporary directory");
     let graph = Graph::start(open_store(dir.path()), SchedulerConfig::default());
     registered(&graph, &work.definitions).await;
-    // Interleave the clients' messages back into send order.
+    // Interleave the clients' messages back into their global order
+    // (message g was dealt to client g % C).
     let mut queues: Vec<std::vec::IntoIter<Message>> = work
         .per_client
         .clone()
@@ -1380,16 +1376,9 @@ async fn latency_run(
         .collect();
     let total: usize = work.per_client.iter().map(Vec::len).sum();
     let mut ordered = Vec::with_capacity(total);
-    'outer: loop {
-        let mut any = false;
-        for q in queues.iter_mut().take(clients) {
-            if let Some(m) = q.next() {
-                ordered.push(m);
-                any = true;
-            }
-        }
-        if !any {
-            break 'outer;
+    while ordered.len() < total {
+        for q in queues.iter_mut() {
+            ordered.extend(q.next());
         }
     }
     let from_intended = Rc::new(RefCell::new(Vec::with_capacity(total)));
