@@ -74,8 +74,9 @@ pub(crate) fn load(store: Arc<dyn Store>, pid: Id) -> Result<Loaded, SchedulerEr
 }
 
 /// Stages everything one assignment writes, in one atomic batch: the
-/// assignment ("must be absent"), the scheduled message in the message
-/// cache, and for signed messages the dedup entry.
+/// assignment ("must be absent", and the previous slot "must be present"),
+/// the scheduled message in the message cache, and for signed messages the
+/// dedup entry.
 pub(crate) fn stage(batch: &mut Batch, a: &Assignment, signed: bool) -> Result<(), SchedulerError> {
     let record = AssignmentRecord {
         pid: a.pid,
@@ -85,6 +86,11 @@ pub(crate) fn stage(batch: &mut Batch, a: &Assignment, signed: bool) -> Result<(
         assignment: a.message.clone(),
     };
     SchedulerCache::stage_assignment(batch, &record)?;
+    if let Some(previous) = a.slot.checked_sub(1) {
+        // Never store a slot on top of a missing one (a failed earlier
+        // write fails every write pipelined after it).
+        batch.require(keys::sched(&a.pid, previous));
+    }
     if let Some(body) = a.body() {
         MessageCache::stage(batch, body)?;
     }
@@ -162,4 +168,45 @@ pub(crate) fn range(
 /// Every process with a stored schedule.
 pub(crate) fn processes(store: Arc<dyn Store>) -> Result<Vec<Id>, SchedulerError> {
     Ok(SchedulerCache::new(store).processes()?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::chain_tip::ChainTip;
+    use hb_message::{msg, NodeKey};
+    use hb_store::MemoryStore;
+
+    fn assignment(seq: &mut Sequencer, n: i64) -> Assignment {
+        seq.assign(msg! { "n" => n }, ChainTip::LOCAL, n)
+            .and_then(|d| Ok(d.sign(&NodeKey::from_seed(&[1; 32]))?))
+            .expect("assign and sign")
+    }
+
+    #[test]
+    fn a_slot_is_never_stored_on_top_of_a_missing_one() {
+        let store = MemoryStore::new();
+        let pid = Id::hash(b"p");
+        let mut seq = Sequencer::new(pid);
+        let zero = assignment(&mut seq, 0);
+        let one = assignment(&mut seq, 1);
+        let two = assignment(&mut seq, 2);
+        let mut b = Batch::new();
+        stage(&mut b, &zero, false).expect("stage");
+        store.apply(b).expect("slot 0 needs nothing before it");
+        // Slot 1's write failed (never applied): slot 2 must not land.
+        let mut b = Batch::new();
+        stage(&mut b, &two, false).expect("stage");
+        assert!(matches!(store.apply(b), Err(StoreError::Missing { .. })));
+        let mut b = Batch::new();
+        stage(&mut b, &one, false).expect("stage");
+        store.apply(b).expect("slot 1 follows slot 0");
+        let mut b = Batch::new();
+        stage(&mut b, &two, true).expect("stage");
+        store.apply(b).expect("slot 2 follows slot 1");
+        let head = SchedulerCache::new(Arc::new(store))
+            .latest(&pid)
+            .expect("read");
+        assert_eq!(head.map(|h| h.slot), Some(2));
+    }
 }

@@ -25,6 +25,11 @@ pub enum BatchOp {
     /// Write `value` at `key` only if it is absent; if it is present this
     /// operation is skipped and the rest of the batch applies.
     PutIfAbsent(Vec<u8>, Vec<u8>),
+    /// Write nothing, but fail the whole batch unless `key` is present
+    /// ([`StoreError::Missing`]). A scheduler slot requires the slot before
+    /// it, so a failed write can never leave a later slot stored on top of
+    /// a gap.
+    Require(Vec<u8>),
 }
 
 impl BatchOp {
@@ -34,7 +39,8 @@ impl BatchOp {
             BatchOp::Put(k, _)
             | BatchOp::Delete(k)
             | BatchOp::PutNew(k, _)
-            | BatchOp::PutIfAbsent(k, _) => k,
+            | BatchOp::PutIfAbsent(k, _)
+            | BatchOp::Require(k) => k,
         }
     }
 }
@@ -75,6 +81,11 @@ impl Batch {
             .push(BatchOp::PutIfAbsent(key.into(), value.into()));
     }
 
+    /// Adds a precondition: `key` must be present (see [`BatchOp::Require`]).
+    pub fn require(&mut self, key: impl Into<Vec<u8>>) {
+        self.ops.push(BatchOp::Require(key.into()));
+    }
+
     /// Appends every operation of `other`.
     pub fn extend(&mut self, other: Batch) {
         self.ops.extend(other.ops);
@@ -112,10 +123,12 @@ impl Overlay {
         batch: Batch,
         exists: &mut dyn FnMut(&[u8]) -> Result<bool, StoreError>,
     ) -> Result<Writes, StoreError> {
-        let conditional = batch
-            .ops
-            .iter()
-            .any(|op| matches!(op, BatchOp::PutNew(..) | BatchOp::PutIfAbsent(..)));
+        let conditional = batch.ops.iter().any(|op| {
+            matches!(
+                op,
+                BatchOp::PutNew(..) | BatchOp::PutIfAbsent(..) | BatchOp::Require(..)
+            )
+        });
         let mut writes = Writes::with_capacity(batch.ops.len());
         if !conditional {
             for op in batch.ops {
@@ -123,7 +136,7 @@ impl Overlay {
                     BatchOp::Put(k, v) => writes.push((k, Some(v))),
                     BatchOp::Delete(k) => writes.push((k, None)),
                     // Excluded by `conditional` above.
-                    BatchOp::PutNew(..) | BatchOp::PutIfAbsent(..) => {}
+                    BatchOp::PutNew(..) | BatchOp::PutIfAbsent(..) | BatchOp::Require(..) => {}
                 }
             }
         } else {
@@ -160,6 +173,13 @@ impl Overlay {
                             writes.push((k, Some(v)));
                         }
                     }
+                    BatchOp::Require(k) => {
+                        if !present(&k, &local, exists)? {
+                            return Err(StoreError::Missing {
+                                key: crate::keys::printable(&k),
+                            });
+                        }
+                    }
                 }
             }
         }
@@ -192,6 +212,34 @@ mod tests {
         b.put_new("k", "2");
         let w = Overlay::default().resolve(b, &mut none).unwrap();
         assert_eq!(w.last(), Some(&(b"k".to_vec(), Some(b"2".to_vec()))));
+    }
+
+    #[test]
+    fn require_fails_the_whole_batch_when_its_key_is_absent() {
+        let mut b = Batch::new();
+        b.put("x", "1");
+        b.require("needed");
+        let err = Overlay::default().resolve(b, &mut none).unwrap_err();
+        assert!(matches!(err, StoreError::Missing { .. }));
+        // Present in the backend, in an earlier accepted batch, or earlier
+        // in the same batch: all satisfy it.
+        let mut b = Batch::new();
+        b.require("needed");
+        b.put("x", "1");
+        let mut exists = |k: &[u8]| Ok(k == b"needed");
+        assert_eq!(Overlay::default().resolve(b, &mut exists).unwrap().len(), 1);
+        let mut overlay = Overlay::default();
+        let mut first = Batch::new();
+        first.put_new("a", "1");
+        overlay.resolve(first, &mut none).unwrap();
+        let mut second = Batch::new();
+        second.require("a");
+        second.put("b", "2");
+        assert!(overlay.resolve(second, &mut none).is_ok());
+        let mut same = Batch::new();
+        same.put("c", "1");
+        same.require("c");
+        assert!(Overlay::default().resolve(same, &mut none).is_ok());
     }
 
     #[test]

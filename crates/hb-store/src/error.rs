@@ -64,6 +64,13 @@ pub enum StoreError {
         /// The key (printable form).
         key: String,
     },
+    /// A batch required a key ([`crate::BatchOp::Require`]) that is absent;
+    /// nothing of the batch was written.
+    #[error("batch precondition failed: {key} is absent")]
+    Missing {
+        /// The key (printable form).
+        key: String,
+    },
     /// A message handed to a cache cannot be stored as given (for example
     /// its commitments are malformed).
     #[error("message cannot be stored: {0}")]
