@@ -214,12 +214,52 @@ impl Device for NestedStackDevice {
     }
 }
 
+/// `hashpaths@test`: `mark` appends the HashPath its base arrived with (its
+/// `priv/hashpath`, or `"none"`) to the list `hashpaths`, so that tests see
+/// the HashPath of every step of a fold.
+pub struct HashpathRecorder;
+
+#[async_trait]
+impl Device for HashpathRecorder {
+    fn name(&self) -> &str {
+        "hashpaths@test"
+    }
+    fn info(&self) -> DeviceInfo {
+        DeviceInfo::with_functions(["mark"])
+    }
+    async fn call(
+        &self,
+        key: &Key,
+        mut base: Message,
+        _request: &Message,
+        _ctx: &Context,
+    ) -> Result<Outcome, ResolveError> {
+        if key.as_str() != "mark" {
+            return Err(ResolveError::not_found(key));
+        }
+        let arrived = base
+            .get_private("priv")
+            .and_then(Value::as_message)
+            .and_then(|p| p.get_text("hashpath"))
+            .unwrap_or("none")
+            .to_string();
+        match base.get_mut("hashpaths") {
+            Some(Value::List(l)) => l.push(Value::from(arrived)),
+            _ => {
+                base.insert("hashpaths", Value::List(vec![Value::from(arrived)]))?;
+            }
+        }
+        Ok(Outcome::Ok(base))
+    }
+}
+
 /// The test registry plus the stack helpers above.
 pub fn stack_context() -> Context {
     context_with(vec![
         Arc::new(CaptureDevice),
         Arc::new(AbsentDevice),
         Arc::new(NestedStackDevice),
+        Arc::new(HashpathRecorder),
     ])
 }
 
