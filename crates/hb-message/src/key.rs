@@ -1,6 +1,7 @@
 //! Keys: the normalised names of a message's fields (SPEC §2.2, §2.3).
 
 use std::borrow::Borrow;
+use std::cmp::Ordering;
 use std::fmt;
 
 use crate::error::{truncate_for_error, MessageError};
@@ -19,8 +20,8 @@ pub const PRIVATE_PREFIX: &str = "priv";
 /// never starts with `@`.
 ///
 /// Keys order by the unsigned bytes of their UTF-8 form, which is the order
-/// of the canonical encoding.
-#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+/// of the canonical encoding (and of `str`, so lookups by `&str` agree).
+#[derive(Clone, PartialEq, Eq, Hash)]
 pub struct Key(String);
 
 impl Key {
@@ -95,6 +96,54 @@ pub fn is_id_shaped(s: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
+impl Ord for Key {
+    #[inline]
+    fn cmp(&self, other: &Key) -> Ordering {
+        compare_bytes(self.0.as_bytes(), other.0.as_bytes())
+    }
+}
+
+impl PartialOrd for Key {
+    #[inline]
+    fn partial_cmp(&self, other: &Key) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+/// The order of `[u8]` (and so of `str`), compared inline, eight bytes at
+/// a time: keys are short, often share a prefix (`device`, `device-key`,
+/// `device-stack`), and a loop beats a call to `memcmp`. Map lookups by
+/// [`Key`] compare keys this way.
+#[inline]
+fn compare_bytes(a: &[u8], b: &[u8]) -> Ordering {
+    let n = a.len().min(b.len());
+    let mut i = 0;
+    while i + 8 <= n {
+        // Big-endian words order as their bytes do.
+        let (x, y) = (word(&a[i..i + 8]), word(&b[i..i + 8]));
+        if x != y {
+            return x.cmp(&y);
+        }
+        i += 8;
+    }
+    while i < n {
+        if a[i] != b[i] {
+            return a[i].cmp(&b[i]);
+        }
+        i += 1;
+    }
+    a.len().cmp(&b.len())
+}
+
+/// Eight bytes as a big-endian word.
+#[inline]
+fn word(bytes: &[u8]) -> u64 {
+    let mut w = [0u8; 8];
+    // Callers pass exactly eight bytes.
+    w.copy_from_slice(bytes);
+    u64::from_be_bytes(w)
+}
+
 impl Borrow<str> for Key {
     fn borrow(&self) -> &str {
         &self.0
@@ -143,6 +192,13 @@ impl From<u64> for Key {
 mod tests {
     use super::*;
 
+    impl Key {
+        /// Any text as a key, for order tests (bypasses normalisation).
+        fn from_normalised_any(s: &str) -> Key {
+            Key(s.to_string())
+        }
+    }
+
     #[test]
     fn keys_are_lower_cased() {
         assert_eq!(Key::new("Content-Type").unwrap().as_str(), "content-type");
@@ -186,6 +242,67 @@ mod tests {
         }
         for k in ["pri", "xpriv", "pr1v"] {
             assert!(!Key::new(k).unwrap().is_private(), "{k}");
+        }
+    }
+
+    #[test]
+    fn keys_order_as_their_bytes_like_str() {
+        let names = [
+            "a",
+            "ab",
+            "abc",
+            "b",
+            "ba",
+            "a-b",
+            "a/b",
+            "A_b",
+            "0",
+            "10",
+            "9",
+            "Äbc",
+            "äbc",
+            "z\u{80}",
+            "zz",
+            "priv",
+            "private",
+            "path",
+            "device",
+            "device-key",
+            "device-stack",
+            "devicf",
+            "previous-device",
+            "previous-input-prefix",
+            "previous-output-prefix",
+            "input-prefix",
+            "input-prefixes",
+            "12345678",
+            "123456789",
+            "12345679",
+            "1234567\u{ff}",
+            "abcdefgh\u{80}x",
+            "abcdefghx",
+            "abcdefgh",
+            "abcdefghijklmnop",
+            "abcdefghijklmnoq",
+        ];
+        let keys: Vec<Key> = names.iter().map(|n| Key::from_normalised_any(n)).collect();
+        for a in &keys {
+            for b in &keys {
+                assert_eq!(a.cmp(b), a.as_str().cmp(b.as_str()), "{a:?} vs {b:?}");
+                assert_eq!(a.partial_cmp(b), Some(a.cmp(b)));
+            }
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn key_order_is_str_order(a in "\\PC{1,40}", b in "\\PC{1,40}") {
+            let (ka, kb) = (Key::from_normalised_any(&a), Key::from_normalised_any(&b));
+            proptest::prop_assert_eq!(ka.cmp(&kb), a.as_str().cmp(b.as_str()));
+            // Shared prefixes of more than eight bytes.
+            let (pa, pb) = (format!("previous-{a}"), format!("previous-{b}"));
+            let (ka, kb) = (Key::from_normalised_any(&pa), Key::from_normalised_any(&pb));
+            proptest::prop_assert_eq!(ka.cmp(&kb), pa.cmp(&pb));
         }
     }
 

@@ -100,6 +100,34 @@ impl Message {
         self.entries.get(key)
     }
 
+    /// Mutable access to a non-private value by an already normalised key
+    /// (the [`get_key`](Message::get_key) of [`get_mut`](Message::get_mut)).
+    pub fn get_key_mut(&mut self, key: &Key) -> Option<&mut Value> {
+        if key.is_private() {
+            return None;
+        }
+        self.entries.get_mut(key)
+    }
+
+    /// Looks up an already normalised key, private ones included (the
+    /// [`get_key`](Message::get_key) of [`get_private`](Message::get_private)).
+    pub fn get_private_key(&self, key: &Key) -> Option<&Value> {
+        self.entries.get(key)
+    }
+
+    /// Mutable access by an already normalised key, private ones included
+    /// (runtime data such as `priv/hashpath`, updated in place).
+    pub fn get_private_key_mut(&mut self, key: &Key) -> Option<&mut Value> {
+        self.entries.get_mut(key)
+    }
+
+    /// Removes an already normalised key (private keys too), returning its
+    /// value (the [`get_key`](Message::get_key) of
+    /// [`remove`](Message::remove)).
+    pub fn remove_key(&mut self, key: &Key) -> Option<Value> {
+        self.entries.remove(key)
+    }
+
     /// Looks up a key including private ones (runtime access only).
     pub fn get_private(&self, key: &str) -> Option<&Value> {
         let k = normalise_for_lookup(key)?;
@@ -284,6 +312,33 @@ mod tests {
         );
         assert_eq!(m.get_key(&Key::new("priv").unwrap()), None);
         assert_eq!(m.get_key(&Key::new("other").unwrap()), None);
+    }
+
+    #[test]
+    fn key_accessors_match_their_str_forms() {
+        let mut m = msg! { "Name" => "x", "n" => 1 };
+        m.set_private("priv", msg! { "hashpath" => "h" }).unwrap();
+        let name = Key::new("name").unwrap();
+        let private = Key::new("priv").unwrap();
+        // Non-private access hides `priv`; the private forms reach it.
+        assert!(m.get_key_mut(&private).is_none());
+        assert_eq!(m.get_private_key(&private), m.get_private("priv"));
+        *m.get_key_mut(&name).unwrap() = Value::from("y");
+        assert_eq!(m.get("NAME"), Some(&Value::from("y")));
+        if let Some(Value::Message(p)) = m.get_private_key_mut(&private) {
+            p.insert("hashpath", "h2").unwrap();
+        }
+        assert_eq!(
+            m.get_private("priv").and_then(Value::as_message),
+            Some(&msg! { "hashpath" => "h2" })
+        );
+        assert_eq!(
+            m.remove_key(&private),
+            Some(Value::from(msg! { "hashpath" => "h2" }))
+        );
+        assert_eq!(m.remove_key(&private), None);
+        assert_eq!(m.remove_key(&name), Some(Value::from("y")));
+        assert_eq!(m, msg! { "n" => 1 });
     }
 
     #[test]
