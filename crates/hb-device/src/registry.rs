@@ -4,6 +4,7 @@
 use std::borrow::Cow;
 use std::collections::HashMap;
 use std::fmt;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::Arc;
 
 use crate::device::{validate_device_name, Device, DeviceInfo};
@@ -41,7 +42,32 @@ impl fmt::Debug for Registered {
 #[derive(Clone)]
 pub struct DeviceRegistry {
     /// Lower-cased name → device.
-    devices: HashMap<String, Registered>,
+    devices: HashMap<String, Registered, BuildHasherDefault<NameHasher>>,
+}
+
+/// FNV-1a over a device name: the engine looks a name up on every step,
+/// and names are a few bytes, where SipHash's setup dominates. Flooding is
+/// no concern: the map only holds the devices the node registered, so an
+/// unknown name from a message cannot make a lookup walk far.
+struct NameHasher(u64);
+
+impl Default for NameHasher {
+    fn default() -> NameHasher {
+        NameHasher(0xcbf2_9ce4_8422_2325)
+    }
+}
+
+impl Hasher for NameHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 ^= u64::from(b);
+            self.0 = self.0.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
 }
 
 impl DeviceRegistry {
@@ -66,7 +92,7 @@ impl DeviceRegistry {
     /// that other devices leave to it, and bases without `device`.
     pub fn empty() -> DeviceRegistry {
         DeviceRegistry {
-            devices: HashMap::new(),
+            devices: HashMap::default(),
         }
     }
 
