@@ -43,6 +43,7 @@ mod context;
 mod device;
 mod error;
 mod extensions;
+mod keys;
 pub mod message_device;
 pub mod path;
 mod registry;

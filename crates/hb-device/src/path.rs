@@ -75,8 +75,7 @@ pub fn path_request(path: &str) -> Message {
 
 /// The key `path`.
 pub(crate) fn path_key() -> Key {
-    // "path" is a valid, already normalised key.
-    Key::new(PATH).expect("`path` is a valid key")
+    crate::keys::PATH.clone()
 }
 
 #[cfg(test)]

@@ -7,19 +7,21 @@
 
 use std::borrow::Cow;
 use std::panic::AssertUnwindSafe;
+use std::sync::OnceLock;
 
 use futures::future::BoxFuture;
 use futures::FutureExt;
 use hb_message::hashpath::{self, hashpath_of_value};
-use hb_message::{Key, Message, SetMode, Update, Value};
+use hb_message::{Key, Message, MessageError, SetMode, Update, Value};
 use tracing::Instrument;
 
 use crate::config::HashpathMode;
 use crate::context::Context;
 use crate::device::Outcome;
 use crate::error::ResolveError;
+use crate::keys;
 use crate::message_device;
-use crate::path::{path_key, path_request, segments, PATH};
+use crate::path::{path_request, segments, PATH};
 use crate::registry::Registered;
 
 /// The key holding a message's device name.
@@ -38,6 +40,51 @@ enum Target<'r> {
     MessageDevice,
     /// A registered device.
     Device(&'r Registered),
+}
+
+/// A request with what every resolution of it needs, worked out once: its
+/// path segments and its part of HashPaths (SPEC §2.7). A stack resolves
+/// one request on each of its devices, so it prepares it once for all.
+pub(crate) struct PreparedRequest<'r> {
+    request: &'r Message,
+    /// `segments(request)`; an error is reported by each resolution, after
+    /// its depth check, as when the path is parsed there.
+    segments: Result<Vec<Key>, ResolveError>,
+    /// `request_part(request)`, once a step has needed it.
+    hashpath_part: OnceLock<String>,
+}
+
+impl<'r> PreparedRequest<'r> {
+    pub(crate) fn new(request: &'r Message) -> PreparedRequest<'r> {
+        PreparedRequest {
+            request,
+            segments: segments(request),
+            hashpath_part: OnceLock::new(),
+        }
+    }
+}
+
+/// The request of one step, and where its part of the HashPath comes from.
+#[derive(Clone, Copy)]
+struct StepRequest<'a> {
+    message: &'a Message,
+    /// The prepared request's shared part, when `message` is that request.
+    shared_part: Option<&'a OnceLock<String>>,
+}
+
+impl<'a> StepRequest<'a> {
+    /// The request's part of the HashPath, computed at most once per
+    /// prepared request.
+    fn hashpath_part(self) -> Result<Cow<'a, str>, MessageError> {
+        let Some(shared) = self.shared_part else {
+            return hashpath::request_part(self.message).map(Cow::Owned);
+        };
+        if let Some(part) = shared.get() {
+            return Ok(Cow::Borrowed(part));
+        }
+        let part = hashpath::request_part(self.message)?;
+        Ok(Cow::Borrowed(shared.get_or_init(|| part)))
+    }
 }
 
 /// A failed resolution, with the base handed back when the caller asked to
@@ -70,7 +117,8 @@ impl Context {
     /// The base is handed over (devices modify it in place); clone it if you
     /// need it afterwards.
     pub async fn resolve(&self, base: Message, request: &Message) -> Result<Outcome, ResolveError> {
-        self.run(Subject::Message(base), request, None, false)
+        let request = PreparedRequest::new(request);
+        self.run(Subject::Message(base), &request, None, false)
             .await
             .map_err(|f| f.error)
     }
@@ -85,7 +133,8 @@ impl Context {
         request: &Message,
     ) -> Result<Outcome, ResolveError> {
         let registered = self.registry().lookup(device)?;
-        self.run(Subject::Message(base), request, Some(registered), false)
+        let request = PreparedRequest::new(request);
+        self.run(Subject::Message(base), &request, Some(registered), false)
             .await
             .map_err(|f| f.error)
     }
@@ -200,11 +249,12 @@ impl Context {
 
     /// [`resolve`](Context::resolve) for a single-segment request that
     /// hands the base back on failure when it can (without copying it when
-    /// `message@1.0` answers). Stacks use it to skip devices that lack a key.
+    /// `message@1.0` answers). Stacks use it to skip devices that lack a key,
+    /// resolving one prepared request on each device.
     pub(crate) async fn resolve_keeping(
         &self,
         base: Message,
-        request: &Message,
+        request: &PreparedRequest<'_>,
     ) -> Result<Outcome, Failure> {
         self.run(Subject::Message(base), request, None, true).await
     }
@@ -213,7 +263,7 @@ impl Context {
     async fn run(
         &self,
         subject: Subject,
-        request: &Message,
+        prepared: &PreparedRequest<'_>,
         forced: Option<&Registered>,
         keep: bool,
     ) -> Result<Outcome, Failure> {
@@ -229,11 +279,12 @@ impl Context {
                 base: give_back(subject),
             });
         }
-        let keys = match segments(request) {
+        let request = prepared.request;
+        let keys = match &prepared.segments {
             Ok(k) => k,
             Err(error) => {
                 return Err(Failure {
-                    error,
+                    error: error.clone(),
                     base: give_back(subject),
                 })
             }
@@ -245,15 +296,25 @@ impl Context {
         while let Some(key) = keys.next() {
             let is_last = keys.peek().is_none();
             // A copy of the request whose path is this segment.
-            let step_request: Cow<'_, Message> = if request.get_text(PATH) == Some(key.as_str()) {
+            let same_path =
+                request.get_key(&keys::PATH).and_then(Value::as_text) == Some(key.as_str());
+            let message: Cow<'_, Message> = if same_path {
                 Cow::Borrowed(request)
             } else {
                 let mut r = request.clone();
-                r.insert_key(path_key(), key.as_str());
+                r.insert_key(keys::PATH.clone(), key.as_str());
                 Cow::Owned(r)
             };
+            let step_request = StepRequest {
+                message: &message,
+                // The request itself has the prepared request's part.
+                shared_part: match message {
+                    Cow::Borrowed(_) => Some(&prepared.hashpath_part),
+                    Cow::Owned(_) => None,
+                },
+            };
             let outcome = nested
-                .step(subject, key, &step_request, forced.take(), keep && is_last)
+                .step(subject, key, step_request, forced.take(), keep && is_last)
                 .await?;
             if is_last {
                 return Ok(outcome);
@@ -279,7 +340,7 @@ impl Context {
 
     /// The device a message names: `message@1.0` when it has none.
     fn target_of(&self, base: &Message) -> Result<Target<'_>, ResolveError> {
-        match base.get(DEVICE) {
+        match base.get_key(&keys::DEVICE) {
             None => Ok(Target::MessageDevice),
             Some(Value::Text(name)) => {
                 let r = self.registry().lookup(name)?;
@@ -304,22 +365,33 @@ impl Context {
         &self,
         subject: Subject,
         key: &Key,
-        request: &Message,
+        request: StepRequest<'_>,
         forced: Option<&Registered>,
         keep: bool,
     ) -> Result<Outcome, Failure> {
-        match self.prepare(subject, key, request, forced, keep)? {
-            Prepared::Done(outcome) => Ok(outcome),
+        // Unpacked in a block, so that the future (which nests once per
+        // resolution level) keeps only what the call's outcome needs.
+        let (
+            DeviceCall {
+                registered,
+                base,
+                base_part,
+                kept,
+            },
+            span,
+        ) = match self.prepare(subject, key, request, forced, keep)? {
+            Prepared::Done(outcome) => return Ok(outcome),
             Prepared::Call(call) => {
                 let span = call.span(key, self.depth());
-                let device = call.registered.device.as_ref();
-                let result = AssertUnwindSafe(device.call(key, call.base, request, self))
-                    .catch_unwind()
-                    .instrument(span)
-                    .await;
-                after_call(result, device, key, request, call.base_part, call.kept)
+                (call, span)
             }
-        }
+        };
+        let device = registered.device.as_ref();
+        let result = AssertUnwindSafe(device.call(key, base, request.message, self))
+            .catch_unwind()
+            .instrument(span)
+            .await;
+        after_call(result, device, key, request, base_part, kept)
     }
 
     /// Everything of a step before a device call: picks who answers, and
@@ -328,7 +400,7 @@ impl Context {
         &'r self,
         subject: Subject,
         key: &Key,
-        request: &Message,
+        request: StepRequest<'_>,
         forced: Option<&'r Registered>,
         keep: bool,
     ) -> Result<Prepared<'r>, Failure> {
@@ -336,7 +408,7 @@ impl Context {
         let base = match subject {
             Subject::List(list) => {
                 let outcome = catch_sync(key, || {
-                    message_device::dispatch_list(key, &list, request, self)
+                    message_device::dispatch_list(key, &list, request.message, self)
                 })?;
                 return finish(outcome, update.then(|| hashpath_of_value(&list)), request)
                     .map(Prepared::Done)
@@ -370,7 +442,9 @@ impl Context {
         let Some(registered) = registered else {
             // message@1.0 answers, by reference: the HashPath is computed
             // only for message outcomes, and the base survives a failure.
-            let outcome = catch_sync(key, || message_device::dispatch(key, &base, request, self));
+            let outcome = catch_sync(key, || {
+                message_device::dispatch(key, &base, request.message, self)
+            });
             let outcome = match outcome {
                 Ok(o) => o,
                 Err(error) => {
@@ -438,7 +512,7 @@ fn after_call(
     result: Result<Result<Outcome, ResolveError>, Box<dyn std::any::Any + Send>>,
     device: &dyn crate::device::Device,
     key: &Key,
-    request: &Message,
+    request: StepRequest<'_>,
     base_part: Option<String>,
     kept: Option<Message>,
 ) -> Result<Outcome, Failure> {
@@ -499,13 +573,14 @@ fn panic_text(payload: &(dyn std::any::Any + Send)) -> &str {
 fn finish(
     outcome: Outcome,
     base_part: Option<String>,
-    request: &Message,
+    request: StepRequest<'_>,
 ) -> Result<Outcome, ResolveError> {
     Ok(match outcome {
         Outcome::Ok(mut m) => {
-            if let Some(base_part) = base_part {
-                let hp = hashpath::combine(&base_part, &hashpath::request_part(request)?)?;
-                put_hashpath(&mut m, hp);
+            if let Some(mut path) = base_part {
+                // The base part becomes the HashPath, in its own buffer.
+                hashpath::combine_in_place(&mut path, &request.hashpath_part()?)?;
+                put_hashpath(&mut m, path);
             }
             Outcome::Ok(m)
         }
@@ -515,45 +590,36 @@ fn finish(
     })
 }
 
-/// Stores `hashpath` at `priv/hashpath`, keeping other private data, without
-/// copying the private message (as `hashpath::set_hashpath` does).
+/// Stores `hashpath` at `priv/hashpath`, keeping other private data, in
+/// place (without copying the private message as `hashpath::set_hashpath`
+/// does, nor allocating keys when `priv/hashpath` exists).
 fn put_hashpath(m: &mut Message, hashpath: String) {
-    let private = match m.remove(hashpath::PRIV) {
-        Some(Value::Message(mut p)) => {
-            if let Some(slot) = p.get_mut("hashpath") {
-                *slot = Value::Text(hashpath);
-                p
-            } else {
-                set_hashpath_in(p, hashpath)
+    if let Some(Value::Message(private)) = m.get_private_key_mut(&keys::PRIV) {
+        match private.get_key_mut(&keys::HASHPATH) {
+            Some(slot) => *slot = Value::Text(hashpath),
+            None => {
+                private.insert_key(keys::HASHPATH.clone(), hashpath);
             }
         }
-        _ => set_hashpath_in(Message::new(), hashpath),
-    };
-    m.insert_key(priv_key(), private);
-}
-
-fn set_hashpath_in(mut private: Message, hashpath: String) -> Message {
-    // "hashpath" is a valid key.
-    private.insert_key(Key::new("hashpath").expect("valid key"), hashpath);
-    private
-}
-
-fn priv_key() -> Key {
-    // "priv" is a valid key.
-    Key::new(hashpath::PRIV).expect("valid key")
+        return;
+    }
+    // No `priv`, or one that is not a message: a fresh one.
+    let mut private = Message::new();
+    private.insert_key(keys::HASHPATH.clone(), hashpath);
+    m.insert_key(keys::PRIV.clone(), private);
 }
 
 /// Removes `priv/hashpath`, keeping other private data.
 fn without_hashpath(mut m: Message) -> Message {
     let has = m
-        .get_private(hashpath::PRIV)
+        .get_private_key(&keys::PRIV)
         .and_then(Value::as_message)
-        .is_some_and(|p| p.get("hashpath").is_some());
+        .is_some_and(|p| p.get_key(&keys::HASHPATH).is_some());
     if has {
-        if let Some(Value::Message(mut private)) = m.remove(hashpath::PRIV) {
-            private.remove("hashpath");
+        if let Some(Value::Message(mut private)) = m.remove_key(&keys::PRIV) {
+            private.remove_key(&keys::HASHPATH);
             if private.iter_all().next().is_some() {
-                m.insert_key(priv_key(), private);
+                m.insert_key(keys::PRIV.clone(), private);
             }
         }
     }

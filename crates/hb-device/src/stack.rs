@@ -7,13 +7,14 @@
 //! path `transform/D/k` runs `k` on device `D` alone.
 
 use async_trait::async_trait;
-use hb_message::{Key, Message, Value, COMMITMENTS};
+use hb_message::{Key, Message, Value};
 
 use crate::config::ErrorStrategy;
 use crate::context::Context;
 use crate::device::{Device, DeviceInfo, Outcome};
 use crate::error::ResolveError;
-use crate::resolve::DEVICE;
+use crate::keys;
+use crate::resolve::PreparedRequest;
 
 /// The device's name.
 pub const NAME: &str = "stack@1.0";
@@ -75,8 +76,7 @@ impl Device for StackDevice {
 
     /// With `stack-keys`, `exports = stack-keys`.
     fn info_for(&self, base: &Message) -> Option<DeviceInfo> {
-        let keys = base.get(STACK_KEYS)?;
-        let names: Vec<&str> = match keys {
+        let names: Vec<&str> = match base.get_key(&keys::STACK_KEYS)? {
             Value::List(items) => items.iter().filter_map(Value::as_text).collect(),
             Value::Message(m) => m.iter().filter_map(|(_, v)| v.as_text()).collect(),
             Value::Text(t) => vec![t.as_str()],
@@ -105,7 +105,7 @@ impl Device for StackDevice {
             return Ok(Outcome::Ok(m));
         }
         if !matches!(
-            base.get(DEVICE_STACK),
+            base.get_key(&keys::DEVICE_STACK),
             Some(Value::Message(_) | Value::List(_))
         ) {
             return Err(ResolveError::invalid_input(
@@ -113,9 +113,13 @@ impl Device for StackDevice {
                 "a stack needs `device-stack`: a message or list of device names",
             ));
         }
-        match mode(&base, request)? {
+        // Bound first, so that no temporary lives across the await.
+        let mode = mode(&base, request)?;
+        match mode {
             Mode::Fold => fold(base, request, ctx).await,
-            Mode::Map => map(base, request, ctx).await,
+            // Map's state is large and rarely needed: boxed, it does not
+            // grow every stack call's future.
+            Mode::Map => Box::pin(map(base, request, ctx)).await,
         }
     }
 }
@@ -123,7 +127,10 @@ impl Device for StackDevice {
 /// The mode: the request's `mode`, else the base's, else `Fold`.
 /// Case-sensitive.
 pub fn mode(base: &Message, request: &Message) -> Result<Mode, ResolveError> {
-    match request.get(MODE).or_else(|| base.get(MODE)) {
+    match request
+        .get_key(&keys::MODE)
+        .or_else(|| base.get_key(&keys::MODE))
+    {
         None => Ok(Mode::Fold),
         Some(Value::Text(m)) if m == "Fold" => Ok(Mode::Fold),
         Some(Value::Text(m)) if m == "Map" => Ok(Mode::Map),
@@ -145,12 +152,12 @@ pub fn prefixed(prefix: Option<&str>, key: &str) -> String {
 
 /// The running device's input prefix, if it has one.
 pub fn input_prefix(base: &Message) -> Option<&str> {
-    base.get_text(INPUT_PREFIX)
+    base.get_key(&keys::INPUT_PREFIX).and_then(Value::as_text)
 }
 
 /// The running device's output prefix, if it has one.
 pub fn output_prefix(base: &Message) -> Option<&str> {
-    base.get_text(OUTPUT_PREFIX)
+    base.get_key(&keys::OUTPUT_PREFIX).and_then(Value::as_text)
 }
 
 /// The stack-level values a fold remembers and restores.
@@ -164,18 +171,18 @@ struct Remembered {
 impl Remembered {
     fn of(m: &Message) -> Remembered {
         Remembered {
-            device: m.get(DEVICE).cloned(),
-            pass: m.get(PASS).cloned(),
-            input_prefix: m.get(INPUT_PREFIX).cloned(),
-            output_prefix: m.get(OUTPUT_PREFIX).cloned(),
+            device: m.get_key(&keys::DEVICE).cloned(),
+            pass: m.get_key(&keys::PASS).cloned(),
+            input_prefix: m.get_key(&keys::INPUT_PREFIX).cloned(),
+            output_prefix: m.get_key(&keys::OUTPUT_PREFIX).cloned(),
         }
     }
 }
 
 /// The entry `key` of a stack-shaped field (`device-stack`,
 /// `input-prefixes`…), a message or a list read as one.
-fn entry<'a>(m: &'a Message, field: &str, key: &str) -> Option<&'a Value> {
-    match m.get(field)? {
+fn entry<'a>(m: &'a Message, field: &Key, key: &str) -> Option<&'a Value> {
+    match m.get_key(field)? {
         Value::Message(entries) => entries.get(key),
         Value::List(items) => hb_message::list_index(key).and_then(|i| items.get(i)),
         _ => None,
@@ -184,7 +191,7 @@ fn entry<'a>(m: &'a Message, field: &str, key: &str) -> Option<&'a Value> {
 
 /// The device name at `device-stack/key`, if that entry exists.
 fn device_at(m: &Message, key: &str) -> Result<Option<String>, ResolveError> {
-    match entry(m, DEVICE_STACK, key) {
+    match entry(m, &keys::DEVICE_STACK, key) {
         None => Ok(None),
         Some(Value::Text(name)) => Ok(Some(name.clone())),
         Some(other) => Err(ResolveError::InvalidDeviceName {
@@ -198,90 +205,101 @@ fn device_at(m: &Message, key: &str) -> Result<Option<String>, ResolveError> {
 /// `device-key` and the prefixes (per-device entry, else the stack-level
 /// value), recording the replaced values as `previous-*`.
 fn transform(m: &mut Message, key: &str, stack: &Remembered) -> Result<String, ResolveError> {
-    let device = device_at(m, key)?.ok_or_else(|| ResolveError::not_found(key))?;
-    let input = entry(m, INPUT_PREFIXES, key)
+    transform_key(m, key.to_string(), stack)
+}
+
+/// [`transform`] taking the stack key as owned text, which becomes the
+/// `device-key` value without another copy.
+fn transform_key(m: &mut Message, key: String, stack: &Remembered) -> Result<String, ResolveError> {
+    let device = device_at(m, &key)?.ok_or_else(|| ResolveError::not_found(&key))?;
+    let input = entry(m, &keys::INPUT_PREFIXES, &key)
         .cloned()
         .or_else(|| stack.input_prefix.clone());
-    let output = entry(m, OUTPUT_PREFIXES, key)
+    let output = entry(m, &keys::OUTPUT_PREFIXES, &key)
         .cloned()
         .or_else(|| stack.output_prefix.clone());
-    let [previous_device, previous_input, previous_output, _] = set_fields(
-        m,
-        [
-            (DEVICE, Some(Value::from(device.as_str()))),
-            (INPUT_PREFIX, input),
-            (OUTPUT_PREFIX, output),
-            (DEVICE_KEY, Some(Value::from(key))),
-        ],
-    )?;
-    set_fields(
-        m,
-        [
-            (PREVIOUS_DEVICE, previous_device),
-            (PREVIOUS_INPUT_PREFIX, previous_input),
-            (PREVIOUS_OUTPUT_PREFIX, previous_output),
-        ],
-    )?;
+    let mut fields = Fields::of(m);
+    let previous_device = fields.set(&keys::DEVICE, Some(Value::from(device.as_str())));
+    let previous_input = fields.set(&keys::INPUT_PREFIX, input);
+    let previous_output = fields.set(&keys::OUTPUT_PREFIX, output);
+    fields.set(&keys::DEVICE_KEY, Some(Value::Text(key)));
+    fields.set(&keys::PREVIOUS_DEVICE, previous_device);
+    fields.set(&keys::PREVIOUS_INPUT_PREFIX, previous_input);
+    fields.set(&keys::PREVIOUS_OUTPUT_PREFIX, previous_output);
+    fields.finish();
     Ok(device)
 }
 
 /// Step 3 of a fold: the stack-level device, prefixes and pass back; the
 /// per-device keys removed.
-fn restore(m: &mut Message, stack: Remembered) -> Result<(), ResolveError> {
-    set_fields(
-        m,
-        [
-            (DEVICE, stack.device),
-            (INPUT_PREFIX, stack.input_prefix),
-            (OUTPUT_PREFIX, stack.output_prefix),
-            (PASS, stack.pass),
-            (DEVICE_KEY, None),
-            (PREVIOUS_DEVICE, None),
-            (PREVIOUS_INPUT_PREFIX, None),
-            (PREVIOUS_OUTPUT_PREFIX, None),
-        ],
-    )?;
-    Ok(())
+fn restore(m: &mut Message, stack: Remembered) {
+    let mut fields = Fields::of(m);
+    fields.set(&keys::DEVICE, stack.device);
+    fields.set(&keys::INPUT_PREFIX, stack.input_prefix);
+    fields.set(&keys::OUTPUT_PREFIX, stack.output_prefix);
+    fields.set(&keys::PASS, stack.pass);
+    fields.set(&keys::DEVICE_KEY, None);
+    fields.set(&keys::PREVIOUS_DEVICE, None);
+    fields.set(&keys::PREVIOUS_INPUT_PREFIX, None);
+    fields.set(&keys::PREVIOUS_OUTPUT_PREFIX, None);
+    fields.finish();
 }
 
-/// Sets (`Some`) or removes (`None`) fields in place, returning the values
-/// they replaced, with `set`'s rule for commitments: they are dropped only
-/// if a committed key changes. Present fields are replaced without
-/// allocating a key.
-fn set_fields<const N: usize>(
-    m: &mut Message,
-    fields: [(&str, Option<Value>); N],
-) -> Result<[Option<Value>; N], ResolveError> {
-    let covered = if m.get(COMMITMENTS).is_some() {
-        Some(covered_keys(m))
-    } else {
-        None
-    };
-    let mut drop_commitments = false;
-    let mut replaced: [Option<Value>; N] = std::array::from_fn(|_| None);
-    for (slot, (name, value)) in replaced.iter_mut().zip(fields) {
+/// In-place updates of a stack message's own fields, with `set`'s rule for
+/// commitments: they are dropped (at [`finish`](Fields::finish)) only if a
+/// committed key changed. Present fields are replaced without allocating a
+/// key.
+struct Fields<'m> {
+    m: &'m mut Message,
+    /// The committed keys when the message has commitments; `Some(None)`
+    /// when they are unreadable (then every key counts as covered).
+    covered: Option<Option<Vec<String>>>,
+    drop_commitments: bool,
+}
+
+impl<'m> Fields<'m> {
+    fn of(m: &'m mut Message) -> Fields<'m> {
+        let covered = if m.get_key(&keys::COMMITMENTS).is_some() {
+            Some(covered_keys(m))
+        } else {
+            None
+        };
+        Fields {
+            m,
+            covered,
+            drop_commitments: false,
+        }
+    }
+
+    /// Sets (`Some`) or removes (`None`) the non-private field `key`,
+    /// returning the value it replaced.
+    fn set(&mut self, key: &Key, value: Option<Value>) -> Option<Value> {
         let old = match value {
-            Some(v) => match m.get_mut(name) {
+            Some(v) => match self.m.get_key_mut(key) {
                 Some(current) => Some(std::mem::replace(current, v)),
                 None => {
-                    m.insert(name, v)?;
+                    self.m.insert_key(key.clone(), v);
                     None
                 }
             },
-            None => m.remove(name),
+            None => self.m.remove_key(key),
         };
-        let watched = covered
-            .as_ref()
-            .is_some_and(|c| c.as_ref().is_none_or(|keys| keys.iter().any(|k| k == name)));
-        if watched && old.as_ref() != m.get(name) {
-            drop_commitments = true;
+        let watched = self.covered.as_ref().is_some_and(|c| {
+            c.as_ref()
+                .is_none_or(|keys| keys.iter().any(|k| k == key.as_str()))
+        });
+        if watched && old.as_ref() != self.m.get_key(key) {
+            self.drop_commitments = true;
         }
-        *slot = old;
+        old
     }
-    if drop_commitments {
-        m.remove(COMMITMENTS);
+
+    /// Drops the commitments if a committed key changed.
+    fn finish(self) {
+        if self.drop_commitments {
+            self.m.remove_key(&keys::COMMITMENTS);
+        }
     }
-    Ok(replaced)
 }
 
 /// The union of every commitment's committed keys; `None` when unreadable
@@ -321,18 +339,20 @@ fn strategy_error(ctx: &Context, index: u64, device: String, e: ResolveError) ->
 async fn fold(base: Message, request: &Message, ctx: &Context) -> Result<Outcome, ResolveError> {
     let stack = Remembered::of(&base);
     let mut msg = base;
-    set_fields(&mut msg, [(PASS, Some(Value::Int(1)))])?;
+    set_pass(&mut msg, 1);
+    // Every device resolves this same request: its path and HashPath part
+    // are worked out once.
+    let request = PreparedRequest::new(request);
     let mut n: u64 = 1;
     loop {
-        let index = n.to_string();
-        let device = match transform(&mut msg, &index, &stack) {
+        let device = match transform_key(&mut msg, n.to_string(), &stack) {
             Ok(device) => device,
             // No device at this position: the fold is complete.
             Err(ResolveError::NotFound { .. }) => break,
             Err(e) => return Err(e),
         };
         tracing::trace!(index = n, device = device.as_str(), "stack step");
-        match ctx.resolve_keeping(msg, request).await {
+        match ctx.resolve_keeping(msg, &request).await {
             Ok(Outcome::Ok(m)) => {
                 msg = m;
                 n += 1;
@@ -344,8 +364,11 @@ async fn fold(base: Message, request: &Message, ctx: &Context) -> Result<Outcome
             }
             Ok(Outcome::Pass(m)) => {
                 msg = m;
-                let pass = msg.get(PASS).and_then(Value::as_int).unwrap_or(1);
-                set_fields(&mut msg, [(PASS, Some(Value::Int(pass.saturating_add(1))))])?;
+                let pass = msg
+                    .get_key(&keys::PASS)
+                    .and_then(Value::as_int)
+                    .unwrap_or(1);
+                set_pass(&mut msg, pass.saturating_add(1));
                 n = 1;
             }
             Err(failure) => match (failure.error, failure.base) {
@@ -358,15 +381,23 @@ async fn fold(base: Message, request: &Message, ctx: &Context) -> Result<Outcome
             },
         }
     }
-    restore(&mut msg, stack)?;
+    restore(&mut msg, stack);
     Ok(Outcome::Ok(msg))
+}
+
+/// Sets `pass` (a plain function, so that nothing of it is kept in the
+/// fold's future).
+fn set_pass(m: &mut Message, pass: i64) {
+    let mut fields = Fields::of(m);
+    fields.set(&keys::PASS, Some(Value::Int(pass)));
+    fields.finish();
 }
 
 /// `Map` (SPEC §4.4): each device on its own copy; results by device key;
 /// failures dropped.
 async fn map(base: Message, request: &Message, ctx: &Context) -> Result<Outcome, ResolveError> {
     let stack = Remembered::of(&base);
-    let keys: Vec<String> = match base.get(DEVICE_STACK) {
+    let entries: Vec<String> = match base.get_key(&keys::DEVICE_STACK) {
         Some(Value::Message(entries)) => entries
             .keys()
             .map(|k| k.as_str().to_string())
@@ -376,7 +407,7 @@ async fn map(base: Message, request: &Message, ctx: &Context) -> Result<Outcome,
         _ => Vec::new(),
     };
     let mut results = Message::new();
-    for key in keys {
+    for key in entries {
         let mut copy = base.clone();
         let device = match transform(&mut copy, &key, &stack) {
             Ok(d) => d,
@@ -410,33 +441,27 @@ async fn map(base: Message, request: &Message, ctx: &Context) -> Result<Outcome,
 
 /// Whether `m` came from the `transform` key.
 fn is_transformer(m: &Message) -> bool {
-    m.get_private(hb_message::hashpath::PRIV)
+    m.get_private_key(&keys::PRIV)
         .and_then(Value::as_message)
         .is_some_and(|p| p.get(TRANSFORMER).is_some())
 }
 
 fn mark_transformer(m: &mut Message) {
     let mut private = m
-        .get_private(hb_message::hashpath::PRIV)
+        .get_private_key(&keys::PRIV)
         .and_then(Value::as_message)
         .cloned()
         .unwrap_or_default();
     // The literal is a valid key.
     private.insert_key(Key::new(TRANSFORMER).expect("valid key"), true);
-    m.insert_key(
-        Key::new(hb_message::hashpath::PRIV).expect("valid key"),
-        private,
-    );
+    m.insert_key(keys::PRIV.clone(), private);
 }
 
 fn clear_transformer(m: &mut Message) {
-    if let Some(Value::Message(mut private)) = m.remove(hb_message::hashpath::PRIV) {
+    if let Some(Value::Message(mut private)) = m.remove_key(&keys::PRIV) {
         private.remove(TRANSFORMER);
         if private.iter_all().next().is_some() {
-            m.insert_key(
-                Key::new(hb_message::hashpath::PRIV).expect("valid key"),
-                private,
-            );
+            m.insert_key(keys::PRIV.clone(), private);
         }
     }
 }
@@ -501,17 +526,15 @@ mod tests {
             .commit(&key, Some(&[Key::new("device").unwrap()]))
             .unwrap();
         let mut same = signed.clone();
-        set_fields(
-            &mut same,
-            [
-                ("device", Some(Value::from("stack@1.0"))),
-                ("y", Some(Value::Int(2))),
-            ],
-        )
-        .unwrap();
+        let mut fields = Fields::of(&mut same);
+        fields.set(&keys::DEVICE, Some(Value::from("stack@1.0")));
+        fields.set(&Key::new("y").unwrap(), Some(Value::Int(2)));
+        fields.finish();
         assert!(same.commitments().is_some());
         let mut changed = signed.clone();
-        set_fields(&mut changed, [("device", Some(Value::from("other@1.0")))]).unwrap();
+        let mut fields = Fields::of(&mut changed);
+        fields.set(&keys::DEVICE, Some(Value::from("other@1.0")));
+        fields.finish();
         assert!(changed.commitments().is_none());
     }
 }
