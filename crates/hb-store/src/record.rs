@@ -54,6 +54,48 @@ pub(crate) mod id_bytes {
     }
 }
 
+/// Serde helper reading a `Vec<u8>` field in one piece. bincode writes a
+/// `Vec<u8>` (a sequence of `u8`) exactly as it writes bytes: a `u64`
+/// length, then the raw bytes. So the stored format is unchanged and only
+/// reading differs: one bounded copy instead of a visitor call per byte.
+pub(crate) mod byte_vec {
+    use std::fmt;
+
+    use serde::de::{SeqAccess, Visitor};
+    use serde::Deserializer;
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
+        d.deserialize_byte_buf(ByteVec)
+    }
+
+    struct ByteVec;
+
+    impl<'de> Visitor<'de> for ByteVec {
+        type Value = Vec<u8>;
+
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("bytes")
+        }
+
+        fn visit_bytes<E>(self, bytes: &[u8]) -> Result<Vec<u8>, E> {
+            Ok(bytes.to_vec())
+        }
+
+        fn visit_byte_buf<E>(self, bytes: Vec<u8>) -> Result<Vec<u8>, E> {
+            Ok(bytes)
+        }
+
+        // Formats that hand out a `Vec<u8>` as a sequence.
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<u8>, A::Error> {
+            let mut out = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(4096));
+            while let Some(b) = seq.next_element()? {
+                out.push(b);
+            }
+            Ok(out)
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -86,6 +128,45 @@ mod tests {
     impl Record for Probe {
         const VERSION: u8 = 1;
         const NAME: &'static str = "probe";
+    }
+
+    #[derive(Debug, PartialEq, Serialize, Deserialize)]
+    struct Plain {
+        bytes: Vec<u8>,
+    }
+
+    #[derive(Debug, PartialEq, Serialize, Deserialize)]
+    struct ReadInOnePiece {
+        #[serde(deserialize_with = "byte_vec::deserialize")]
+        bytes: Vec<u8>,
+    }
+
+    impl Record for Plain {
+        const VERSION: u8 = 1;
+        const NAME: &'static str = "plain";
+    }
+
+    impl Record for ReadInOnePiece {
+        const VERSION: u8 = 1;
+        const NAME: &'static str = "one piece";
+    }
+
+    #[test]
+    fn byte_vec_reads_what_a_plain_vec_writes() {
+        for len in [0, 1, 32, 1000] {
+            let bytes: Vec<u8> = (0..len).map(|i| (i * 7) as u8).collect();
+            let stored = encode(&Plain {
+                bytes: bytes.clone(),
+            })
+            .unwrap();
+            let read: ReadInOnePiece = decode(b"k", &stored).unwrap();
+            assert_eq!(read.bytes, bytes);
+            // And back: the field is written as before.
+            assert_eq!(encode(&read).unwrap(), stored);
+            for n in 0..stored.len() {
+                assert!(decode::<ReadInOnePiece>(b"k", &stored[..n]).is_err());
+            }
+        }
     }
 
     #[test]

@@ -34,6 +34,7 @@ pub struct AssignmentRecord {
     /// The slot.
     pub slot: u64,
     /// The raw hash chain after this slot (`chain_n`, SPEC §5.3).
+    #[serde(deserialize_with = "record::byte_vec::deserialize")]
     pub hash_chain: Vec<u8>,
     /// id(assignment, all).
     #[serde(with = "id_bytes")]

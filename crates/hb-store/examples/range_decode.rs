@@ -1,0 +1,62 @@
+//! Reads 1,000 assignments with `SchedulerCache::range`, for instruction
+//! counts under callgrind (docs/PERFORMANCE.md, `## hb-store`):
+//!
+//! ```text
+//! valgrind --tool=callgrind --toggle-collect='*SchedulerCache*range*' \
+//!     target/release/examples/range_decode [sled|memory] [rounds]
+//! ```
+//!
+//! Each record is a signed assignment whose body is a signed message with
+//! 1 KiB of data. Prints the median wall time of a range read (noisy on a
+//! shared machine; the instruction count is the repeatable figure).
+
+use std::sync::Arc;
+
+use hb_message::{msg, Id, Message, NodeKey};
+use hb_store::{AssignmentRecord, Batch, MemoryStore, SchedulerCache, SledStore, Store};
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let args: Vec<String> = std::env::args().collect();
+    let backend = args.get(1).map(String::as_str).unwrap_or("sled");
+    let rounds: usize = args.get(2).map(|s| s.parse()).transpose()?.unwrap_or(1);
+    let tmp = tempfile::tempdir()?;
+    let store: Arc<dyn Store> = match backend {
+        "memory" => Arc::new(MemoryStore::new()),
+        _ => Arc::new(SledStore::open(tmp.path().join("sched"))?),
+    };
+    let node = NodeKey::from_seed(&[9; 32]);
+    let pid = Id([3; 32]);
+    let body = msg! { "data" => vec![0x5au8; 1024], "action" => "eval" }.commit(&node, None)?;
+    let assignment: Message = msg! {
+        "process" => pid.to_human(),
+        "slot" => 0,
+        "body" => body,
+    }
+    .commit(&node, None)?;
+    let mut batch = Batch::new();
+    for slot in 0..1_000u64 {
+        let record = AssignmentRecord {
+            pid,
+            slot,
+            hash_chain: vec![7; 32],
+            assignment_id: Id([slot as u8; 32]),
+            assignment: assignment.clone(),
+        };
+        SchedulerCache::stage_assignment(&mut batch, &record)?;
+    }
+    store.apply(batch)?;
+    let cache = SchedulerCache::new(store);
+    let mut times = Vec::with_capacity(rounds);
+    for _ in 0..rounds {
+        let started = std::time::Instant::now();
+        let page = cache.range(&pid, 0, 999)?;
+        times.push(started.elapsed());
+        assert_eq!(page.len(), 1_000);
+        assert_eq!(page[999].assignment, assignment);
+    }
+    times.sort();
+    if let Some(median) = times.get(times.len() / 2) {
+        eprintln!("{backend}: median range of 1,000 over {rounds} rounds: {median:.2?}");
+    }
+    Ok(())
+}
