@@ -46,17 +46,23 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     store.apply(batch)?;
     let cache = SchedulerCache::new(store);
-    let mut times = Vec::with_capacity(rounds);
+    let (mut reads, mut drops) = (Vec::with_capacity(rounds), Vec::with_capacity(rounds));
     for _ in 0..rounds {
         let started = std::time::Instant::now();
         let page = cache.range(&pid, 0, 999)?;
-        times.push(started.elapsed());
+        reads.push(started.elapsed());
         assert_eq!(page.len(), 1_000);
         assert_eq!(page[999].assignment, assignment);
+        let started = std::time::Instant::now();
+        drop(page);
+        drops.push(started.elapsed());
     }
-    times.sort();
-    if let Some(median) = times.get(times.len() / 2) {
-        eprintln!("{backend}: median range of 1,000 over {rounds} rounds: {median:.2?}");
+    reads.sort();
+    drops.sort();
+    if let (Some(read), Some(dropped)) = (reads.get(rounds / 2), drops.get(rounds / 2)) {
+        eprintln!(
+            "{backend}: median over {rounds} rounds: range of 1,000 {read:.2?}, drop {dropped:.2?}"
+        );
     }
     Ok(())
 }
