@@ -16,6 +16,9 @@ async fn a_registered_process_gets_slot_zero_and_messages_follow() -> anyhow::Re
     let (pid, genesis) = h.spawn_process(&client, 0).await?;
     assert_eq!(genesis.slot, 0);
     assert_eq!(genesis.pid, pid);
+    // The definition is in the message cache, found by the process ID.
+    let cached = hb_store::MessageCache::new(h.store.clone()).read(&pid)?;
+    assert_eq!(cached.as_ref(), genesis.body());
     for n in 1..=5 {
         let a = h.schedule(Harness::message(&client, &pid, n)).await?;
         assert_eq!(a.slot, n as u64);

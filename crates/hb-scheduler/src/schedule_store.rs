@@ -13,6 +13,7 @@ use crate::config::DedupPolicy;
 use crate::error::SchedulerError;
 use crate::scheduler::process_dedup;
 use crate::sequencer::Sequencer;
+use crate::target::is_process;
 
 /// What a server starts from: its sequencer and the process's own dedup
 /// policy (from the definition at slot 0), if it sets one.
@@ -75,8 +76,8 @@ pub(crate) fn load(store: Arc<dyn Store>, pid: Id) -> Result<Loaded, SchedulerEr
 
 /// Stages everything one assignment writes, in one atomic batch: the
 /// assignment ("must be absent", and the previous slot "must be present"),
-/// the scheduled message in the message cache, and for signed messages the
-/// dedup entry.
+/// for a process definition its entry in the message cache, and for signed
+/// messages the dedup entry.
 pub(crate) fn stage(batch: &mut Batch, a: &Assignment, signed: bool) -> Result<(), SchedulerError> {
     let record = AssignmentRecord {
         pid: a.pid,
@@ -91,7 +92,10 @@ pub(crate) fn stage(batch: &mut Batch, a: &Assignment, signed: bool) -> Result<(
         // write fails every write pipelined after it).
         batch.require(keys::sched(&a.pid, previous));
     }
-    if let Some(body) = a.body() {
+    // Process definitions go to the message cache (later found by their
+    // ID). Other messages are stored once, inside their assignment: a
+    // second copy per message would double the writer's work.
+    if let Some(body) = a.body().filter(|b| is_process(b)) {
         MessageCache::stage(batch, body)?;
     }
     if signed {
