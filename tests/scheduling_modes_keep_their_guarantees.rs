@@ -165,3 +165,40 @@ fn unknown_modes_are_rejected_when_configuration_loads() {
         assert!(err.to_string().contains(allowed), "{err}");
     }
 }
+
+#[actix_rt::test]
+async fn aggressive_mode_bounds_the_writes_not_yet_durable() -> anyhow::Result<()> {
+    let (h, store) = Harness::start_faulty(SchedulerConfig {
+        server_capacity: 2,
+        ..config(SchedulingMode::Aggressive)
+    });
+    let client = Harness::client(6);
+    let (pid, _) = h.spawn_process(&client, 0).await?;
+    let server = h.scheduler.find(pid).await?.expect("a live server");
+    store.gate.close();
+    // Answered at once, but both writes still hold the server's capacity…
+    assert_eq!(
+        h.schedule(Harness::message(&client, &pid, 1)).await?.slot,
+        1
+    );
+    assert_eq!(
+        h.schedule(Harness::message(&client, &pid, 2)).await?.slot,
+        2
+    );
+    let err = h
+        .schedule(Harness::message(&client, &pid, 3))
+        .await
+        .expect_err("busy");
+    assert!(matches!(err, SchedulerError::Busy { .. }), "{err:?}");
+    // …until they are durable.
+    store.gate.open();
+    wait_until("the writes are durable", Duration::from_secs(10), || {
+        server.inflight() == 0
+    })
+    .await;
+    assert_eq!(
+        h.schedule(Harness::message(&client, &pid, 3)).await?.slot,
+        3
+    );
+    Ok(())
+}

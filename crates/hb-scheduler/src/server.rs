@@ -47,10 +47,12 @@ pub struct Scheduled {
     /// The signed assignment.
     pub assignment: Arc<Assignment>,
     /// Resolves once the assignment is durable (and, in
-    /// `remote_confirmation`, once the upload was attempted). `None` when
-    /// the caller can be answered now (aggressive mode, or an idempotent
-    /// repeat of a stored message).
+    /// `remote_confirmation`, once the upload was attempted). `None` for an
+    /// idempotent repeat of a stored message.
     pub durable: Option<oneshot::Receiver<Result<(), SchedulerError>>>,
+    /// Whether the caller is answered before durability (aggressive mode);
+    /// the write still counts against the server's capacity until durable.
+    pub answer_now: bool,
 }
 
 /// Sent by a write's watcher when group commit acknowledged it.
@@ -258,6 +260,7 @@ impl Handler<Schedule> for SchedulerServer {
                 return Ok(Scheduled {
                     assignment,
                     durable: None,
+                    answer_now: true,
                 })
             }
             Ok(Ok(Prepared::New(a, batch))) => (a, batch),
@@ -293,10 +296,10 @@ impl Handler<Schedule> for SchedulerServer {
             // A caller that gave up (deadline) no longer listens.
             let _ = tx.send(written.map_err(SchedulerError::from));
         });
-        let durable = (mode != SchedulingMode::Aggressive).then_some(rx);
         Ok(Scheduled {
             assignment,
-            durable,
+            durable: Some(rx),
+            answer_now: mode == SchedulingMode::Aggressive,
         })
     }
 }
@@ -426,12 +429,23 @@ impl ServerHandle {
                 pid: self.pid.to_human(),
             });
         }
-        let _guard = InflightGuard(Arc::clone(&self.inflight));
+        let guard = InflightGuard(Arc::clone(&self.inflight));
         let deadline = tokio::time::Instant::now() + self.timeout;
         let scheduled = self.call(req).await??;
         let Some(durable) = scheduled.durable else {
             return Ok(scheduled.assignment);
         };
+        if scheduled.answer_now {
+            // Aggressive mode: answer now, but keep the capacity slot until
+            // the write is durable, so a sustained overload meets `Busy`
+            // instead of an unbounded backlog of unwritten assignments.
+            tokio::spawn(async move {
+                let _held = guard;
+                let _ = durable.await;
+            });
+            return Ok(scheduled.assignment);
+        }
+        let _guard = guard;
         match tokio::time::timeout_at(deadline, durable).await {
             Err(_) => Err(self.timed_out()),
             // The watcher always answers; a dropped sender means its arbiter stopped.
