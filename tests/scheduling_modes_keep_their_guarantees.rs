@@ -175,6 +175,13 @@ async fn aggressive_mode_bounds_the_writes_not_yet_durable() -> anyhow::Result<(
     let client = Harness::client(6);
     let (pid, _) = h.spawn_process(&client, 0).await?;
     let server = h.scheduler.find(pid).await?.expect("a live server");
+    // The registration's own write may still hold a slot: let it land.
+    wait_until(
+        "the registration is durable",
+        Duration::from_secs(10),
+        || server.inflight() == 0,
+    )
+    .await;
     store.gate.close();
     // Answered at once, but both writes still hold the server's capacity…
     assert_eq!(
