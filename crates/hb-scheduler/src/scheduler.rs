@@ -7,6 +7,7 @@ use std::sync::Arc;
 use actix::prelude::*;
 use hb_message::{Id, Message, Verification};
 use hb_store::LocationCache;
+use tracing::Instrument;
 
 use crate::assignment::Assignment;
 use crate::config::{DedupPolicy, SchedulingMode};
@@ -93,7 +94,16 @@ impl Scheduler {
             pid = tracing::field::Empty,
             slot = tracing::field::Empty
         );
-        let _enter = span.enter();
+        // `instrument`, not `enter`: the call awaits, and an entered guard
+        // held across awaits would attach other tasks' events to this span.
+        self.schedule_in(req, &span).instrument(span.clone()).await
+    }
+
+    async fn schedule_in(
+        &self,
+        req: ScheduleRequest,
+        span: &tracing::Span,
+    ) -> Result<Arc<Assignment>, SchedulerError> {
         // 2. Target.
         let target = resolve_target(&TargetSources {
             message: Some(&req.message),
