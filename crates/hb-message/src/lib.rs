@@ -35,6 +35,7 @@ pub mod canonical;
 pub mod codec;
 mod commitment;
 mod error;
+mod error_code;
 pub mod hashpath;
 mod id;
 pub mod json;
@@ -46,6 +47,7 @@ mod value;
 
 pub use commitment::{verify_batch, Verification, VerifyFailure, ED25519_DEVICE};
 pub use error::MessageError;
+pub use error_code::ErrorCode;
 pub use id::{decode_base64_any, encode_base64url, human, Id, IdSelector};
 pub use json::Update;
 pub use key::{is_id_shaped, Key, MAX_KEY_BYTES, PRIVATE_PREFIX};

@@ -49,6 +49,14 @@ pub struct CachedChainTip {
     last: Mutex<ChainTip>,
 }
 
+impl std::fmt::Debug for CachedChainTip {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CachedChainTip")
+            .field("last", &*self.last.lock())
+            .finish_non_exhaustive()
+    }
+}
+
 impl CachedChainTip {
     /// Wraps `source`; until it first answers, the fallback is the local tip.
     pub fn new(source: Arc<dyn ChainTipSource>) -> CachedChainTip {
@@ -56,6 +64,20 @@ impl CachedChainTip {
             source,
             last: Mutex::new(ChainTip::LOCAL),
         }
+    }
+
+    /// The last known tip, without asking the source: what the sequencing
+    /// path stamps, so a slow source never delays an assignment. Kept fresh
+    /// by [`refresh`](Self::refresh) (the scheduler calls it on a timer,
+    /// off the sequencing path) and by every [`current`](Self::current).
+    pub fn cached(&self) -> ChainTip {
+        *self.last.lock()
+    }
+
+    /// Asks the source once and caches the answer (on failure, keeps the
+    /// last known tip and logs a warning).
+    pub fn refresh(&self) -> ChainTip {
+        self.current()
     }
 
     /// The current tip, or the last known one if the source fails.

@@ -129,10 +129,38 @@ pub struct SchedulerConfig {
     pub location_url: String,
     /// `scheduler_location_ttl_ms`: time-to-live of self-registered records.
     pub location_ttl_ms: i64,
+    /// `scheduler_follow_hints`: a `?hint=<url>` in a target or in a
+    /// definition's `scheduler` value redirects to that URL (SPEC §5.6.7).
+    pub follow_hints: bool,
+    /// `scheduler_max_idle_ms`: a server without requests for this long
+    /// stops and deregisters; the next request restarts it from the store
+    /// (0: never).
+    pub max_idle_ms: u64,
+    /// Signature checks that may wait for the verification pool before
+    /// callers get `Busy`.
+    pub verify_queue_capacity: usize,
     /// Fault injection for tests: a server whose incoming message carries
-    /// this key panics while handling it. Never set in production.
-    #[doc(hidden)]
+    /// this key panics while handling it, at [`fault_panic_point`](Self::fault_panic_point).
+    #[cfg(feature = "test-support")]
     pub fault_panic_key: Option<String>,
+    /// Where the injected panic happens.
+    #[cfg(feature = "test-support")]
+    pub fault_panic_point: FaultPoint,
+}
+
+/// Where an injected panic happens in a server's handling of a request
+/// (test support; the hooks compile to nothing without the feature).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum FaultPoint {
+    /// Before the sequencer assigns: nothing changed.
+    #[default]
+    BeforeAssign,
+    /// After the sequencer assigned and signed, before the write is handed
+    /// to group commit: the slot is not stored and is reused after restart.
+    AfterAssign,
+    /// After the batch was handed to group commit: the slot is stored and
+    /// kept after restart.
+    AfterSubmit,
 }
 
 impl Default for SchedulerConfig {
@@ -151,7 +179,13 @@ impl Default for SchedulerConfig {
             validate_process_devices: true,
             location_url: "http://127.0.0.1:8734".into(),
             location_ttl_ms: 604_800_000,
+            follow_hints: true,
+            max_idle_ms: 600_000,
+            verify_queue_capacity: 16_384,
+            #[cfg(feature = "test-support")]
             fault_panic_key: None,
+            #[cfg(feature = "test-support")]
+            fault_panic_point: FaultPoint::BeforeAssign,
         }
     }
 }

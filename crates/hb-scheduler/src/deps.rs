@@ -9,6 +9,7 @@ use hb_store::{GroupCommit, Store};
 
 use crate::assignment::Assignment;
 use crate::chain_tip::CachedChainTip;
+use crate::clock::Clock;
 use crate::config::SchedulerConfig;
 
 /// Counters exported as metrics and observed by tests.
@@ -22,6 +23,10 @@ pub struct SchedulerMetrics {
     pub write_failures: AtomicU64,
     /// Calls refused with `Busy`.
     pub busy: AtomicU64,
+    /// Servers stopped after `scheduler_max_idle_ms` without requests.
+    pub retired: AtomicU64,
+    /// Servers started (first start or after retirement; not restarts).
+    pub started: AtomicU64,
 }
 
 /// Where `remote_confirmation` sends assignments (SPEC §5.4). The result is
@@ -41,9 +46,10 @@ impl Uploader for NoopUploader {
     }
 }
 
-/// Shared dependencies of the scheduler actors. Cheap to clone.
+/// Shared dependencies of the scheduler actors. Cheap to clone. Built by
+/// [`SchedulerBuilder`](crate::SchedulerBuilder).
 #[derive(Clone)]
-pub struct SchedulerDeps {
+pub(crate) struct SchedulerDeps {
     /// The store, for reads.
     pub store: Arc<dyn Store>,
     /// Group commit, for durable writes.
@@ -58,4 +64,6 @@ pub struct SchedulerDeps {
     pub metrics: Arc<SchedulerMetrics>,
     /// The `remote_confirmation` sink.
     pub uploader: Arc<dyn Uploader>,
+    /// Wall-clock time (timestamps, location time-to-live, idle stops).
+    pub clock: Arc<dyn Clock>,
 }

@@ -8,19 +8,18 @@ use async_trait::async_trait;
 use hb_device::{Context, Device, DeviceInfo, Outcome, ResolveError};
 use hb_message::{Id, IdSelector, Key, Message, Value};
 
-use crate::assignment::Assignment;
-use crate::error::SchedulerError;
+use crate::admission::ScheduleRequest;
+use crate::cursor::Cursor;
+use crate::definition::{is_process, is_signed, scheduler_of};
+use crate::error::{Check, SchedulerError};
 use crate::formats::{to_aos2, to_bundle, Aos2Options};
 use crate::hash_chain;
 use crate::location;
-use crate::scheduler::{ScheduleRequest, Scheduler};
-use crate::target::{is_process, resolve_target, Target, TargetSources};
+use crate::scheduler::Scheduler;
+use crate::target::{resolve_target, Target, TargetSources};
 
 /// The device's name.
 pub const NAME: &str = "scheduler@1.0";
-
-/// Assignments prefetched by `next` into the state's private look-ahead.
-const LOOKAHEAD: u64 = 16;
 
 /// The `scheduler@1.0` device.
 #[derive(Debug, Default, Clone, Copy)]
@@ -64,18 +63,12 @@ impl Device for SchedulerDevice {
         request: &Message,
         ctx: &Context,
     ) -> Result<Outcome, ResolveError> {
-        let scheduler = ctx.extension::<Scheduler>().ok_or_else(|| {
-            fail(
-                key,
-                SchedulerError::Internal {
-                    pid: String::new(),
-                    detail: "scheduler@1.0 needs a running scheduler in the context".into(),
-                },
-            )
-        })?;
+        let scheduler = ctx
+            .extension::<Scheduler>()
+            .ok_or_else(|| fail(key, SchedulerError::NotRunning))?;
         let posting = method(request) == "POST";
         let result = match key.as_str() {
-            "schedule" | "init" if posting => post_schedule(&scheduler, &base, request, ctx).await,
+            "schedule" | "init" if posting => post_schedule(&scheduler, &base, request).await,
             "schedule" | "init" => get_schedule(&scheduler, &base, request).await,
             "slot" => slot(&scheduler, &base, request).await,
             "status" => status(&scheduler).await,
@@ -119,13 +112,12 @@ async fn post_schedule(
     scheduler: &Scheduler,
     base: &Message,
     request: &Message,
-    ctx: &Context,
 ) -> Result<Outcome, SchedulerError> {
     let message = match request.get("body") {
         Some(Value::Message(m)) => m.clone(),
         Some(_) => {
             return Err(SchedulerError::invalid(
-                "malformed-body",
+                Check::MalformedBody,
                 "`body` must be a message",
             ))
         }
@@ -137,12 +129,11 @@ async fn post_schedule(
         Some(Value::Text(t)) => Some(t.clone()),
         Some(_) => {
             return Err(SchedulerError::invalid(
-                "invalid-target",
+                Check::InvalidTarget,
                 "`target` must be text",
             ))
         }
     };
-    let registry = ctx.registry().clone();
     let assignment = scheduler
         .schedule(ScheduleRequest {
             message,
@@ -150,7 +141,6 @@ async fn post_schedule(
             base_process,
             base_is_process,
             idempotent: false,
-            known_device: Some(Arc::new(move |name: &str| registry.contains(name))),
         })
         .await?;
     Ok(Outcome::Ok(assignment.message.clone()))
@@ -159,7 +149,7 @@ async fn post_schedule(
 /// The request itself is the message: drop the routing keys `path` and
 /// `method` unless a commitment covers them.
 fn request_as_message(request: &Message) -> Result<Message, SchedulerError> {
-    let committed = if request.commitments().is_some() {
+    let committed = if is_signed(request) {
         request.committed(&IdSelector::All)?
     } else {
         Vec::new()
@@ -174,14 +164,18 @@ fn request_as_message(request: &Message) -> Result<Message, SchedulerError> {
 }
 
 /// The process a read is about: the request's `target`, else the base.
-fn read_target(base: &Message, request: &Message) -> Result<Id, SchedulerError> {
+fn read_target(
+    scheduler: &Scheduler,
+    base: &Message,
+    request: &Message,
+) -> Result<Id, SchedulerError> {
     let (base_process, base_is_process) = base_targets(base)?;
     let request_target = match request.get("target") {
         None => None,
         Some(Value::Text(t)) => Some(t.as_str()),
         Some(_) => {
             return Err(SchedulerError::invalid(
-                "invalid-target",
+                Check::InvalidTarget,
                 "`target` must be text",
             ))
         }
@@ -191,6 +185,7 @@ fn read_target(base: &Message, request: &Message) -> Result<Id, SchedulerError> 
         request_target,
         base_process,
         base_is_process,
+        follow_hints: scheduler.config().follow_hints,
     })? {
         Target::Process(pid) => Ok(pid),
         Target::Hint { pid, url } => Err(SchedulerError::Redirect { pid, url }),
@@ -202,7 +197,7 @@ fn int_param(request: &Message, key: &str) -> Result<Option<i64>, SchedulerError
     match request.get(key) {
         None => Ok(None),
         Some(v) => v.to_int_lenient().map(Some).ok_or_else(|| {
-            SchedulerError::invalid("invalid-range", format!("`{key}` must be an integer"))
+            SchedulerError::invalid(Check::InvalidRange, format!("`{key}` must be an integer"))
         }),
     }
 }
@@ -240,12 +235,12 @@ async fn get_schedule(
     base: &Message,
     request: &Message,
 ) -> Result<Outcome, SchedulerError> {
-    let pid = read_target(base, request)?;
+    let pid = read_target(scheduler, base, request)?;
     let from = int_param(request, "from")?;
     let to = int_param(request, "to")?;
     let page = scheduler.read_schedule(pid, from, to).await?;
     if wants_aos2(request) {
-        let legacy = scheduler.deps().config.aos2_legacy_aliases;
+        let legacy = scheduler.config().aos2_legacy_aliases;
         let json = to_aos2(
             &page,
             Aos2Options {
@@ -266,18 +261,18 @@ async fn slot(
     base: &Message,
     request: &Message,
 ) -> Result<Outcome, SchedulerError> {
-    let pid = read_target(base, request)?;
+    let pid = read_target(scheduler, base, request)?;
     let current = scheduler
         .current(pid)
         .await?
         .ok_or_else(|| SchedulerError::UnknownProcess {
             pid: pid.to_human(),
         })?;
-    let tip = scheduler.deps().tip.current();
+    let tip = scheduler.tip().current();
     let m = Message::new()
         .with("process", pid.to_human())?
         .with("current", current.slot)?
-        .with("timestamp", crate::server::now_ms())?
+        .with("timestamp", scheduler.now_ms())?
         .with("block-height", tip.height)?
         .with("block-hash", tip.hash.to_human())?
         .with("cache-control", "no-store")?
@@ -302,107 +297,70 @@ async fn status(scheduler: &Scheduler) -> Result<Outcome, SchedulerError> {
 /// The private key under `priv` where `next` keeps its look-ahead.
 const PRIVATE: &str = NAME;
 
-/// `next` (SPEC §5.6.6): the assignment for slot `at-slot + 1`, checked
-/// against the hash chain, and the state with an updated look-ahead.
 async fn next(scheduler: &Scheduler, mut base: Message) -> Result<Outcome, SchedulerError> {
-    let pid = match base.get_message("process") {
+    let definition = base.get_message("process").cloned();
+    let pid = match &definition {
         Some(p) => p.id_all()?,
         None => base.id_all()?,
     };
-    let at = base
-        .get("at-slot")
-        .and_then(Value::to_int_lenient)
-        .unwrap_or(-1);
-    let wanted = u64::try_from(at + 1).map_err(|_| {
-        SchedulerError::invalid("invalid-slot", format!("at-slot {at} is not ≥ -1"))
-    })?;
+    let at = match base.get("at-slot") {
+        None => -1,
+        Some(v) => v.to_int_lenient().ok_or_else(|| {
+            SchedulerError::invalid(Check::InvalidSlot, "`at-slot` must be an integer")
+        })?,
+    };
     let mut private = base
         .get_private("priv")
         .and_then(Value::as_message)
         .cloned()
         .unwrap_or_default();
-    let mut memo = private.get_message(PRIVATE).cloned().unwrap_or_default();
+    let mut cursor = Cursor::from_state(pid, at, private.get_message(PRIVATE))?;
+    let wanted = cursor.wanted()?;
 
     // 1. The look-ahead, 2. the store (prefetching what follows).
-    let mut ahead: Vec<Value> = memo
-        .get("lookahead")
-        .and_then(Value::as_list)
-        .map(<[Value]>::to_vec)
-        .unwrap_or_default();
-    let found = match ahead.first().and_then(Value::as_message) {
-        Some(a) if a.get_int("slot") == Some(wanted as i64) => Some(ahead.remove(0)),
-        _ => None,
-    };
-    let assignment = match found {
-        Some(Value::Message(a)) => a,
-        _ => {
-            let page = scheduler
-                .read_schedule(pid, Some(wanted as i64), Some((wanted + LOOKAHEAD) as i64))
-                .await;
-            let mut page = match page {
+    let assignment = match cursor.take_ahead() {
+        Some(a) => a,
+        None => {
+            let to = i64::try_from(cursor.prefetch_to()?).unwrap_or(i64::MAX);
+            let from = i64::try_from(wanted).unwrap_or(i64::MAX);
+            let page = match scheduler.read_schedule(pid, Some(from), Some(to)).await {
                 Ok(p) => p.assignments,
                 Err(SchedulerError::UnknownProcess { .. }) => Vec::new(),
                 Err(e) => return Err(e),
             };
-            if page.is_empty() {
+            let mut page = page.into_iter().map(|(_, m)| m);
+            let Some(first) = page.next() else {
                 let latest = scheduler.current(pid).await?.map_or(-1, |c| c.slot);
                 return Err(SchedulerError::SlotNotAvailable {
                     requested: wanted,
                     latest,
                 });
-            }
-            let (_, first) = page.remove(0);
-            ahead = page.into_iter().map(|(_, m)| Value::Message(m)).collect();
+            };
+            cursor.refill(page);
             first
         }
     };
-
-    // The assignment sits at the slot asked for…
-    let found_slot = assignment.get_int("slot").unwrap_or(-1);
-    if found_slot != wanted as i64 {
-        return Err(SchedulerError::ScheduleInconsistent {
-            pid: pid.to_human(),
-            expected: wanted,
-            found: found_slot,
-        });
-    }
-    // …and follows from the previous link (known, or empty before slot 0).
-    let previous: Option<Vec<u8>> = if wanted == 0 {
-        Some(Vec::new())
-    } else if memo.get_int("slot") == Some(at) {
-        memo.get_text("hash-chain").and_then(hash_chain::from_text)
-    } else {
-        scheduler
-            .assignment(pid, wanted - 1)
-            .await?
-            .and_then(|m| m.get_text("hash-chain").and_then(hash_chain::from_text))
-    };
-    let parsed = Assignment::from_message(assignment.clone()).map_err(|detail| {
-        SchedulerError::CorruptSchedule {
-            pid: pid.to_human(),
-            slot: wanted,
-            detail,
-        }
-    })?;
-    if let Some(prev) = previous {
-        if hash_chain::next_link(&prev, &parsed.body_id) != parsed.chain {
-            return Err(SchedulerError::HashChainMismatch {
-                pid: pid.to_human(),
-                slot: wanted,
-            });
+    // The previous link, when the state's memo does not hold it.
+    if !cursor.knows_link() {
+        if let Some(previous) = wanted.checked_sub(1) {
+            let link = scheduler
+                .assignment(pid, previous)
+                .await?
+                .and_then(|m| m.get_text("hash-chain").and_then(hash_chain::from_text));
+            cursor.set_link(link);
         }
     }
-    if scheduler.deps().config.paranoid_verify && !assignment.verify(&IdSelector::All)?.is_valid() {
-        return Err(SchedulerError::invalid(
-            "invalid-signature",
-            format!("the assignment of slot {wanted} does not verify"),
-        ));
-    }
+    // Under `paranoid_verify`, the signer is the scheduler the definition
+    // names (this node when the definition is not at hand).
+    let signer = scheduler.config().paranoid_verify.then(|| {
+        definition
+            .as_ref()
+            .and_then(|d| scheduler_of(d).ok())
+            .map_or_else(|| scheduler.address().to_string(), |r| r.address)
+    });
+    cursor.advance(&assignment, signer)?;
 
-    memo.insert("slot", wanted as i64)?;
-    memo.insert("hash-chain", hash_chain::to_text(&parsed.chain))?;
-    memo.insert("lookahead", Value::List(ahead))?;
-    private.insert(PRIVATE, memo)?;
+    private.insert(PRIVATE, cursor.to_memo()?)?;
     base.set_private("priv", private)?;
     let mut reply = Message::new().with("body", assignment)?;
     // The state travels beside the assignment, with its private look-ahead.

@@ -1,19 +1,102 @@
 //! The scheduler's error type and its mapping to HTTP statuses (SPEC §5.7, §7.4).
 
-use hb_message::MessageError;
+use std::fmt;
+
+use hb_message::{ErrorCode, MessageError};
 use hb_store::StoreError;
 use thiserror::Error;
 
+/// The validation checks of SPEC §5.6.2 and the scheduler device's other
+/// input checks. Each is a stable kebab-case code (the HTTP `error`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Check {
+    /// The body does not decode (check 1).
+    MalformedBody,
+    /// A value is not acceptable where it appears (check 1).
+    InvalidValue,
+    /// Two keys normalise alike (check 1).
+    DuplicateKey,
+    /// The body exceeds the size limit (check 1; 413).
+    BodyTooLarge,
+    /// The body's media type is not accepted (415).
+    UnsupportedMediaType,
+    /// No target could be found (check 2).
+    MissingTarget,
+    /// A target is not an ID (check 2).
+    InvalidTarget,
+    /// Two target sources disagree (check 2).
+    TargetMismatch,
+    /// `with_only_committed` failed (check 3).
+    InvalidCommitments,
+    /// `require_signed` and no commitment (check 4).
+    UnsignedMessage,
+    /// A commitment does not verify (check 5).
+    InvalidSignature,
+    /// A `Process` names no scheduler (check 6).
+    MissingScheduler,
+    /// A `Process` names a device this node lacks (`validate_process_devices`).
+    UnknownDevice,
+    /// `from` or `to` of GET schedule is not an integer.
+    InvalidRange,
+    /// `at-slot` is not a usable slot.
+    InvalidSlot,
+    /// A location record is missing, unsigned or does not verify.
+    InvalidLocation,
+    /// An address asked about is not a 43-character base64url address.
+    InvalidAddress,
+}
+
+impl Check {
+    /// The kebab-case code.
+    pub fn code(self) -> &'static str {
+        match self {
+            Check::MalformedBody => "malformed-body",
+            Check::InvalidValue => "invalid-value",
+            Check::DuplicateKey => "duplicate-key",
+            Check::BodyTooLarge => "body-too-large",
+            Check::UnsupportedMediaType => "unsupported-media-type",
+            Check::MissingTarget => "missing-target",
+            Check::InvalidTarget => "invalid-target",
+            Check::TargetMismatch => "target-mismatch",
+            Check::InvalidCommitments => "invalid-commitments",
+            Check::UnsignedMessage => "unsigned-message",
+            Check::InvalidSignature => "invalid-signature",
+            Check::MissingScheduler => "missing-scheduler",
+            Check::UnknownDevice => "unknown-device",
+            Check::InvalidRange => "invalid-range",
+            Check::InvalidSlot => "invalid-slot",
+            Check::InvalidLocation => "invalid-location",
+            Check::InvalidAddress => "invalid-address",
+        }
+    }
+
+    /// The HTTP status: 413 and 415 for the size and media-type checks,
+    /// 400 for the rest.
+    pub fn status(self) -> u16 {
+        match self {
+            Check::BodyTooLarge => 413,
+            Check::UnsupportedMediaType => 415,
+            _ => 400,
+        }
+    }
+}
+
+impl fmt::Display for Check {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.code())
+    }
+}
+
 /// Everything scheduling can fail with. Each variant locates the problem
-/// (process, slot, check) so a client or operator can act on it.
-#[derive(Debug, Error)]
+/// (process, slot, check) so a client or operator can act on it. `Clone`,
+/// so one failure (a failed server start, say) reaches every waiter intact.
+#[derive(Clone, Debug, Error)]
 pub enum SchedulerError {
-    /// Input failed a validation check of SPEC §5.6.2; `check` is the
-    /// kebab-case code (`missing-target`, `invalid-signature`, …).
+    /// Input failed a validation check of SPEC §5.6.2.
     #[error("{check}: {detail}")]
     Invalid {
         /// The check that failed (also the HTTP error code).
-        check: &'static str,
+        check: Check,
         /// A sentence naming the field, commitment or slot.
         detail: String,
     },
@@ -64,6 +147,15 @@ pub enum SchedulerError {
     Internal {
         /// The process ID.
         pid: String,
+        /// What happened.
+        detail: String,
+    },
+    /// The scheduler was shut down (or its registry stopped).
+    #[error("the scheduler is not running")]
+    NotRunning,
+    /// A blocking store task could not run to completion.
+    #[error("a scheduler store task failed: {detail}")]
+    Task {
         /// What happened.
         detail: String,
     },
@@ -142,17 +234,26 @@ pub enum SchedulerError {
 
 impl SchedulerError {
     /// A validation failure.
-    pub fn invalid(check: &'static str, detail: impl Into<String>) -> SchedulerError {
+    pub fn invalid(check: Check, detail: impl Into<String>) -> SchedulerError {
         SchedulerError::Invalid {
             check,
             detail: detail.into(),
         }
     }
 
-    /// The kebab-case error code of SPEC §7.4.
-    pub fn code(&self) -> &'static str {
+    /// The check that failed, for `Invalid`.
+    pub fn check(&self) -> Option<Check> {
         match self {
-            SchedulerError::Invalid { check, .. } => check,
+            SchedulerError::Invalid { check, .. } => Some(*check),
+            _ => None,
+        }
+    }
+}
+
+impl ErrorCode for SchedulerError {
+    fn code(&self) -> &'static str {
+        match self {
+            SchedulerError::Invalid { check, .. } => check.code(),
             SchedulerError::UnknownProcess { .. } => "unknown-process",
             SchedulerError::SchedulingDisabled => "scheduling-disabled",
             SchedulerError::Busy { .. } => "busy",
@@ -168,19 +269,16 @@ impl SchedulerError {
             SchedulerError::StaleNonce { .. } => "stale-nonce",
             SchedulerError::Redirect { .. } => "redirect",
             SchedulerError::RemoteScheduler { .. } => "scheduler-location-unknown",
-            SchedulerError::Message(e) => message_code(e),
-            SchedulerError::Store(_) => "store-error",
+            SchedulerError::NotRunning => "unavailable",
+            SchedulerError::Task { .. } => "internal",
+            SchedulerError::Message(e) => e.code(),
+            SchedulerError::Store(e) => e.code(),
         }
     }
 
-    /// The HTTP status of SPEC §7.4.
-    pub fn status(&self) -> u16 {
+    fn status(&self) -> u16 {
         match self {
-            SchedulerError::Invalid { check, .. } => match *check {
-                "body-too-large" => 413,
-                "unsupported-media-type" => 415,
-                _ => 400,
-            },
+            SchedulerError::Invalid { check, .. } => check.status(),
             SchedulerError::UnknownProcess { .. }
             | SchedulerError::SlotNotAvailable { .. }
             | SchedulerError::LocationNotFound { .. }
@@ -189,29 +287,17 @@ impl SchedulerError {
             SchedulerError::Duplicate { .. } => 409,
             SchedulerError::SchedulingDisabled
             | SchedulerError::Busy { .. }
-            | SchedulerError::Unavailable { .. } => 503,
+            | SchedulerError::Unavailable { .. }
+            | SchedulerError::NotRunning => 503,
             SchedulerError::Timeout { .. } => 504,
-            SchedulerError::Message(_) | SchedulerError::StaleNonce { .. } => 400,
+            SchedulerError::Message(e) => e.status(),
+            SchedulerError::Store(e) => e.status(),
+            SchedulerError::StaleNonce { .. } => 400,
             SchedulerError::Internal { .. }
+            | SchedulerError::Task { .. }
             | SchedulerError::CorruptSchedule { .. }
             | SchedulerError::HashChainMismatch { .. }
-            | SchedulerError::ScheduleInconsistent { .. }
-            | SchedulerError::Store(_) => 500,
+            | SchedulerError::ScheduleInconsistent { .. } => 500,
         }
-    }
-}
-
-/// The HTTP error code of a message-model error.
-pub fn message_code(e: &MessageError) -> &'static str {
-    match e {
-        MessageError::DuplicateKey(_) => "duplicate-key",
-        MessageError::InvalidJson(_)
-        | MessageError::Malformed { .. }
-        | MessageError::TooDeep { .. } => "malformed-body",
-        MessageError::InvalidCommitment { .. } | MessageError::UnsupportedCommitmentDevice(_) => {
-            "invalid-commitments"
-        }
-        MessageError::RequestedCommittersNotFound(_) => "requested-committers-not-found",
-        _ => "invalid-value",
     }
 }

@@ -2,26 +2,56 @@
 //!
 //! Owns everything that gives a message its place in a process's schedule:
 //!
-//! - the pure [`Sequencer`] (slot, hash chain, timestamp) and the
-//!   [`Assignment`]s it drafts, signed with the node key;
-//! - the [`hash_chain`] and the operators' chain verifier ([`verify_chain`]);
+//! - the pure domain: the [`Sequencer`] (slot, hash chain, timestamp) and
+//!   the [`Assignment`]s it drafts; the [`admission`] checks of SPEC §5.6.2;
+//!   a server's decisions in [`ServerCore`] (slot 0 is the definition,
+//!   dedup, pending writes, idleness); what a [`definition`] says; the
+//!   [`hash_chain`], the chain [`cursor`] that `next` walks with, and the
+//!   operators' chain verifier ([`verify_chain`]);
 //! - schedule [`formats`]: the native bundle and aos-2 JSON, both ways;
-//! - the [`ChainTipSource`] trait with the local default;
-//! - the actors: one [`SchedulerServer`] per process, found or created
-//!   atomically by the [`SchedulerRegistry`], behind the [`Scheduler`] facade
-//!   that runs SPEC §5.6.2's checks (signature checks batched on a
-//!   [`VerifyPool`]);
+//! - the [`ChainTipSource`] trait with the local default, and the
+//!   injectable [`Clock`];
+//! - the actors, as thin shells: one server per process, found or created
+//!   atomically by a registry, retired when idle, behind the [`Scheduler`]
+//!   handle that [`SchedulerBuilder`] starts;
 //! - the `scheduler@1.0` device ([`SchedulerDevice`]) and location records
 //!   ([`location`]).
 //!
 //! It does not compute process state (that is hb-process) and does not speak
 //! HTTP (that is hb-node).
+//!
+//! ## Embedding
+//!
+//! ```
+//! # use std::sync::Arc;
+//! # use hb_message::{Message, NodeKey};
+//! # use hb_scheduler::{ScheduleRequest, SchedulerBuilder};
+//! # #[actix_rt::main]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let key = NodeKey::from_seed(&[1; 32]);
+//! let store = Arc::new(hb_store::MemoryStore::new());
+//! let scheduler = SchedulerBuilder::new(store, key.clone()).start()?;
+//! let process = Message::new().with("type", "Process")?.with("scheduler", key.address())?;
+//! let pid = process.id_all()?;
+//! scheduler.schedule(ScheduleRequest { message: process, ..Default::default() }).await?;
+//! let ping = Message::new().with("target", pid.to_human())?.with("action", "Ping")?;
+//! let slot1 = scheduler.schedule(ScheduleRequest { message: ping, ..Default::default() }).await?;
+//! assert_eq!(slot1.slot, 1);
+//! scheduler.shutdown().await;
+//! # Ok(())
+//! # }
+//! ```
 
 #![deny(missing_docs)]
 
+pub mod admission;
 pub mod assignment;
+mod builder;
 pub mod chain_tip;
+pub mod clock;
 pub mod config;
+pub mod cursor;
+pub mod definition;
 mod deps;
 pub mod device;
 mod error;
@@ -33,19 +63,25 @@ mod schedule_store;
 mod scheduler;
 pub mod sequencer;
 mod server;
+pub mod server_core;
 pub mod target;
 pub mod verify_chain;
 mod verify_pool;
 
+pub use admission::{DeviceCheck, ScheduleRequest};
 pub use assignment::{Assignment, AssignmentDraft};
+pub use builder::SchedulerBuilder;
 pub use chain_tip::{CachedChainTip, ChainTip, ChainTipSource, LocalChainTip};
-pub use config::{DedupPolicy, SchedulerConfig, SchedulingMode, UnknownSetting};
-pub use deps::{NoopUploader, SchedulerDeps, SchedulerMetrics, Uploader};
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use config::{DedupPolicy, FaultPoint, SchedulerConfig, SchedulingMode, UnknownSetting};
+pub use deps::{NoopUploader, SchedulerMetrics, Uploader};
 pub use device::SchedulerDevice;
-pub use error::{message_code, SchedulerError};
-pub use registry::{SchedulerRegistry, ServerMap};
-pub use scheduler::{process_dedup, DeviceCheck, ScheduleRequest, Scheduler};
+pub use error::{Check, SchedulerError};
+pub use formats::SchedulePage;
+pub use hb_message::ErrorCode;
+pub use scheduler::Scheduler;
 pub use sequencer::Sequencer;
-pub use server::{CurrentSlot, SchedulerServer, ServerHandle};
-pub use verify_chain::{verify_chain, ChainFault, ChainReport, ChainVerifier};
-pub use verify_pool::{PoolStopped, VerifyPool};
+pub use server::ServerHandle;
+pub use server_core::{CurrentSlot, ServerCore};
+pub use verify_chain::{verify_chain, ChainFault, ChainReport, ChainVerifier, ExpectedSigner};
+pub use verify_pool::{PoolError, VerifyPool};

@@ -6,20 +6,31 @@ use std::sync::Arc;
 use hb_message::{IdSelector, Message, Value, ED25519_DEVICE};
 use hb_store::{LocationCache, LocationRecord, LocationUpdate};
 
-use crate::error::SchedulerError;
+use crate::error::{Check, SchedulerError};
 use crate::scheduler::Scheduler;
-use crate::server::now_ms;
 
 fn cache(scheduler: &Scheduler) -> LocationCache {
-    LocationCache::new(Arc::clone(&scheduler.deps().store))
+    LocationCache::new(Arc::clone(scheduler.store()))
 }
 
 /// GET `location?address=` (default: this node) → `{body: record}`.
 pub async fn get(scheduler: &Scheduler, request: &Message) -> Result<Message, SchedulerError> {
-    let address = request
-        .get_text("address")
-        .unwrap_or(scheduler.address())
-        .to_string();
+    let address = match request.get("address") {
+        None => scheduler.address().to_string(),
+        Some(Value::Text(a)) if hb_message::is_id_shaped(a) => a.clone(),
+        Some(Value::Text(a)) => {
+            return Err(SchedulerError::invalid(
+                Check::InvalidAddress,
+                format!("address {a:?} is not a 43-character base64url address"),
+            ))
+        }
+        Some(_) => {
+            return Err(SchedulerError::invalid(
+                Check::InvalidAddress,
+                "`address` must be text",
+            ))
+        }
+    };
     let cache = cache(scheduler);
     let lookup = address.clone();
     let stored = blocking(move || cache.get(&lookup)).await?;
@@ -39,7 +50,7 @@ pub async fn post(scheduler: &Scheduler, request: &Message) -> Result<Message, S
     }
     .cloned()
     .ok_or_else(|| {
-        SchedulerError::invalid("invalid-location", "no location record in the request")
+        SchedulerError::invalid(Check::InvalidLocation, "no location record in the request")
     })?;
     let node = scheduler.address().to_string();
     let signers = body.committers()?;
@@ -51,13 +62,13 @@ pub async fn post(scheduler: &Scheduler, request: &Message) -> Result<Message, S
     };
     if owners.is_empty() {
         return Err(SchedulerError::invalid(
-            "invalid-location",
+            Check::InvalidLocation,
             "a location record must carry at least one commitment",
         ));
     }
     if !body.verify(&IdSelector::All)?.is_valid() {
         return Err(SchedulerError::invalid(
-            "invalid-location",
+            Check::InvalidLocation,
             "the location record does not verify",
         ));
     }
@@ -72,9 +83,14 @@ pub async fn post(scheduler: &Scheduler, request: &Message) -> Result<Message, S
         }
     }
     let requested = match body.get("nonce") {
-        None => existing + 1,
+        None => existing.checked_add(1).ok_or_else(|| {
+            SchedulerError::invalid(
+                Check::InvalidLocation,
+                format!("the stored nonce is {existing}; no higher nonce exists"),
+            )
+        })?,
         Some(v) => v.to_int_lenient().ok_or_else(|| {
-            SchedulerError::invalid("invalid-location", "`nonce` must be an integer")
+            SchedulerError::invalid(Check::InvalidLocation, "`nonce` must be an integer")
         })?,
     };
     if requested <= existing {
@@ -85,7 +101,7 @@ pub async fn post(scheduler: &Scheduler, request: &Message) -> Result<Message, S
     }
     // 5. Self-registration: the node builds and signs the record.
     let record = if self_registration {
-        let cfg = &scheduler.deps().config;
+        let cfg = scheduler.config();
         let url = body
             .get_text("url")
             .unwrap_or(&cfg.location_url)
@@ -102,14 +118,15 @@ pub async fn post(scheduler: &Scheduler, request: &Message) -> Result<Message, S
             .with("nonce", requested)?
             .with("time-to-live", ttl)?
             .with("codec-device", ED25519_DEVICE)?
-            .commit(&scheduler.deps().key, None)?
+            .commit(scheduler.key(), None)?
     } else {
         body
     };
     // 6. Stored under each owner, each only if still newer (atomically).
     let stored = LocationRecord {
         record: record.clone(),
-        stored_at_ms: now_ms().max(0) as u64,
+        // Before 1970 only on a broken clock.
+        stored_at_ms: u64::try_from(scheduler.now_ms()).unwrap_or(0),
     };
     for owner in owners {
         let c = cache.clone();
@@ -131,9 +148,8 @@ async fn blocking<T: Send + 'static>(
 ) -> Result<T, SchedulerError> {
     tokio::task::spawn_blocking(f)
         .await
-        .map_err(|e| SchedulerError::Internal {
-            pid: String::new(),
-            detail: format!("store task failed: {e}"),
+        .map_err(|e| SchedulerError::Task {
+            detail: e.to_string(),
         })?
         .map_err(SchedulerError::from)
 }

@@ -1,14 +1,18 @@
 //! `SchedulerRegistry`: finds or creates the one server of each process
-//! (SPEC §5.1).
+//! (SPEC §5.1), and retires idle ones.
 //!
 //! An ordinary actor holding `pid → server`. Creation is atomic because the
-//! registry handles one message at a time: the first caller for a new
-//! process starts loading its head from the store (off the registry's
-//! thread), later callers for the same process wait for that one load, and
-//! all receive the same server. Dead servers are replaced on the next lookup.
+//! registry handles one message at a time: the first caller for a process
+//! starts loading its head from the store (off the registry's thread,
+//! after group commit drained, so a retired predecessor's last writes are
+//! seen), later callers for the same process wait for that one load, and
+//! all receive the same server. Dead servers are replaced on the next
+//! lookup. Only the crate talks to it: the public face is
+//! [`Scheduler`](crate::Scheduler).
 
 use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -17,22 +21,23 @@ use hb_message::Id;
 use parking_lot::RwLock;
 use tokio::sync::oneshot;
 
-use crate::config::{DedupPolicy, SchedulingMode};
+use crate::config::DedupPolicy;
 use crate::deps::SchedulerDeps;
 use crate::error::SchedulerError;
 use crate::schedule_store;
-use crate::server::{SchedulerServer, ServerHandle};
+use crate::server::{Retire, SchedulerServer, ServerHandle, Shared};
 
 /// Look a server up without creating one.
-pub struct Find(pub Id);
+pub(crate) struct Find(pub Id);
 
 impl actix::Message for Find {
     type Result = Option<ServerHandle>;
 }
 
-/// Look a server up, starting it if needed.
-pub struct FindOrCreate {
-    /// The process.
+/// Look a server up, starting it if needed. Only sent for admitted
+/// requests; the server itself refuses anything but the definition while
+/// its schedule is empty.
+pub(crate) struct FindOrCreate {
     pub pid: Id,
     /// The process's own dedup policy (definition key `scheduler-dedup`),
     /// which takes precedence over the node's.
@@ -43,44 +48,41 @@ impl actix::Message for FindOrCreate {
     type Result = Result<ServerHandle, SchedulerError>;
 }
 
-/// The processes with a live server, sorted.
-pub struct LiveProcesses;
+/// The processes whose live server has assigned slot 0, sorted.
+pub(crate) struct LiveProcesses;
 
 impl actix::Message for LiveProcesses {
     type Result = Vec<Id>;
 }
 
-/// Stop every server and the registry; resolves once their threads ended.
-pub struct Shutdown;
+/// Forget every server and hand back the arbiters, for the caller to stop
+/// and join off any arbiter thread.
+pub(crate) struct Stop;
 
-impl actix::Message for Shutdown {
-    type Result = ();
+impl actix::Message for Stop {
+    type Result = Vec<Arbiter>;
 }
 
 type Waiters = Vec<oneshot::Sender<Result<ServerHandle, SchedulerError>>>;
 
 /// The live servers, readable without a round trip through the registry
 /// actor; only the registry writes it, so creation stays atomic.
-pub type ServerMap = Arc<RwLock<HashMap<Id, ServerHandle>>>;
+pub(crate) type ServerMap = Arc<RwLock<HashMap<Id, ServerHandle>>>;
 
 /// The registry actor.
-pub struct SchedulerRegistry {
+pub(crate) struct SchedulerRegistry {
     deps: SchedulerDeps,
     servers: ServerMap,
     starting: HashMap<Id, Waiters>,
     arbiters: Vec<ArbiterHandle>,
-    /// The arbiters this registry started (stopped by [`Shutdown`]).
+    /// The arbiters this registry started (handed back by [`Stop`]).
     owned: Vec<Arbiter>,
 }
 
 impl SchedulerRegistry {
-    /// A registry spreading servers over `deps.config.arbiters` new arbiters.
-    pub fn new(deps: SchedulerDeps) -> SchedulerRegistry {
-        SchedulerRegistry::with_map(deps, ServerMap::default())
-    }
-
-    /// A registry publishing its servers in `servers` (shared with readers).
-    pub fn with_map(deps: SchedulerDeps, servers: ServerMap) -> SchedulerRegistry {
+    /// A registry publishing its servers in `servers`, spreading them over
+    /// `deps.config.arbiters` new arbiters.
+    pub(crate) fn new(deps: SchedulerDeps, servers: ServerMap) -> SchedulerRegistry {
         let owned: Vec<Arbiter> = (0..deps.config.arbiters.max(1))
             .map(|_| Arbiter::new())
             .collect();
@@ -119,22 +121,20 @@ impl Actor for SchedulerRegistry {
     type Context = Context<Self>;
 }
 
-impl Handler<Shutdown> for SchedulerRegistry {
-    type Result = ();
+impl Handler<Stop> for SchedulerRegistry {
+    type Result = MessageResult<Stop>;
 
-    fn handle(&mut self, _: Shutdown, ctx: &mut Context<Self>) {
+    fn handle(&mut self, _: Stop, ctx: &mut Context<Self>) -> Self::Result {
         self.servers.write().clear();
-        self.starting.clear();
-        for arbiter in self.owned.drain(..) {
-            arbiter.stop();
-            // Joining ends the servers (and their store handles) before the
-            // caller goes on, e.g. to reopen the store.
-            if arbiter.join().is_err() {
-                tracing::error!("a scheduler arbiter panicked while stopping");
+        // Waiters of loads in progress learn that the scheduler stopped.
+        for (_, waiters) in self.starting.drain() {
+            for w in waiters {
+                let _ = w.send(Err(SchedulerError::NotRunning));
             }
         }
         self.arbiters.clear();
         ctx.stop();
+        MessageResult(std::mem::take(&mut self.owned))
     }
 }
 
@@ -154,11 +154,37 @@ impl Handler<LiveProcesses> for SchedulerRegistry {
             .servers
             .read()
             .iter()
-            .filter(|(_, h)| h.is_alive())
+            // A live server is not a registered process: only one that
+            // assigned slot 0 (its definition) counts.
+            .filter(|(_, h)| h.is_alive() && h.published_slot() >= 0)
             .map(|(p, _)| *p)
             .collect();
         pids.sort();
         MessageResult(pids)
+    }
+}
+
+impl Handler<Retire> for SchedulerRegistry {
+    type Result = ();
+
+    fn handle(&mut self, Retire { pid, id }: Retire, _: &mut Context<Self>) {
+        let mut servers = self.servers.write();
+        let Some(handle) = servers.get(&pid) else {
+            return;
+        };
+        if handle.shared().id != id {
+            return; // an older server of this process
+        }
+        let shared = Arc::clone(handle.shared());
+        let mut retired = shared.retired.lock();
+        // A caller took a capacity slot since the server asked: keep it.
+        if shared.inflight.load(Ordering::Acquire) > 0 {
+            return;
+        }
+        *retired = true;
+        servers.remove(&pid);
+        self.deps.metrics.retired.fetch_add(1, Ordering::Relaxed);
+        tracing::debug!(%pid, "idle scheduler server retired");
     }
 }
 
@@ -170,71 +196,52 @@ impl Handler<FindOrCreate> for SchedulerRegistry {
         if let Some(h) = self.live(&pid) {
             return Box::pin(async move { Ok(h) });
         }
-        if self.deps.config.mode == SchedulingMode::Disabled {
-            return Box::pin(async { Err(SchedulerError::SchedulingDisabled) });
-        }
         let (tx, rx) = oneshot::channel();
         let first = !self.starting.contains_key(&pid);
         self.starting.entry(pid).or_default().push(tx);
         if first {
             let store = Arc::clone(&self.deps.store);
+            let writer = Arc::clone(&self.deps.writer);
             let load = async move {
+                // Writes a retired predecessor handed to group commit are
+                // acknowledged before this empty batch: load after them.
+                let _ = writer.submit(hb_store::Batch::new()).await;
                 tokio::task::spawn_blocking(move || schedule_store::load(store, pid))
                     .await
-                    .map_err(|e| SchedulerError::Internal {
-                        pid: pid.to_human(),
-                        detail: format!("load task failed: {e}"),
+                    .map_err(|e| SchedulerError::Task {
+                        detail: format!("load of {pid} failed: {e}"),
                     })?
             };
             let requested = req.dedup;
+            let registry = ctx.address().recipient::<Retire>();
             ctx.spawn(load.into_actor(self).map(move |loaded, act, _| {
                 let result = loaded.and_then(|loaded| {
-                    let arbiter = act.arbiter_for(&pid).ok_or(SchedulerError::Unavailable {
-                        pid: pid.to_human(),
-                    })?;
+                    let arbiter = act.arbiter_for(&pid).ok_or(SchedulerError::NotRunning)?;
                     let seq = loaded.sequencer;
                     let dedup = requested.or(loaded.dedup).unwrap_or(act.deps.config.dedup);
                     let deps = act.deps.clone();
                     let capacity = deps.config.server_capacity;
                     let timeout = Duration::from_millis(deps.config.schedule_timeout_ms);
+                    let shared = Shared::new(seq.current());
+                    let server_shared = Arc::clone(&shared);
                     let addr = Supervisor::start_in_arbiter(&arbiter, move |_| {
-                        SchedulerServer::new(deps, seq, dedup)
+                        SchedulerServer::new(deps, seq, dedup, server_shared, registry)
                     });
-                    let handle = ServerHandle::new(pid, addr, capacity, timeout);
+                    let handle = ServerHandle::new(pid, addr, shared, capacity, timeout);
                     act.servers.write().insert(pid, handle.clone());
+                    act.deps.metrics.started.fetch_add(1, Ordering::Relaxed);
                     Ok(handle)
                 });
                 for waiter in act.starting.remove(&pid).unwrap_or_default() {
-                    let answer = match &result {
-                        Ok(h) => Ok(h.clone()),
-                        Err(e) => Err(clone_error(e, &pid)),
-                    };
                     // A waiter that gave up no longer listens; that is fine.
-                    let _ = waiter.send(answer);
+                    let _ = waiter.send(result.clone());
                 }
             }));
         }
-        let pid_text = pid.to_human();
         Box::pin(async move {
-            rx.await
-                .map_err(|_| SchedulerError::Unavailable { pid: pid_text })?
+            rx.await.map_err(|_| SchedulerError::Unavailable {
+                pid: pid.to_human(),
+            })?
         })
-    }
-}
-
-/// Start errors go to every waiter; they are rebuilt since errors holding
-/// store errors are not `Clone`.
-fn clone_error(e: &SchedulerError, pid: &Id) -> SchedulerError {
-    match e {
-        SchedulerError::CorruptSchedule { pid, slot, detail } => SchedulerError::CorruptSchedule {
-            pid: pid.clone(),
-            slot: *slot,
-            detail: detail.clone(),
-        },
-        SchedulerError::SchedulingDisabled => SchedulerError::SchedulingDisabled,
-        other => SchedulerError::Internal {
-            pid: pid.to_human(),
-            detail: other.to_string(),
-        },
     }
 }

@@ -10,10 +10,9 @@ use hb_store::{
 
 use crate::assignment::Assignment;
 use crate::config::DedupPolicy;
+use crate::definition::{is_process, process_dedup};
 use crate::error::SchedulerError;
-use crate::scheduler::process_dedup;
 use crate::sequencer::Sequencer;
-use crate::target::is_process;
 
 /// What a server starts from: its sequencer and the process's own dedup
 /// policy (from the definition at slot 0), if it sets one.

@@ -1,89 +1,144 @@
 //! `Scheduler`: the public face of scheduling, used by the `scheduler@1.0`
-//! device, the HTTP API and embedders. Runs SPEC §5.6.2's checks in order,
-//! then hands the message to the process's server.
+//! device, the HTTP API and embedders. It drives the pure
+//! [`Admission`](crate::admission::Admission) through SPEC §5.6.2's checks,
+//! fetching what it asks for (signature verdicts from the bounded
+//! [`VerifyPool`], schedules and locations from the store on the blocking
+//! pool), then hands the message to the process's server. One deadline,
+//! taken when the call starts, covers verification, queueing and the write.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use actix::prelude::*;
-use hb_message::{Id, Message, Verification};
-use hb_store::LocationCache;
+use hb_message::{Id, Message, NodeKey};
+use hb_store::{LocationCache, Store};
+use parking_lot::Mutex;
+use tokio::time::Instant;
 use tracing::Instrument;
 
+use crate::admission::{Admission, AdmissionPolicy, Need, ScheduleRequest, Step};
 use crate::assignment::Assignment;
-use crate::config::{DedupPolicy, SchedulingMode};
-use crate::deps::SchedulerDeps;
+use crate::chain_tip::CachedChainTip;
+use crate::config::{DedupPolicy, SchedulerConfig};
+use crate::deps::{SchedulerDeps, SchedulerMetrics};
 use crate::error::SchedulerError;
 use crate::formats::SchedulePage;
-use crate::registry::{Find, FindOrCreate, LiveProcesses, SchedulerRegistry, ServerMap, Shutdown};
+use crate::registry::{Find, FindOrCreate, LiveProcesses, SchedulerRegistry, ServerMap, Stop};
 use crate::schedule_store;
-use crate::server::{CurrentSlot, Schedule, ServerHandle};
-use crate::target::{is_process, resolve_target, Target, TargetSources};
-use crate::verify_pool::VerifyPool;
+use crate::server::{Attempt, ServerHandle};
+use crate::server_core::CurrentSlot;
+use crate::verify_pool::{PoolError, VerifyPool};
 
-/// One scheduling request, after the body was decoded (check 1).
-#[derive(Clone, Default)]
-pub struct ScheduleRequest {
-    /// The message to schedule.
-    pub message: Message,
-    /// The request's `target`, if any.
-    pub request_target: Option<String>,
-    /// id(base.process, all), when called through `process@1.0`.
-    pub base_process: Option<Id>,
-    /// id(base, all), when the base is itself a process.
-    pub base_is_process: Option<Id>,
-    /// Internal idempotent call (push): a repeat returns the original.
-    pub idempotent: bool,
-    /// Whether a device name is known, for `validate_process_devices`
-    /// (the device layer passes its registry's lookup).
-    pub known_device: Option<DeviceCheck>,
-}
+/// How often the chain tip is refreshed off the sequencing path.
+const TIP_REFRESH: std::time::Duration = std::time::Duration::from_secs(1);
 
-/// A predicate saying whether a device name is registered.
-pub type DeviceCheck = Arc<dyn Fn(&str) -> bool + Send + Sync>;
-
-impl std::fmt::Debug for ScheduleRequest {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ScheduleRequest")
-            .field("message", &self.message)
-            .field("request_target", &self.request_target)
-            .field("idempotent", &self.idempotent)
-            .finish_non_exhaustive()
-    }
-}
-
-/// Handle to the scheduler actors. Cheap to clone.
+/// Handle to the scheduler actors, made by
+/// [`SchedulerBuilder`](crate::SchedulerBuilder). Cheap to clone; every
+/// clone reaches the same actors, and [`shutdown`](Scheduler::shutdown)
+/// through any of them stops all.
 #[derive(Clone)]
 pub struct Scheduler {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
     deps: SchedulerDeps,
     registry: Addr<SchedulerRegistry>,
     /// The registry's live servers, read directly on the hot path.
     servers: ServerMap,
     verifier: VerifyPool,
+    policy: AdmissionPolicy,
+    /// Whether shutdown closes the writer (the builder started it).
+    owns_writer: bool,
+    closing: AtomicBool,
+    tip_refresher: Mutex<Option<tokio::task::JoinHandle<()>>>,
+    stopped: tokio::sync::OnceCell<()>,
+}
+
+impl std::fmt::Debug for Scheduler {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Scheduler")
+            .field("address", &self.address())
+            .finish_non_exhaustive()
+    }
 }
 
 impl Scheduler {
-    /// Starts the registry (and its arbiters) and the verification pool.
-    /// Must be called inside a running actix system.
-    pub fn start(deps: SchedulerDeps) -> Scheduler {
+    /// Starts the registry (and its arbiters), the verification pool and the
+    /// chain-tip refresher. Inside a running actix system.
+    pub(crate) fn start(
+        deps: SchedulerDeps,
+        owns_writer: bool,
+        known_device: Option<crate::admission::DeviceCheck>,
+    ) -> Scheduler {
         let threads = deps.config.arbiters.max(1);
         let servers = ServerMap::default();
-        let registry = SchedulerRegistry::with_map(deps.clone(), Arc::clone(&servers)).start();
+        let registry = SchedulerRegistry::new(deps.clone(), Arc::clone(&servers)).start();
+        let verifier = VerifyPool::start(threads, deps.config.verify_queue_capacity);
+        let tip = Arc::clone(&deps.tip);
+        let refresher = actix::spawn(async move {
+            let mut every = tokio::time::interval(TIP_REFRESH);
+            every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                every.tick().await;
+                let tip = Arc::clone(&tip);
+                // A source may block (a gateway): ask it on the blocking pool.
+                let _ = tokio::task::spawn_blocking(move || tip.refresh()).await;
+            }
+        });
+        let policy = AdmissionPolicy {
+            config: Arc::clone(&deps.config),
+            node_address: deps.key.address().to_string(),
+            known_device,
+        };
         Scheduler {
-            deps,
-            registry,
-            servers,
-            verifier: VerifyPool::start(threads),
+            inner: Arc::new(Inner {
+                deps,
+                registry,
+                servers,
+                verifier,
+                policy,
+                owns_writer,
+                closing: AtomicBool::new(false),
+                tip_refresher: Mutex::new(Some(refresher)),
+                stopped: tokio::sync::OnceCell::new(),
+            }),
         }
-    }
-
-    /// The shared dependencies.
-    pub fn deps(&self) -> &SchedulerDeps {
-        &self.deps
     }
 
     /// The node's address (the scheduler's identity).
     pub fn address(&self) -> &str {
-        self.deps.key.address()
+        self.inner.deps.key.address()
+    }
+
+    /// The settings in force.
+    pub fn config(&self) -> &SchedulerConfig {
+        &self.inner.deps.config
+    }
+
+    /// The counters (assigned, restarts, busy, retired…).
+    pub fn metrics(&self) -> &Arc<SchedulerMetrics> {
+        &self.inner.deps.metrics
+    }
+
+    /// The store the scheduler reads and writes.
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.inner.deps.store
+    }
+
+    /// The node key that signs assignments.
+    pub fn key(&self) -> &NodeKey {
+        &self.inner.deps.key
+    }
+
+    /// The chain-tip source, with its cache.
+    pub fn tip(&self) -> &CachedChainTip {
+        &self.inner.deps.tip
+    }
+
+    /// Wall-clock milliseconds, from the scheduler's clock.
+    pub fn now_ms(&self) -> i64 {
+        self.inner.deps.clock.now_ms()
     }
 
     /// Schedules a message: registers a process or assigns a message to its
@@ -104,142 +159,115 @@ impl Scheduler {
         req: ScheduleRequest,
         span: &tracing::Span,
     ) -> Result<Arc<Assignment>, SchedulerError> {
-        // 2. Target.
-        let target = resolve_target(&TargetSources {
-            message: Some(&req.message),
-            request_target: req.request_target.as_deref(),
-            base_process: req.base_process,
-            base_is_process: req.base_is_process,
-        })?;
-        let pid = match target {
-            Target::Process(pid) => pid,
-            Target::Hint { url, pid } => return Err(SchedulerError::Redirect { pid, url }),
-        };
+        if self.inner.closing.load(Ordering::Acquire) {
+            return Err(SchedulerError::NotRunning);
+        }
+        let deadline = Instant::now()
+            + std::time::Duration::from_millis(self.inner.deps.config.schedule_timeout_ms);
+        let mut admission = Admission::begin(&self.inner.policy, req)?;
+        let pid = admission.pid();
         span.record("pid", tracing::field::display(pid));
-        // 3. Only what is committed is scheduled.
-        let body = req
-            .message
-            .with_only_committed()
-            .map_err(|e| SchedulerError::invalid("invalid-commitments", e.to_string()))?;
-        let signed = body.commitments().is_some();
-        // 4. Signed-only nodes.
-        if self.deps.config.require_signed && !signed {
-            return Err(SchedulerError::invalid(
-                "unsigned-message",
-                "this node schedules signed messages only",
-            ));
-        }
-        // 5. Signatures, checked in batches off the sequencing path.
-        let body = Arc::new(body);
-        if self.deps.config.verify_assignments && signed {
-            let verdict = self.verifier.verify(Arc::clone(&body)).await.map_err(|e| {
-                SchedulerError::Internal {
-                    pid: pid.to_human(),
-                    detail: e.to_string(),
+        let admitted = loop {
+            match admission.step()? {
+                Step::Admitted(a) => break a,
+                Step::Need(Need::Verification(message)) => {
+                    let verdict =
+                        tokio::time::timeout_at(deadline, self.inner.verifier.verify(message))
+                            .await
+                            .map_err(|_| self.timeout(&pid))?
+                            .map_err(|e| match e {
+                                PoolError::Full => {
+                                    self.count_busy();
+                                    SchedulerError::Busy {
+                                        pid: pid.to_human(),
+                                    }
+                                }
+                                PoolError::Stopped => SchedulerError::NotRunning,
+                            })?;
+                    admission.verified(verdict);
                 }
-            })?;
-            if let Verification::Invalid {
-                commitment,
-                reason,
-                detail,
-            } = verdict
-            {
-                return Err(SchedulerError::invalid(
-                    "invalid-signature",
-                    format!(
-                        "commitment {commitment} failed ({}): {detail}",
-                        reason.code()
-                    ),
-                ));
+                Step::Need(Need::Location(address)) => {
+                    admission.located(self.location_url(&address).await?);
+                }
+                Step::Need(Need::Schedule(pid)) => {
+                    admission.known(self.exists(pid).await?);
+                }
             }
-        }
-        // 6. Locate.
-        let dedup = if is_process(&body) {
-            let dedup = self.locate_process(&body)?;
-            if let (true, Some(known)) =
-                (self.deps.config.validate_process_devices, &req.known_device)
-            {
-                check_process_devices(&body, known.as_ref())?;
-            }
-            dedup
-        } else {
-            if self.find(pid).await?.is_none() && !self.has_schedule(pid).await? {
-                return Err(SchedulerError::UnknownProcess {
-                    pid: pid.to_human(),
-                });
-            }
-            None
         };
-        // 7. Mode.
-        if self.deps.config.mode == SchedulingMode::Disabled {
-            return Err(SchedulerError::SchedulingDisabled);
-        }
-        // 8–10. Capacity, dedup and assignment happen at the server.
-        let server = self.find_or_create_with(pid, dedup).await?;
-        let body = Arc::try_unwrap(body).unwrap_or_else(|shared| (*shared).clone());
-        let assignment = server
-            .schedule(Schedule {
-                body,
-                signed,
-                idempotent: req.idempotent,
-            })
-            .await
-            .inspect_err(|e| {
-                if matches!(e, SchedulerError::Busy { .. }) {
-                    self.deps
-                        .metrics
-                        .busy
-                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        // 8–10. Capacity, dedup and assignment happen at the server. A
+        // server retired for idleness between lookup and call hands the
+        // message back, and a successor is started from the store.
+        let mut body = admitted.body;
+        for _ in 0..3 {
+            let server = self.find_or_create_with(pid, admitted.dedup).await?;
+            match server
+                .schedule(body, admitted.signed, admitted.idempotent, deadline)
+                .await
+            {
+                Attempt::Retired(back) => body = back,
+                Attempt::Done(Err(e)) => {
+                    if matches!(e, SchedulerError::Busy { .. }) {
+                        self.count_busy();
+                    }
+                    return Err(e);
                 }
-            })?;
-        span.record("slot", assignment.slot);
-        Ok(assignment)
-    }
-
-    /// Check 6 for a `Process`: it must name its scheduler, and that must be
-    /// this node. Returns the process's own dedup policy, if it sets one.
-    fn locate_process(&self, process: &Message) -> Result<Option<DedupPolicy>, SchedulerError> {
-        let named = process
-            .get_text("scheduler")
-            .or_else(|| process.get_text("scheduler-location"))
-            .ok_or_else(|| {
-                SchedulerError::invalid(
-                    "missing-scheduler",
-                    "a Process must name its scheduler in `scheduler` or `scheduler-location`",
-                )
-            })?;
-        if named != self.address() {
-            return Err(match self.location_url(named) {
-                Some(url) => SchedulerError::Redirect {
-                    pid: process.id_all().map(|i| i.to_human()).unwrap_or_default(),
-                    url,
-                },
-                None => SchedulerError::RemoteScheduler {
-                    address: named.to_string(),
-                },
-            });
+                Attempt::Done(Ok(assignment)) => {
+                    span.record("slot", assignment.slot);
+                    return Ok(assignment);
+                }
+            }
         }
-        process_dedup(process)
+        Err(SchedulerError::Unavailable {
+            pid: pid.to_human(),
+        })
     }
 
-    /// The URL of a fresh (within its time-to-live) location record of
-    /// `address`, for routing.
-    fn location_url(&self, address: &str) -> Option<String> {
-        let stored = LocationCache::new(Arc::clone(&self.deps.store))
-            .get(address)
-            .ok()??;
+    fn count_busy(&self) {
+        self.inner.deps.metrics.busy.fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn timeout(&self, pid: &Id) -> SchedulerError {
+        SchedulerError::Timeout {
+            pid: pid.to_human(),
+            after_ms: self.inner.deps.config.schedule_timeout_ms,
+        }
+    }
+
+    /// Whether `pid` has a schedule here: a live server that assigned slot
+    /// 0 (possibly not yet durable), else a stored slot.
+    async fn exists(&self, pid: Id) -> Result<bool, SchedulerError> {
+        if self
+            .find_live(&pid)
+            .is_some_and(|h| h.published_slot() >= 0)
+        {
+            return Ok(true);
+        }
+        self.has_schedule(pid).await
+    }
+
+    /// The URL of a fresh (within its time-to-live, counted from storage by
+    /// the scheduler's clock) location record of `address`, for routing.
+    pub async fn location_url(&self, address: &str) -> Result<Option<String>, SchedulerError> {
+        let cache = LocationCache::new(Arc::clone(&self.inner.deps.store));
+        let lookup = address.to_string();
+        let stored = self.blocking(move |_| Ok(cache.get(&lookup)?)).await?;
+        let Some(stored) = stored else {
+            return Ok(None);
+        };
         let ttl = stored.record.get_int("time-to-live").unwrap_or(i64::MAX);
-        let age = crate::server::now_ms().saturating_sub(stored.stored_at_ms as i64);
+        let stored_at = i64::try_from(stored.stored_at_ms).unwrap_or(i64::MAX);
+        let age = self.now_ms().saturating_sub(stored_at);
         if age > ttl {
-            return None;
+            return Ok(None);
         }
-        stored.record.get_text("url").map(str::to_string)
+        Ok(stored.record.get_text("url").map(str::to_string))
     }
 
     /// The live server of `pid` from the shared map, without a round trip
     /// through the registry actor.
     fn find_live(&self, pid: &Id) -> Option<ServerHandle> {
-        self.servers
+        self.inner
+            .servers
             .read()
             .get(pid)
             .filter(|h| h.is_alive())
@@ -251,15 +279,11 @@ impl Scheduler {
         if let Some(h) = self.find_live(&pid) {
             return Ok(Some(h));
         }
-        self.registry
+        self.inner
+            .registry
             .send(Find(pid))
             .await
-            .map_err(|_| registry_gone(&pid))
-    }
-
-    /// The server of `pid`, started if needed (atomically: one per process).
-    pub async fn find_or_create(&self, pid: Id) -> Result<ServerHandle, SchedulerError> {
-        self.find_or_create_with(pid, None).await
+            .map_err(|_| SchedulerError::NotRunning)
     }
 
     async fn find_or_create_with(
@@ -270,10 +294,11 @@ impl Scheduler {
         if let Some(h) = self.find_live(&pid) {
             return Ok(h);
         }
-        self.registry
+        self.inner
+            .registry
             .send(FindOrCreate { pid, dedup })
             .await
-            .map_err(|_| registry_gone(&pid))?
+            .map_err(|_| SchedulerError::NotRunning)?
     }
 
     /// Whether `pid` has a stored schedule.
@@ -282,13 +307,15 @@ impl Scheduler {
             .await
     }
 
-    /// Every process with a stored schedule or a live server, sorted.
+    /// Every process with a stored definition, or a live server that
+    /// assigned it (aggressive mode, before the write), sorted.
     pub async fn processes(&self) -> Result<Vec<Id>, SchedulerError> {
         let live = self
+            .inner
             .registry
             .send(LiveProcesses)
             .await
-            .map_err(|_| registry_gone(&Id([0; 32])))?;
+            .map_err(|_| SchedulerError::NotRunning)?;
         let mut stored = self.blocking(schedule_store::processes).await?;
         stored.extend(live);
         stored.sort();
@@ -309,7 +336,8 @@ impl Scheduler {
             .blocking(move |store| schedule_store::latest(store, &pid))
             .await?;
         Ok(latest.map(|(slot, chain)| CurrentSlot {
-            slot: slot as i64,
+            // Slots are stored as u64 but assigned from an i64 counter.
+            slot: i64::try_from(slot).unwrap_or(i64::MAX),
             chain,
         }))
     }
@@ -338,25 +366,29 @@ impl Scheduler {
             .ok_or_else(|| SchedulerError::UnknownProcess {
                 pid: pid.to_human(),
             })?;
-        let from = from.unwrap_or(0).max(0) as u64;
+        let from = u64::try_from(from.unwrap_or(0).max(0)).unwrap_or(0);
         let to = to.unwrap_or(current.slot);
-        let page_max = self.deps.config.schedule_page_max;
+        let page_max = self.inner.deps.config.schedule_page_max;
         let mut assignments = Vec::new();
-        if to >= 0 && (to as u64) >= from {
-            let capped = (to as u64).min(from.saturating_add(page_max));
-            assignments = self
-                .blocking(move |store| schedule_store::range(store, &pid, from, capped))
-                .await?;
+        if let Ok(to_slot) = u64::try_from(to) {
+            if to_slot >= from {
+                let capped = to_slot.min(from.saturating_add(page_max));
+                assignments = self
+                    .blocking(move |store| schedule_store::range(store, &pid, from, capped))
+                    .await?;
+            }
         }
         // More follows when the page ends below the `to` asked for (or
         // defaulted): because of the page cap, or because of a gap.
-        let continues = assignments.last().is_some_and(|(s, _)| (*s as i64) < to);
+        let continues = assignments
+            .last()
+            .is_some_and(|(s, _)| i64::try_from(*s).is_ok_and(|s| s < to));
         Ok(SchedulePage {
             pid,
             assignments,
             continues,
-            tip: self.deps.tip.current(),
-            timestamp: crate::server::now_ms(),
+            tip: self.inner.deps.tip.current(),
+            timestamp: self.now_ms(),
         })
     }
 
@@ -364,26 +396,59 @@ impl Scheduler {
     async fn blocking<T, F>(&self, f: F) -> Result<T, SchedulerError>
     where
         T: Send + 'static,
-        F: FnOnce(Arc<dyn hb_store::Store>) -> Result<T, SchedulerError> + Send + 'static,
+        F: FnOnce(Arc<dyn Store>) -> Result<T, SchedulerError> + Send + 'static,
     {
-        let store = Arc::clone(&self.deps.store);
+        let store = Arc::clone(&self.inner.deps.store);
         tokio::task::spawn_blocking(move || f(store))
             .await
-            .map_err(|e| SchedulerError::Internal {
-                pid: String::new(),
-                detail: format!("store task failed: {e}"),
+            .map_err(|e| SchedulerError::Task {
+                detail: e.to_string(),
             })?
     }
 
-    /// Stops every scheduler actor and waits for their threads to end.
-    /// Writes already handed to group commit still complete.
+    /// Stops the scheduler: new calls get `NotRunning`; every write already
+    /// handed to group commit becomes durable and its caller is answered;
+    /// then the servers' arbiters and the verification threads end, and the
+    /// writer is closed if the builder started it. Returns once nothing is
+    /// pending. Safe to call more than once, from any clone.
     pub async fn shutdown(&self) {
-        // An error means the registry is already gone, which is the goal.
-        let _ = self.registry.send(Shutdown).await;
+        let inner = Arc::clone(&self.inner);
+        inner
+            .stopped
+            .get_or_init(|| async {
+                inner.closing.store(true, Ordering::Release);
+                if let Some(refresher) = inner.tip_refresher.lock().take() {
+                    refresher.abort();
+                }
+                // Everything submitted so far is acknowledged before this
+                // empty batch: callers and watchers get their answers.
+                let _ = inner.deps.writer.submit(hb_store::Batch::new()).await;
+                let arbiters = inner.registry.send(Stop).await.unwrap_or_default();
+                let writer = Arc::clone(&inner.deps.writer);
+                let verifier = inner.verifier.clone();
+                let owns_writer = inner.owns_writer;
+                let joined = tokio::task::spawn_blocking(move || {
+                    for arbiter in arbiters {
+                        arbiter.stop();
+                        if arbiter.join().is_err() {
+                            tracing::error!("a scheduler arbiter panicked while stopping");
+                        }
+                    }
+                    verifier.close();
+                    if owns_writer {
+                        writer.close();
+                    }
+                })
+                .await;
+                if let Err(e) = joined {
+                    tracing::error!(error = %e, "scheduler shutdown task failed");
+                }
+            })
+            .await;
     }
 
     /// Fault injection for tests: makes `pid`'s server panic.
-    #[doc(hidden)]
+    #[cfg(feature = "test-support")]
     pub async fn inject_panic(&self, pid: Id) -> Result<(), SchedulerError> {
         match self.find(pid).await? {
             Some(server) => server.inject_panic().await,
@@ -391,54 +456,5 @@ impl Scheduler {
                 pid: pid.to_human(),
             }),
         }
-    }
-}
-
-/// Refuses a process whose `execution-device`, `scheduler-device`,
-/// `push-device` or `device-stack` entries name unknown devices.
-fn check_process_devices(
-    process: &Message,
-    known: &(dyn Fn(&str) -> bool + Send + Sync),
-) -> Result<(), SchedulerError> {
-    let mut names: Vec<&str> = ["execution-device", "scheduler-device", "push-device"]
-        .iter()
-        .filter_map(|k| process.get_text(k))
-        .collect();
-    match process.get("device-stack") {
-        Some(hb_message::Value::List(l)) => names.extend(l.iter().filter_map(|v| v.as_text())),
-        Some(hb_message::Value::Message(m)) => {
-            names.extend(m.iter().filter_map(|(_, v)| v.as_text()))
-        }
-        _ => {}
-    }
-    match names.into_iter().find(|n| !known(n)) {
-        Some(unknown) => Err(SchedulerError::invalid(
-            "unknown-device",
-            format!("the process names device {unknown:?}, which this node does not have"),
-        )),
-        None => Ok(()),
-    }
-}
-
-/// A process definition's own `scheduler-dedup`, if it sets one.
-pub fn process_dedup(process: &Message) -> Result<Option<DedupPolicy>, SchedulerError> {
-    match process.get("scheduler-dedup") {
-        None => Ok(None),
-        Some(v) => {
-            let text = v.as_text().ok_or_else(|| {
-                SchedulerError::invalid("invalid-value", "`scheduler-dedup` must be text")
-            })?;
-            text.parse()
-                .map(Some)
-                .map_err(|e: crate::config::UnknownSetting| {
-                    SchedulerError::invalid("invalid-value", e.to_string())
-                })
-        }
-    }
-}
-
-fn registry_gone(pid: &Id) -> SchedulerError {
-    SchedulerError::Unavailable {
-        pid: pid.to_human(),
     }
 }

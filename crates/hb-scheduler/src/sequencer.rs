@@ -42,22 +42,19 @@ impl Sequencer {
                 slot,
                 detail: "stored hash-chain is not 32 bytes of base64url".into(),
             })?;
+        if i64::try_from(slot).is_err() {
+            return Err(SchedulerError::CorruptSchedule {
+                pid: pid.to_human(),
+                slot,
+                detail: "the stored head slot is beyond the assignable range (i64)".into(),
+            });
+        }
         Ok(Sequencer {
             pid,
             current: Some(slot),
             chain,
             last_timestamp: i64::MIN,
         })
-    }
-
-    /// Resumes from raw chain bytes, as stored in assignment records.
-    pub fn resume_raw(pid: Id, slot: u64, chain: [u8; 32]) -> Sequencer {
-        Sequencer {
-            pid,
-            current: Some(slot),
-            chain: chain.to_vec(),
-            last_timestamp: i64::MIN,
-        }
     }
 
     /// The process.
@@ -67,12 +64,18 @@ impl Sequencer {
 
     /// The last assigned slot, or −1 before slot 0.
     pub fn current(&self) -> i64 {
-        self.current.map_or(-1, |s| s as i64)
+        // `resume` and `assign` keep slots within i64.
+        self.current
+            .map_or(-1, |s| i64::try_from(s).unwrap_or(i64::MAX))
     }
 
-    /// The slot the next message gets.
-    pub fn next_slot(&self) -> u64 {
-        self.current.map_or(0, |s| s + 1)
+    /// The slot the next message gets (`None` when the schedule is full:
+    /// slots stay within i64, the type clients see).
+    pub fn next_slot(&self) -> Option<u64> {
+        match self.current {
+            None => Some(0),
+            Some(s) => s.checked_add(1).filter(|n| i64::try_from(*n).is_ok()),
+        }
     }
 
     /// Raw bytes of the last link (empty before slot 0).
@@ -89,7 +92,16 @@ impl Sequencer {
         now_ms: i64,
     ) -> Result<AssignmentDraft, SchedulerError> {
         let body_id = body.id_all()?;
-        let slot = self.next_slot();
+        let slot = self.next_slot().ok_or_else(|| {
+            SchedulerError::invalid(
+                crate::error::Check::InvalidSlot,
+                format!(
+                    "the schedule of {} has no slot after {}",
+                    self.pid,
+                    self.current()
+                ),
+            )
+        })?;
         let chain = hash_chain::next_link(&self.chain, &body_id);
         // A clock that steps back reuses the previous timestamp.
         let timestamp = now_ms.max(self.last_timestamp);
@@ -115,6 +127,27 @@ mod tests {
 
     fn seq() -> Sequencer {
         Sequencer::new(Id::hash(b"process"))
+    }
+
+    #[test]
+    fn the_last_slot_is_i64_max_and_there_is_none_after_it() {
+        let pid = Id::hash(b"process");
+        let link = crate::hash_chain::to_text(&[1; 32]);
+        let mut s = Sequencer::resume(pid, i64::MAX as u64 - 1, &link).unwrap();
+        assert_eq!(
+            s.assign(msg! {}, ChainTip::LOCAL, 1).unwrap().slot,
+            i64::MAX as u64
+        );
+        assert_eq!(s.current(), i64::MAX);
+        assert!(s.next_slot().is_none());
+        let err = s.assign(msg! {}, ChainTip::LOCAL, 1).unwrap_err();
+        assert!(matches!(err, SchedulerError::Invalid { .. }), "{err}");
+        // A stored head beyond i64 is corrupt, not wrapped.
+        let err = Sequencer::resume(pid, u64::MAX, &link).unwrap_err();
+        assert!(
+            matches!(err, SchedulerError::CorruptSchedule { slot: u64::MAX, .. }),
+            "{err}"
+        );
     }
 
     #[test]

@@ -1,20 +1,26 @@
 //! `SchedulerServer`: the actor that sequences one process (SPEC §5.2, §5.4).
 //!
-//! A thin shell around [`Sequencer`]: it gives the sequencer a mailbox, signs
-//! what it drafts, hands the write to group commit and answers according to
-//! the scheduling mode. Writes are submitted in slot order and pipelined: the
-//! server assigns the next slot while earlier ones are still being flushed.
+//! A thin shell around [`ServerCore`]: it gives the core a mailbox, fetches
+//! the one fact the core may ask for (a dedup original, read off the
+//! arbiter on the blocking pool while the mailbox waits, so order holds),
+//! hands batches to group commit and answers according to the scheduling
+//! mode. Writes are submitted in slot order and pipelined: the server
+//! assigns the next slot while earlier ones are being flushed.
+//!
+//! A request's capacity slot ([`Permit`]) travels with it and is released
+//! when its write is acknowledged, not when its caller stops waiting, so a
+//! stuck disk meets `Busy` instead of a growing queue.
 
-use std::collections::HashMap;
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use actix::prelude::*;
 use hb_message::{Id, Message};
-use hb_store::Batch;
+use parking_lot::Mutex;
 use tokio::sync::oneshot;
+use tokio::time::Instant;
 
 use crate::assignment::Assignment;
 use crate::config::{DedupPolicy, SchedulingMode};
@@ -22,17 +28,52 @@ use crate::deps::SchedulerDeps;
 use crate::error::SchedulerError;
 use crate::schedule_store;
 use crate::sequencer::Sequencer;
+use crate::server_core::{CurrentSlot, Decision, Request, ServerCore};
+
+/// What a server and its handles share.
+#[derive(Debug)]
+pub(crate) struct Shared {
+    /// Distinguishes this server from a later one of the same process.
+    pub id: u64,
+    /// The last assigned slot, published after each assignment (−1: none).
+    pub current: AtomicI64,
+    /// Calls holding a capacity slot.
+    pub inflight: AtomicUsize,
+    /// Set (under this lock) when the registry retired the server for
+    /// idleness; a server takes it to decide and submit, so no write lands
+    /// after a successor loaded the schedule.
+    pub retired: Mutex<bool>,
+}
+
+static NEXT_SERVER_ID: AtomicU64 = AtomicU64::new(1);
+
+impl Shared {
+    pub(crate) fn new(current: i64) -> Arc<Shared> {
+        Arc::new(Shared {
+            id: NEXT_SERVER_ID.fetch_add(1, Ordering::Relaxed),
+            current: AtomicI64::new(current),
+            inflight: AtomicUsize::new(0),
+            retired: Mutex::new(false),
+        })
+    }
+}
+
+/// A capacity slot of one server, released on drop.
+pub(crate) struct Permit(Arc<Shared>);
+
+impl Drop for Permit {
+    fn drop(&mut self) {
+        self.0.inflight.fetch_sub(1, Ordering::AcqRel);
+    }
+}
 
 /// Schedule one message on this server's process.
-#[derive(Debug)]
-pub struct Schedule {
-    /// The message, already restricted to its committed keys and verified.
-    pub body: Message,
-    /// Whether it carries commitments (only signed messages are de-duplicated).
-    pub signed: bool,
-    /// Internal idempotent call (push): a repeat returns the original
-    /// assignment as a success, whatever the dedup policy.
-    pub idempotent: bool,
+pub(crate) struct Schedule {
+    body: Message,
+    signed: bool,
+    idempotent: bool,
+    deadline: Instant,
+    permit: Permit,
 }
 
 impl actix::Message for Schedule {
@@ -40,19 +81,14 @@ impl actix::Message for Schedule {
 }
 
 /// A server's answer to [`Schedule`]: the signed assignment, and (in the
-/// confirmation modes) the signal that it is durable. The signal is awaited
-/// by the caller, outside the actor, so the server goes on assigning while
-/// earlier slots are flushed, and stopping it never loses an answer.
-pub struct Scheduled {
-    /// The signed assignment.
-    pub assignment: Arc<Assignment>,
-    /// Resolves once the assignment is durable (and, in
-    /// `remote_confirmation`, once the upload was attempted). `None` for an
-    /// idempotent repeat of a stored message.
-    pub durable: Option<oneshot::Receiver<Result<(), SchedulerError>>>,
-    /// Whether the caller is answered before durability (aggressive mode);
-    /// the write still counts against the server's capacity until durable.
-    pub answer_now: bool,
+/// confirmation modes) the signal that it is durable, awaited by the caller
+/// outside the actor.
+pub(crate) struct Scheduled {
+    assignment: Arc<Assignment>,
+    /// `None` for an idempotent repeat of a stored message.
+    durable: Option<oneshot::Receiver<Result<(), SchedulerError>>>,
+    /// Aggressive mode: answer before durability.
+    answer_now: bool,
 }
 
 /// Sent by a write's watcher when group commit acknowledged it.
@@ -68,187 +104,111 @@ impl actix::Message for Written {
 }
 
 /// Ask for the last assigned slot and chain link.
-#[derive(Debug, Clone, Copy)]
-pub struct Current;
-
-/// The answer to [`Current`].
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CurrentSlot {
-    /// The last assigned slot, −1 if none.
-    pub slot: i64,
-    /// The raw chain link after it (empty if none).
-    pub chain: Vec<u8>,
-}
+struct Current;
 
 impl actix::Message for Current {
     type Result = CurrentSlot;
 }
 
-/// Fault injection for tests: the handler panics, as a bug would.
-#[doc(hidden)]
-#[derive(Debug, Clone, Copy)]
-pub struct InjectPanic;
+/// A server asks its registry to retire it after `scheduler_max_idle_ms`
+/// without activity (SPEC §5.1: servers start lazily and stop when idle).
+pub(crate) struct Retire {
+    pub pid: Id,
+    pub id: u64,
+}
 
+impl actix::Message for Retire {
+    type Result = ();
+}
+
+/// Fault injection for tests: the handler panics, as a bug would.
+#[cfg(feature = "test-support")]
+struct InjectPanic;
+
+#[cfg(feature = "test-support")]
 impl actix::Message for InjectPanic {
     type Result = Result<(), SchedulerError>;
 }
 
 /// The actor owning one process's schedule.
 pub struct SchedulerServer {
-    pid: Id,
+    core: ServerCore,
     deps: SchedulerDeps,
-    /// `None` only while reloading after a restart.
-    sequencer: Option<Sequencer>,
-    dedup: DedupPolicy,
-    /// Dedup entries of assignments submitted but not yet confirmed applied.
-    inflight: HashMap<Id, Arc<Assignment>>,
-    /// Bumped on every restart, so that acknowledgements of writes made
-    /// before it are recognised as stale.
-    generation: u64,
+    shared: Arc<Shared>,
+    registry: Recipient<Retire>,
+    idle_timer: Option<SpawnHandle>,
 }
 
 impl SchedulerServer {
-    /// A server resuming `sequencer` (loaded from the store by the registry).
-    pub fn new(deps: SchedulerDeps, sequencer: Sequencer, dedup: DedupPolicy) -> SchedulerServer {
+    pub(crate) fn new(
+        deps: SchedulerDeps,
+        sequencer: Sequencer,
+        dedup: DedupPolicy,
+        shared: Arc<Shared>,
+        registry: Recipient<Retire>,
+    ) -> SchedulerServer {
+        let now = deps.clock.now_ms();
         SchedulerServer {
-            pid: sequencer.pid(),
+            core: ServerCore::new(sequencer, dedup, now),
             deps,
-            sequencer: Some(sequencer),
-            dedup,
-            inflight: HashMap::new(),
-            generation: 0,
+            shared,
+            registry,
+            idle_timer: None,
         }
     }
 
     fn pid_text(&self) -> String {
-        self.pid.to_human()
+        self.core.pid().to_human()
     }
 
-    /// Everything up to the write: dedup, slot, chain, signature, batch.
-    fn prepare(&mut self, req: Schedule) -> Result<Prepared, SchedulerError> {
-        if let Some(key) = &self.deps.config.fault_panic_key {
-            if req.body.get(key).is_some() {
-                panic!("fault injection: message carries {key:?}");
-            }
+    /// Decides and submits one request (under the retirement lock).
+    fn run(
+        &mut self,
+        req: Schedule,
+        stored_original: Option<Assignment>,
+        ctx: &mut Context<Self>,
+    ) -> Result<Scheduled, SchedulerError> {
+        let shared = Arc::clone(&self.shared);
+        let retired = shared.retired.lock();
+        if *retired {
+            // The facade retries through the registry, which starts a
+            // successor from the store.
+            return Err(SchedulerError::Unavailable {
+                pid: self.pid_text(),
+            });
         }
-        let body_id = req.body.id_all()?;
-        if req.signed && (req.idempotent || self.dedup == DedupPolicy::SignedId) {
-            if let Some(original) = self.find_original(&body_id)? {
-                if req.idempotent {
-                    return Ok(Prepared::Existing(original));
-                }
-                return Err(SchedulerError::Duplicate {
-                    pid: self.pid_text(),
-                    message_id: body_id.to_human(),
-                    original_slot: original.slot,
-                    original_assignment: original.id.to_human(),
-                });
-            }
+        if Instant::now() >= req.deadline {
+            // Nobody waits for this answer: do not assign a slot for it.
+            return Err(self.timed_out());
         }
-        let sequencer = self
-            .sequencer
-            .as_mut()
-            .ok_or_else(|| SchedulerError::Unavailable {
-                pid: self.pid.to_human(),
-            })?;
-        let tip = self.deps.tip.current();
-        let draft = sequencer.assign(req.body, tip, now_ms())?;
-        let assignment = Arc::new(draft.sign(&self.deps.key)?);
-        let mut batch = Batch::new();
-        schedule_store::stage(&mut batch, &assignment, req.signed)?;
-        if req.signed {
-            self.inflight.insert(body_id, Arc::clone(&assignment));
-        }
-        Ok(Prepared::New(assignment, batch))
-    }
-
-    /// The original assignment of a message, from this server's in-flight
-    /// writes or the store's dedup index.
-    fn find_original(&self, body_id: &Id) -> Result<Option<Arc<Assignment>>, SchedulerError> {
-        if let Some(a) = self.inflight.get(body_id) {
-            return Ok(Some(Arc::clone(a)));
-        }
-        // A point read of the dedup index; made only when dedup applies.
-        Ok(
-            schedule_store::find_original(Arc::clone(&self.deps.store), &self.pid, body_id)?
-                .map(Arc::new),
-        )
-    }
-
-    fn fail(&mut self, ctx: &mut Context<Self>, why: &str) {
-        tracing::error!(pid = %self.pid, why, "scheduler server stops; its supervisor restarts it from the store");
-        self.sequencer = None;
-        ctx.stop();
-    }
-}
-
-enum Prepared {
-    Existing(Arc<Assignment>),
-    New(Arc<Assignment>, Batch),
-}
-
-/// Wall-clock milliseconds since the Unix epoch.
-pub(crate) fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
-}
-
-impl Actor for SchedulerServer {
-    type Context = Context<Self>;
-
-    fn started(&mut self, ctx: &mut Context<Self>) {
-        ctx.set_mailbox_capacity(self.deps.config.server_capacity.max(1));
-    }
-}
-
-impl Supervised for SchedulerServer {
-    fn restarting(&mut self, ctx: &mut Context<Self>) {
-        self.deps.metrics.restarts.fetch_add(1, Ordering::Relaxed);
-        self.sequencer = None;
-        self.inflight.clear();
-        self.generation += 1;
-        let pid = self.pid;
-        let deps = self.deps.clone();
-        // Wait for every write already handed to group commit, then reload
-        // the head from the store, off this thread. `wait` holds the mailbox
-        // meanwhile, so no request sees a half-loaded server.
-        let reload = async move {
-            // An empty batch is acknowledged after every earlier one; its
-            // own outcome does not matter, only that the queue drained.
-            let _ = deps.writer.submit(Batch::new()).await;
-            let store = Arc::clone(&deps.store);
-            tokio::task::spawn_blocking(move || schedule_store::load(store, pid))
-                .await
-                .map_err(|e| SchedulerError::Internal {
-                    pid: pid.to_human(),
-                    detail: format!("reload task failed: {e}"),
-                })?
-        };
-        ctx.wait(reload.into_actor(self).map(|loaded, act, ctx| match loaded {
-            Ok(loaded) => {
-                let seq = loaded.sequencer;
-                tracing::info!(pid = %act.pid, slot = seq.current(), "scheduler server reloaded from the store");
-                act.sequencer = Some(seq);
+        let Schedule {
+            body,
+            signed,
+            idempotent,
+            permit,
+            ..
+        } = req;
+        let outcome = catch_unwind(AssertUnwindSafe(|| {
+            self.fault_point(&body, crate::config::FaultPoint::BeforeAssign);
+            let decided = self.core.decide(Request {
+                body: body.clone(),
+                signed,
+                idempotent,
+                stored_original,
+                tip: self.deps.tip.cached(),
+                now_ms: self.deps.clock.now_ms(),
+                key: &self.deps.key,
+            });
+            if matches!(decided, Ok(Decision::New(..))) {
+                self.fault_point(&body, crate::config::FaultPoint::AfterAssign);
             }
-            Err(e) => {
-                tracing::error!(pid = %act.pid, error = %e, "scheduler server could not reload");
-                ctx.stop();
-            }
+            decided
         }));
-    }
-}
-
-impl Handler<Schedule> for SchedulerServer {
-    type Result = Result<Scheduled, SchedulerError>;
-
-    fn handle(&mut self, req: Schedule, ctx: &mut Context<Self>) -> Self::Result {
-        let span = tracing::debug_span!("schedule", pid = %self.pid);
-        let _enter = span.enter();
-        let (assignment, batch) = match catch_unwind(AssertUnwindSafe(|| self.prepare(req))) {
+        let (assignment, batch) = match outcome {
             Err(panic) => {
                 let detail = panic_text(&panic);
-                // The answer below is sent before the stop takes effect.
+                drop(retired);
+                // The answer is sent before the stop takes effect.
                 self.fail(ctx, "handler panicked");
                 return Err(SchedulerError::Internal {
                     pid: self.pid_text(),
@@ -256,29 +216,34 @@ impl Handler<Schedule> for SchedulerServer {
                 });
             }
             Ok(Err(e)) => return Err(e),
-            Ok(Ok(Prepared::Existing(assignment))) => {
+            Ok(Ok(Decision::Existing(assignment))) => {
                 return Ok(Scheduled {
                     assignment,
                     durable: None,
                     answer_now: true,
                 })
             }
-            Ok(Ok(Prepared::New(a, batch))) => (a, batch),
+            Ok(Ok(Decision::New(a, batch))) => (a, batch),
         };
+        self.shared
+            .current
+            .store(assignment.slot as i64, Ordering::Release);
         self.deps.metrics.assigned.fetch_add(1, Ordering::Relaxed);
         let ack = self.deps.writer.submit(batch);
+        drop(retired);
+        let submitted = catch_unwind(AssertUnwindSafe(|| {
+            self.fault_point(&body, crate::config::FaultPoint::AfterSubmit);
+        }));
         let mode = self.deps.config.mode;
         let uploader = Arc::clone(&self.deps.uploader);
         let server = ctx.address();
-        let generation = self.generation;
-        let signed_id = self
-            .inflight
-            .contains_key(&assignment.body_id)
-            .then_some(assignment.body_id);
+        let generation = self.core.generation();
+        let signed_id = signed.then_some(assignment.body_id);
         let (tx, rx) = oneshot::channel();
         let watched = Arc::clone(&assignment);
         // A detached watcher, not an actor future: it outlives a stop of
-        // this server, so no caller loses its answer.
+        // this server, so no caller loses its answer, and it holds the
+        // capacity slot until the write is acknowledged.
         actix::spawn(async move {
             let written = ack.await;
             if written.is_ok() && mode == SchedulingMode::RemoteConfirmation {
@@ -293,14 +258,172 @@ impl Handler<Schedule> for SchedulerServer {
                 slot: watched.slot,
                 error: written.as_ref().err().map(ToString::to_string),
             });
+            drop(permit);
             // A caller that gave up (deadline) no longer listens.
             let _ = tx.send(written.map_err(SchedulerError::from));
         });
+        if let Err(panic) = submitted {
+            let detail = panic_text(&panic);
+            self.fail(ctx, "handler panicked after submitting");
+            return Err(SchedulerError::Internal {
+                pid: self.pid_text(),
+                detail,
+            });
+        }
         Ok(Scheduled {
             assignment,
             durable: Some(rx),
             answer_now: mode == SchedulingMode::Aggressive,
         })
+    }
+
+    #[cfg(feature = "test-support")]
+    fn fault_point(&self, body: &Message, point: crate::config::FaultPoint) {
+        if let Some(key) = &self.deps.config.fault_panic_key {
+            if self.deps.config.fault_panic_point == point && body.get(key).is_some() {
+                panic!("fault injection at {point:?}: message carries {key:?}");
+            }
+        }
+    }
+
+    #[cfg(not(feature = "test-support"))]
+    fn fault_point(&self, _: &Message, _: crate::config::FaultPoint) {}
+
+    fn timed_out(&self) -> SchedulerError {
+        SchedulerError::Timeout {
+            pid: self.pid_text(),
+            after_ms: self.deps.config.schedule_timeout_ms,
+        }
+    }
+
+    fn fail(&mut self, ctx: &mut Context<Self>, why: &str) {
+        tracing::error!(pid = %self.core.pid(), why, "scheduler server stops; its supervisor restarts it from the store");
+        self.core.restart();
+        ctx.stop();
+    }
+
+    fn start_idle_timer(&mut self, ctx: &mut Context<Self>) {
+        let max_idle = self.deps.config.max_idle_ms;
+        if max_idle == 0 {
+            return;
+        }
+        // Check a few times per idle period, at most once a second.
+        let tick = Duration::from_millis((max_idle / 4).clamp(1, 1_000));
+        self.idle_timer = Some(ctx.run_interval(tick, |act, ctx| act.check_idle(ctx)));
+    }
+
+    fn check_idle(&mut self, ctx: &mut Context<Self>) {
+        if *self.shared.retired.lock() {
+            // Retired: stop ticking, so the actor ends with its last address.
+            if let Some(timer) = self.idle_timer.take() {
+                ctx.cancel_future(timer);
+            }
+            return;
+        }
+        let now = self.deps.clock.now_ms();
+        if self.core.is_idle(now, self.deps.config.max_idle_ms)
+            && self.shared.inflight.load(Ordering::Acquire) == 0
+        {
+            self.registry.do_send(Retire {
+                pid: self.core.pid(),
+                id: self.shared.id,
+            });
+        }
+    }
+}
+
+fn panic_text(panic: &Box<dyn std::any::Any + Send>) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "panic".into())
+}
+
+impl Actor for SchedulerServer {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        ctx.set_mailbox_capacity(self.deps.config.server_capacity.max(1));
+        self.start_idle_timer(ctx);
+    }
+}
+
+impl Supervised for SchedulerServer {
+    fn restarting(&mut self, ctx: &mut Context<Self>) {
+        self.deps.metrics.restarts.fetch_add(1, Ordering::Relaxed);
+        self.core.restart();
+        let pid = self.core.pid();
+        let deps = self.deps.clone();
+        // Wait for every write already handed to group commit, then reload
+        // the head from the store, off this thread. `wait` holds the mailbox
+        // meanwhile, so no request sees a half-loaded server.
+        let reload = async move {
+            // An empty batch is acknowledged after every earlier one; its
+            // own outcome does not matter, only that the queue drained.
+            let _ = deps.writer.submit(hb_store::Batch::new()).await;
+            let store = Arc::clone(&deps.store);
+            tokio::task::spawn_blocking(move || schedule_store::load(store, pid))
+                .await
+                .map_err(|e| SchedulerError::Task {
+                    detail: format!("reload of {pid} failed: {e}"),
+                })?
+        };
+        ctx.wait(reload.into_actor(self).map(|loaded, act, ctx| match loaded {
+            Ok(loaded) => {
+                let seq = loaded.sequencer;
+                tracing::info!(pid = %act.core.pid(), slot = seq.current(), "scheduler server reloaded from the store");
+                act.shared.current.store(seq.current(), Ordering::Release);
+                act.core.reloaded(seq);
+            }
+            Err(e) => {
+                tracing::error!(pid = %act.core.pid(), error = %e, "scheduler server could not reload");
+                ctx.stop();
+            }
+        }));
+        self.start_idle_timer(ctx);
+    }
+}
+
+impl Handler<Schedule> for SchedulerServer {
+    type Result = ActorResponse<Self, Result<Scheduled, SchedulerError>>;
+
+    fn handle(&mut self, req: Schedule, ctx: &mut Context<Self>) -> Self::Result {
+        let span = tracing::debug_span!("server_schedule", pid = %self.core.pid());
+        let _enter = span.enter();
+        let lookup = match req.body.id_all() {
+            Ok(id) => self.core.lookup_needed(&id, req.signed, req.idempotent),
+            Err(e) => return ActorResponse::reply(Err(e.into())),
+        };
+        let Some(body_id) = lookup else {
+            return ActorResponse::reply(self.run(req, None, ctx));
+        };
+        // Dedup applies: read the original off the arbiter, holding the
+        // mailbox (`wait`) so no later request overtakes this one.
+        let store = Arc::clone(&self.deps.store);
+        let pid = self.core.pid();
+        let read = async move {
+            tokio::task::spawn_blocking(move || {
+                schedule_store::find_original(store, &pid, &body_id)
+            })
+            .await
+            .map_err(|e| SchedulerError::Task {
+                detail: format!("dedup read failed: {e}"),
+            })?
+        };
+        let (tx, rx) = oneshot::channel();
+        ctx.wait(read.into_actor(self).map(move |found, act, ctx| {
+            let answer = match found {
+                Ok(original) => act.run(req, original, ctx),
+                Err(e) => Err(e),
+            };
+            let _ = tx.send(answer);
+        }));
+        let pid = self.pid_text();
+        ActorResponse::r#async(
+            async move { rx.await.unwrap_or(Err(SchedulerError::Unavailable { pid })) }
+                .into_actor(self),
+        )
     }
 }
 
@@ -308,19 +431,17 @@ impl Handler<Written> for SchedulerServer {
     type Result = ();
 
     fn handle(&mut self, w: Written, ctx: &mut Context<Self>) {
-        if w.generation != self.generation {
-            return; // a write from before the last restart
-        }
-        if let Some(id) = w.body_id {
-            self.inflight.remove(&id);
-        }
-        if let Some(error) = w.error {
+        let now = self.deps.clock.now_ms();
+        if let Err(why) = self
+            .core
+            .written(w.generation, w.body_id, w.slot, w.error, now)
+        {
             self.deps
                 .metrics
                 .write_failures
                 .fetch_add(1, Ordering::Relaxed);
             // Never assign on top of a slot that is not stored.
-            self.fail(ctx, &format!("write of slot {} failed: {error}", w.slot));
+            self.fail(ctx, &why);
         }
     }
 }
@@ -329,19 +450,12 @@ impl Handler<Current> for SchedulerServer {
     type Result = MessageResult<Current>;
 
     fn handle(&mut self, _: Current, _: &mut Context<Self>) -> Self::Result {
-        MessageResult(match &self.sequencer {
-            Some(s) => CurrentSlot {
-                slot: s.current(),
-                chain: s.chain().to_vec(),
-            },
-            None => CurrentSlot {
-                slot: -1,
-                chain: Vec::new(),
-            },
-        })
+        self.core.touch(self.deps.clock.now_ms());
+        MessageResult(self.core.current())
     }
 }
 
+#[cfg(feature = "test-support")]
 impl Handler<InjectPanic> for SchedulerServer {
     type Result = Result<(), SchedulerError>;
 
@@ -356,12 +470,13 @@ impl Handler<InjectPanic> for SchedulerServer {
     }
 }
 
-fn panic_text(panic: &Box<dyn std::any::Any + Send>) -> String {
-    panic
-        .downcast_ref::<&str>()
-        .map(|s| s.to_string())
-        .or_else(|| panic.downcast_ref::<String>().cloned())
-        .unwrap_or_else(|| "panic".into())
+/// The outcome of one attempt to schedule on a server.
+pub(crate) enum Attempt {
+    /// The server was retired for idleness: the message comes back, to be
+    /// sent to its successor.
+    Retired(Message),
+    /// The server's answer.
+    Done(Result<Arc<Assignment>, SchedulerError>),
 }
 
 /// The address of a running server, with backpressure and deadlines.
@@ -369,35 +484,30 @@ fn panic_text(panic: &Box<dyn std::any::Any + Send>) -> String {
 pub struct ServerHandle {
     pid: Id,
     addr: Addr<SchedulerServer>,
-    inflight: Arc<AtomicUsize>,
+    shared: Arc<Shared>,
     capacity: usize,
     timeout: Duration,
 }
 
-/// Decrements the in-flight count however the call ends.
-struct InflightGuard(Arc<AtomicUsize>);
-
-impl Drop for InflightGuard {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::AcqRel);
-    }
-}
-
 impl ServerHandle {
-    /// Wraps an address.
-    pub fn new(
+    pub(crate) fn new(
         pid: Id,
         addr: Addr<SchedulerServer>,
+        shared: Arc<Shared>,
         capacity: usize,
         timeout: Duration,
     ) -> ServerHandle {
         ServerHandle {
             pid,
             addr,
-            inflight: Arc::new(AtomicUsize::new(0)),
+            shared,
             capacity: capacity.max(1),
             timeout,
         }
+    }
+
+    pub(crate) fn shared(&self) -> &Arc<Shared> {
+        &self.shared
     }
 
     /// The process.
@@ -410,42 +520,81 @@ impl ServerHandle {
         self.addr == other.addr
     }
 
-    /// Whether the actor (or its supervisor) is still alive.
+    /// Whether the actor (or its supervisor) is alive and not retired.
     pub fn is_alive(&self) -> bool {
-        self.addr.connected()
+        self.addr.connected() && !*self.shared.retired.lock()
     }
 
-    /// Requests held by the server right now.
+    /// Whether the registry retired this server for idleness.
+    pub(crate) fn is_retired(&self) -> bool {
+        *self.shared.retired.lock()
+    }
+
+    /// Requests holding a capacity slot right now (including writes not yet
+    /// acknowledged).
     pub fn inflight(&self) -> usize {
-        self.inflight.load(Ordering::Acquire)
+        self.shared.inflight.load(Ordering::Acquire)
     }
 
-    /// Schedules `req`: `Busy` at once when the server is saturated,
-    /// `Timeout` after the deadline, `Unavailable` if the server died.
-    pub async fn schedule(&self, req: Schedule) -> Result<Arc<Assignment>, SchedulerError> {
-        if self.inflight.fetch_add(1, Ordering::AcqRel) >= self.capacity {
-            self.inflight.fetch_sub(1, Ordering::AcqRel);
-            return Err(SchedulerError::Busy {
+    /// The last assigned slot as last published by the server (−1: none).
+    pub fn published_slot(&self) -> i64 {
+        self.shared.current.load(Ordering::Acquire)
+    }
+
+    /// Schedules an admitted message: `Busy` at once when the server is
+    /// saturated, `Timeout` at `deadline`, `Unavailable` if the server died,
+    /// and the message back if the server was retired for idleness.
+    pub(crate) async fn schedule(
+        &self,
+        body: Message,
+        signed: bool,
+        idempotent: bool,
+        deadline: Instant,
+    ) -> Attempt {
+        if self.shared.inflight.fetch_add(1, Ordering::AcqRel) >= self.capacity {
+            self.shared.inflight.fetch_sub(1, Ordering::AcqRel);
+            return Attempt::Done(Err(SchedulerError::Busy {
                 pid: self.pid.to_human(),
-            });
+            }));
         }
-        let guard = InflightGuard(Arc::clone(&self.inflight));
-        let deadline = tokio::time::Instant::now() + self.timeout;
-        let scheduled = self.call(req).await??;
+        let permit = Permit(Arc::clone(&self.shared));
+        // Checked after taking the slot: the registry retires a server only
+        // while no slot is taken, under the same lock (see `Retire`).
+        if self.is_retired() {
+            return Attempt::Retired(body);
+        }
+        let msg = Schedule {
+            body,
+            signed,
+            idempotent,
+            deadline,
+            permit,
+        };
+        Attempt::Done(self.send(msg, deadline).await)
+    }
+
+    async fn send(
+        &self,
+        msg: Schedule,
+        deadline: Instant,
+    ) -> Result<Arc<Assignment>, SchedulerError> {
+        let scheduled = match tokio::time::timeout_at(deadline, self.addr.send(msg)).await {
+            Err(_) => return Err(self.timed_out()),
+            Ok(Err(_)) => {
+                return Err(SchedulerError::Unavailable {
+                    pid: self.pid.to_human(),
+                })
+            }
+            Ok(Ok(r)) => r?,
+        };
         let Some(durable) = scheduled.durable else {
             return Ok(scheduled.assignment);
         };
         if scheduled.answer_now {
-            // Aggressive mode: answer now, but keep the capacity slot until
-            // the write is durable, so a sustained overload meets `Busy`
-            // instead of an unbounded backlog of unwritten assignments.
-            tokio::spawn(async move {
-                let _held = guard;
-                let _ = durable.await;
-            });
+            // Aggressive mode: the watcher keeps the capacity slot until
+            // the write is durable.
             return Ok(scheduled.assignment);
         }
-        let _guard = guard;
         match tokio::time::timeout_at(deadline, durable).await {
             Err(_) => Err(self.timed_out()),
             // The watcher always answers; a dropped sender means its arbiter stopped.
@@ -459,7 +608,7 @@ impl ServerHandle {
     fn timed_out(&self) -> SchedulerError {
         SchedulerError::Timeout {
             pid: self.pid.to_human(),
-            after_ms: self.timeout.as_millis() as u64,
+            after_ms: self.timeout.as_millis().try_into().unwrap_or(u64::MAX),
         }
     }
 
@@ -469,7 +618,7 @@ impl ServerHandle {
     }
 
     /// Makes the server's handler panic (tests of supervision).
-    #[doc(hidden)]
+    #[cfg(feature = "test-support")]
     pub async fn inject_panic(&self) -> Result<(), SchedulerError> {
         self.call(InjectPanic).await?
     }

@@ -2,7 +2,8 @@
 
 use hb_message::{is_id_shaped, Id, Message};
 
-use crate::error::SchedulerError;
+use crate::definition::is_process;
+use crate::error::{Check, SchedulerError};
 
 /// Where the message goes.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -29,11 +30,9 @@ pub struct TargetSources<'a> {
     pub base_process: Option<Id>,
     /// id(base, all), when the base itself has `type: Process`.
     pub base_is_process: Option<Id>,
-}
-
-/// Whether `m` is a process definition (`type` exactly `Process`).
-pub fn is_process(m: &Message) -> bool {
-    m.get_text("type") == Some("Process")
+    /// `scheduler_follow_hints`: a `?hint=<url>` target redirects there.
+    /// When off, the hint is dropped and the ID part is the target.
+    pub follow_hints: bool,
 }
 
 /// Finds the target: the message itself if it is a `Process`; else its
@@ -46,17 +45,21 @@ pub fn resolve_target(src: &TargetSources<'_>) -> Result<Target, SchedulerError>
     let message_target = match src.message.and_then(|m| m.get("target")) {
         None => None,
         Some(v) => Some(v.as_text().ok_or_else(|| {
-            SchedulerError::invalid("invalid-target", "the message's `target` is not text")
+            SchedulerError::invalid(Check::InvalidTarget, "the message's `target` is not text")
         })?),
     };
     let candidates: Vec<(&str, Target)> = [
         (
             "message target",
-            message_target.map(parse_target).transpose()?,
+            message_target
+                .map(|t| parse_target_with(t, src.follow_hints))
+                .transpose()?,
         ),
         (
             "request target",
-            src.request_target.map(parse_target).transpose()?,
+            src.request_target
+                .map(|t| parse_target_with(t, src.follow_hints))
+                .transpose()?,
         ),
         ("base process", src.base_process.map(Target::Process)),
     ]
@@ -69,7 +72,7 @@ pub fn resolve_target(src: &TargetSources<'_>) -> Result<Target, SchedulerError>
             .find(|(_, t)| pid_text(t) != pid_text(first))
         {
             return Err(SchedulerError::invalid(
-                "target-mismatch",
+                Check::TargetMismatch,
                 format!("the {first_name} and the {other_name} name different processes"),
             ));
         }
@@ -79,7 +82,7 @@ pub fn resolve_target(src: &TargetSources<'_>) -> Result<Target, SchedulerError>
         return Ok(Target::Process(pid));
     }
     Err(SchedulerError::invalid(
-        "missing-target",
+        Check::MissingTarget,
         "no target: the message is not a Process and names no `target`",
     ))
 }
@@ -91,31 +94,41 @@ fn pid_text(t: &Target) -> String {
     }
 }
 
-/// Parses `<pid>` or `<pid>?hint=<url>`.
+/// Parses `<pid>` or `<pid>?hint=<url>`, following hints.
 pub fn parse_target(text: &str) -> Result<Target, SchedulerError> {
+    parse_target_with(text, true)
+}
+
+/// Parses `<pid>` or `<pid>?hint=<url>`; with `follow_hints` off the hint is
+/// dropped and the ID part must be an ID.
+pub fn parse_target_with(text: &str, follow_hints: bool) -> Result<Target, SchedulerError> {
+    let mut text = text;
     if let Some((pid, query)) = text.split_once('?') {
         if let Some(url) = query.strip_prefix("hint=").filter(|u| !u.is_empty()) {
-            return Ok(Target::Hint {
-                pid: pid.to_string(),
-                url: url.to_string(),
-            });
+            if follow_hints {
+                return Ok(Target::Hint {
+                    pid: pid.to_string(),
+                    url: url.to_string(),
+                });
+            }
+            text = pid;
         }
     }
     if !is_id_shaped(text) {
         return Err(SchedulerError::invalid(
-            "invalid-target",
+            Check::InvalidTarget,
             format!("target {text:?} is not a 43-character base64url ID"),
         ));
     }
     Id::parse(text)
         .map(Target::Process)
-        .map_err(|e| SchedulerError::invalid("invalid-target", e.to_string()))
+        .map_err(|e| SchedulerError::invalid(Check::InvalidTarget, e.to_string()))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use hb_message::msg;
+    use hb_message::{msg, ErrorCode};
 
     fn pid(n: &[u8]) -> Id {
         Id::hash(n)
@@ -196,5 +209,20 @@ mod tests {
     fn hints_carry_the_url() {
         let t = parse_target(&format!("{}?hint=http://other:8734", pid(b"h"))).unwrap();
         assert!(matches!(t, Target::Hint { url, .. } if url == "http://other:8734"));
+    }
+
+    #[test]
+    fn without_following_hints_the_id_part_is_the_target() {
+        let text = format!("{}?hint=http://other:8734", pid(b"h"));
+        assert_eq!(
+            parse_target_with(&text, false).unwrap(),
+            Target::Process(pid(b"h"))
+        );
+        assert_eq!(
+            parse_target_with("short?hint=http://x", false)
+                .unwrap_err()
+                .code(),
+            "invalid-target"
+        );
     }
 }

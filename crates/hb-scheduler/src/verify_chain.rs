@@ -1,12 +1,18 @@
 //! The operators' chain verifier (SPEC §5.7): checks a stored schedule from
-//! slot 0 — every assignment's signature, slot continuity and hash chain —
-//! and reports the first fault precisely.
+//! slot 0 — every assignment's slot, signature, signer and hash chain — and
+//! reports the first fault precisely.
+//!
+//! **Who signed matters:** every assignment must be committed by the
+//! expected scheduler, given by the operator or else named by the process
+//! definition at slot 0, and by no other key; otherwise a whole schedule
+//! re-signed by a forger would pass.
 
 use std::fmt;
 
 use hb_message::{Id, IdSelector, Message};
 
 use crate::assignment::Assignment;
+use crate::definition::{is_process, scheduler_of};
 use crate::hash_chain;
 
 /// The first fault found in a schedule.
@@ -14,7 +20,8 @@ use crate::hash_chain;
 pub struct ChainFault {
     /// The slot at which checking stopped.
     pub slot: u64,
-    /// The failed check: `malformed`, `process`, `slot`, `signature` or `hash-chain`.
+    /// The failed check: `malformed`, `process`, `slot`, `definition`,
+    /// `signature`, `wrong-signer` or `hash-chain`.
     pub check: &'static str,
     /// What the check expected.
     pub expected: String,
@@ -39,37 +46,85 @@ pub struct ChainReport {
     pub slots: u64,
     /// The final hash-chain link (empty if there were no assignments).
     pub head: Vec<u8>,
+    /// The scheduler address every assignment was committed by.
+    pub signer: Option<String>,
 }
 
-/// Incremental verifier: feed assignments in slot order from slot 0.
+/// Whose commitments the assignments must carry.
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub enum ExpectedSigner {
+    /// The address in the `scheduler` (else `scheduler-location`) of the
+    /// process definition at slot 0, without any `?hint=`.
+    #[default]
+    FromDefinition,
+    /// An address given by the operator.
+    Address(String),
+}
+
+/// Incremental verifier: feed assignments in slot order.
 #[derive(Clone, Debug)]
 pub struct ChainVerifier {
     pid: Id,
     next_slot: u64,
-    chain: Vec<u8>,
+    /// The link after the previous slot; `None` when unknown (a cursor
+    /// resumed without it), which skips one chain check.
+    chain: Option<Vec<u8>>,
+    expected: ExpectedSigner,
+    /// The resolved signer address.
+    signer: Option<String>,
     check_signatures: bool,
 }
 
 impl ChainVerifier {
-    /// A verifier for the schedule of `pid`, starting at slot 0.
-    pub fn new(pid: Id) -> ChainVerifier {
+    /// A verifier for the schedule of `pid` from slot 0, checking every
+    /// signature and its signer.
+    pub fn new(pid: Id, expected: ExpectedSigner) -> ChainVerifier {
+        let signer = match &expected {
+            ExpectedSigner::Address(a) => Some(a.clone()),
+            ExpectedSigner::FromDefinition => None,
+        };
         ChainVerifier {
             pid,
             next_slot: 0,
-            chain: Vec::new(),
+            chain: Some(Vec::new()),
+            expected,
+            signer,
             check_signatures: true,
         }
     }
 
-    /// Skips signature checks (for assignments converted from aos-2, which
-    /// cannot be verified).
-    pub fn without_signatures(mut self) -> ChainVerifier {
-        self.check_signatures = false;
-        self
+    /// A verifier that resumes at `next_slot`, after the chain link
+    /// `previous` (`None`: unknown, so the next link is not checked). With
+    /// `signer` set, signatures and their signer are checked too; without,
+    /// only slots and links (what `next` does unless `paranoid_verify`).
+    pub fn resume(
+        pid: Id,
+        next_slot: u64,
+        previous: Option<Vec<u8>>,
+        signer: Option<String>,
+    ) -> ChainVerifier {
+        let check_signatures = signer.is_some();
+        ChainVerifier {
+            pid,
+            next_slot,
+            chain: if next_slot == 0 {
+                Some(Vec::new())
+            } else {
+                previous
+            },
+            expected: ExpectedSigner::Address(signer.clone().unwrap_or_default()),
+            signer,
+            check_signatures,
+        }
     }
 
-    /// Checks the next assignment.
-    pub fn push(&mut self, message: &Message) -> Result<(), ChainFault> {
+    /// The slot the next assignment must carry.
+    pub fn next_slot(&self) -> u64 {
+        self.next_slot
+    }
+
+    /// Checks the next assignment, and returns it parsed.
+    pub fn push(&mut self, message: &Message) -> Result<Assignment, ChainFault> {
         let slot = self.next_slot;
         let fault = |check, expected: String, actual: String| ChainFault {
             slot,
@@ -85,42 +140,84 @@ impl ChainVerifier {
         if a.slot != slot {
             return Err(fault("slot", slot.to_string(), a.slot.to_string()));
         }
+        if slot == 0 && self.expected == ExpectedSigner::FromDefinition {
+            let named = a
+                .body()
+                .filter(|b| is_process(b))
+                .ok_or_else(|| {
+                    fault(
+                        "definition",
+                        "the process definition at slot 0".into(),
+                        "a message that is not a Process".into(),
+                    )
+                })
+                .and_then(|b| {
+                    scheduler_of(b).map_err(|e| {
+                        fault(
+                            "definition",
+                            "a definition naming its scheduler".into(),
+                            e.to_string(),
+                        )
+                    })
+                })?;
+            self.signer = Some(named.address);
+        }
         if self.check_signatures {
-            if message.commitments().is_none() {
+            self.check_signature(message, &fault)?;
+        }
+        if let Some(previous) = &self.chain {
+            let expected = hash_chain::next_link(previous, &a.body_id);
+            if expected != a.chain {
                 return Err(fault(
-                    "signature",
-                    "a signed assignment".into(),
-                    "no commitments".into(),
+                    "hash-chain",
+                    hash_chain::to_text(&expected),
+                    hash_chain::to_text(&a.chain),
                 ));
             }
-            match message.verify(&IdSelector::All) {
-                Ok(v) if v.is_valid() => {}
-                Ok(v) => {
-                    return Err(fault(
-                        "signature",
-                        "a valid signature".into(),
-                        format!("{v:?}"),
-                    ))
-                }
-                Err(e) => {
-                    return Err(fault(
-                        "signature",
-                        "a valid signature".into(),
-                        e.to_string(),
-                    ))
-                }
-            }
         }
-        let expected = hash_chain::next_link(&self.chain, &a.body_id);
-        if expected != a.chain {
+        self.chain = Some(a.chain.to_vec());
+        self.next_slot = slot
+            .checked_add(1)
+            .ok_or_else(|| fault("slot", "a slot below 2^64 - 1".into(), slot.to_string()))?;
+        Ok(a)
+    }
+
+    fn check_signature(
+        &self,
+        message: &Message,
+        fault: &dyn Fn(&'static str, String, String) -> ChainFault,
+    ) -> Result<(), ChainFault> {
+        if !crate::definition::is_signed(message) {
             return Err(fault(
-                "hash-chain",
-                hash_chain::to_text(&expected),
-                hash_chain::to_text(&a.chain),
+                "signature",
+                "a signed assignment".into(),
+                "no commitments".into(),
             ));
         }
-        self.chain = a.chain.to_vec();
-        self.next_slot += 1;
+        match message.verify(&IdSelector::All) {
+            Ok(v) if v.is_valid() => {}
+            Ok(v) => {
+                return Err(fault(
+                    "signature",
+                    "a valid signature".into(),
+                    format!("{v:?}"),
+                ))
+            }
+            Err(e) => {
+                return Err(fault(
+                    "signature",
+                    "a valid signature".into(),
+                    e.to_string(),
+                ))
+            }
+        }
+        let committers = message
+            .committers()
+            .map_err(|e| fault("signature", "readable commitments".into(), e.to_string()))?;
+        let expected = self.signer.clone().unwrap_or_default();
+        if committers.iter().any(|c| *c != expected) || !committers.contains(&expected) {
+            return Err(fault("wrong-signer", expected, committers.join(", ")));
+        }
         Ok(())
     }
 
@@ -128,7 +225,8 @@ impl ChainVerifier {
     pub fn report(&self) -> ChainReport {
         ChainReport {
             slots: self.next_slot,
-            head: self.chain.clone(),
+            head: self.chain.clone().unwrap_or_default(),
+            signer: self.signer.clone(),
         }
     }
 }
@@ -144,6 +242,7 @@ const PAGE: u64 = 1_000;
 pub fn verify_stored(
     store: std::sync::Arc<dyn hb_store::Store>,
     pid: Id,
+    expected: ExpectedSigner,
     mut progress: impl FnMut(u64),
 ) -> Result<Result<ChainReport, ChainFault>, hb_store::StoreError> {
     let cache = hb_store::SchedulerCache::new(store);
@@ -151,9 +250,10 @@ pub fn verify_stored(
         return Ok(Ok(ChainReport {
             slots: 0,
             head: Vec::new(),
+            signer: None,
         }));
     };
-    let mut v = ChainVerifier::new(pid);
+    let mut v = ChainVerifier::new(pid, expected);
     while v.next_slot <= head.slot {
         let from = v.next_slot;
         let page = cache.range(&pid, from, from.saturating_add(PAGE - 1).min(head.slot))?;
@@ -178,9 +278,10 @@ pub fn verify_stored(
 /// Verifies a whole schedule given in slot order from slot 0.
 pub fn verify_chain<'a>(
     pid: Id,
+    expected: ExpectedSigner,
     assignments: impl IntoIterator<Item = &'a Message>,
 ) -> Result<ChainReport, ChainFault> {
-    let mut v = ChainVerifier::new(pid);
+    let mut v = ChainVerifier::new(pid, expected);
     for m in assignments {
         v.push(m)?;
     }
@@ -194,15 +295,25 @@ mod tests {
     use crate::sequencer::Sequencer;
     use hb_message::{msg, NodeKey};
 
-    fn schedule(n: i64) -> (Id, Vec<Message>) {
-        let key = NodeKey::from_seed(&[5; 32]);
-        let pid = Id::hash(b"p");
+    fn key() -> NodeKey {
+        NodeKey::from_seed(&[5; 32])
+    }
+
+    /// A schedule of `n` slots: the definition naming `key()`, then messages.
+    fn schedule_signed_by(n: i64, signer: &NodeKey) -> (Id, Vec<Message>) {
+        let def = msg! { "type" => "Process", "scheduler" => key().address() };
+        let pid = def.id_all().unwrap();
         let mut s = Sequencer::new(pid);
         let msgs = (0..n)
             .map(|i| {
-                s.assign(msg! { "n" => i }, ChainTip::LOCAL, i)
+                let body = if i == 0 {
+                    def.clone()
+                } else {
+                    msg! { "n" => i }
+                };
+                s.assign(body, ChainTip::LOCAL, i)
                     .unwrap()
-                    .sign(&key)
+                    .sign(signer)
                     .unwrap()
                     .message
             })
@@ -210,18 +321,73 @@ mod tests {
         (pid, msgs)
     }
 
+    fn schedule(n: i64) -> (Id, Vec<Message>) {
+        schedule_signed_by(n, &key())
+    }
+
+    fn verify(pid: Id, msgs: &[Message]) -> Result<ChainReport, ChainFault> {
+        verify_chain(pid, ExpectedSigner::FromDefinition, msgs)
+    }
+
     #[test]
     fn an_intact_schedule_verifies() {
         let (pid, msgs) = schedule(5);
-        let report = verify_chain(pid, &msgs).unwrap();
+        let report = verify(pid, &msgs).unwrap();
         assert_eq!(report.slots, 5);
+        assert_eq!(report.signer.as_deref(), Some(key().address()));
+    }
+
+    #[test]
+    fn a_schedule_resigned_by_another_key_is_a_wrong_signer_fault() {
+        // Every signature is valid, every link follows: only who signed is wrong.
+        let forger = NodeKey::from_seed(&[6; 32]);
+        let (pid, msgs) = schedule_signed_by(4, &forger);
+        let fault = verify(pid, &msgs).unwrap_err();
+        assert_eq!((fault.slot, fault.check), (0, "wrong-signer"));
+        assert_eq!(fault.expected, key().address());
+        assert_eq!(fault.actual, forger.address());
+        // The operator may name the signer, and then it passes…
+        let named = ExpectedSigner::Address(forger.address().to_string());
+        assert_eq!(verify_chain(pid, named, &msgs).unwrap().slots, 4);
+        // …and an honest schedule against another named signer fails.
+        let (pid, honest) = schedule(2);
+        let other = ExpectedSigner::Address(forger.address().to_string());
+        assert_eq!(
+            verify_chain(pid, other, &honest).unwrap_err().check,
+            "wrong-signer"
+        );
+    }
+
+    #[test]
+    fn a_second_commitment_by_another_key_is_a_wrong_signer_fault() {
+        let (pid, mut msgs) = schedule(3);
+        let extra = msgs[2]
+            .clone()
+            .commit(&NodeKey::from_seed(&[9; 32]), None)
+            .unwrap();
+        msgs[2] = extra;
+        let fault = verify(pid, &msgs).unwrap_err();
+        assert_eq!((fault.slot, fault.check), (2, "wrong-signer"));
+    }
+
+    #[test]
+    fn slot_zero_must_be_a_definition_naming_the_scheduler() {
+        let pid = Id::hash(b"p");
+        let mut s = Sequencer::new(pid);
+        let a = s
+            .assign(msg! { "n" => 0 }, ChainTip::LOCAL, 0)
+            .unwrap()
+            .sign(&key())
+            .unwrap();
+        let fault = verify(pid, &[a.message]).unwrap_err();
+        assert_eq!((fault.slot, fault.check), (0, "definition"));
     }
 
     #[test]
     fn a_gap_is_reported_at_its_slot() {
         let (pid, mut msgs) = schedule(5);
         msgs.remove(2);
-        let fault = verify_chain(pid, &msgs).unwrap_err();
+        let fault = verify(pid, &msgs).unwrap_err();
         assert_eq!((fault.slot, fault.check), (2, "slot"));
         assert_eq!(fault.actual, "3");
     }
@@ -232,21 +398,26 @@ mod tests {
         let mut body = msgs[1].get_message("body").unwrap().clone();
         body.insert("n", 99).unwrap();
         msgs[1].insert("body", body).unwrap();
-        let fault = verify_chain(pid, &msgs).unwrap_err();
+        let fault = verify(pid, &msgs).unwrap_err();
         assert_eq!((fault.slot, fault.check), (1, "signature"));
     }
 
     #[test]
     fn a_broken_link_is_reported_with_both_values() {
         // Re-sign a reordered schedule: signatures are fine, the chain is not.
-        let key = NodeKey::from_seed(&[5; 32]);
+        let key = key();
         let (pid, msgs) = schedule(3);
         let mut a = Assignment::from_message(msgs[2].clone()).unwrap().message;
         a.remove("commitments");
         a.insert("hash-chain", hash_chain::to_text(&[9; 32]))
             .unwrap();
         let resigned = a.commit(&key, None).unwrap();
-        let fault = verify_chain(pid, [&msgs[0], &msgs[1], &resigned]).unwrap_err();
+        let fault = verify_chain(
+            pid,
+            ExpectedSigner::FromDefinition,
+            [&msgs[0], &msgs[1], &resigned],
+        )
+        .unwrap_err();
         assert_eq!((fault.slot, fault.check), (2, "hash-chain"));
         assert_eq!(fault.actual, hash_chain::to_text(&[9; 32]));
     }
@@ -254,7 +425,7 @@ mod tests {
     #[test]
     fn another_process_is_reported() {
         let (_, msgs) = schedule(1);
-        let fault = verify_chain(Id::hash(b"other"), &msgs).unwrap_err();
+        let fault = verify(Id::hash(b"other"), &msgs).unwrap_err();
         assert_eq!(fault.check, "process");
     }
 }

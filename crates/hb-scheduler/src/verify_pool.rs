@@ -6,9 +6,9 @@
 //! single verification per signature. Order does not matter here: the
 //! sequencer fixes order afterwards.
 
-use std::sync::mpsc::{self, Receiver, Sender};
+use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
 use std::sync::Arc;
-use std::thread;
+use std::thread::{self, JoinHandle};
 
 use hb_message::{verify_batch, Message, Verification};
 use parking_lot::Mutex;
@@ -22,42 +22,84 @@ struct Job {
     reply: oneshot::Sender<Verification>,
 }
 
-/// A pool of verification threads. Cheap to clone.
+/// A pool of verification threads in front of a bounded queue. Cheap to
+/// clone.
 #[derive(Clone)]
 pub struct VerifyPool {
-    tx: Sender<Job>,
+    tx: Arc<Mutex<Option<SyncSender<Job>>>>,
+    threads: Arc<Mutex<Vec<JoinHandle<()>>>>,
 }
 
-/// The pool stopped before answering.
+impl std::fmt::Debug for VerifyPool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("VerifyPool")
+            .field("threads", &self.threads.lock().len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Why the pool gave no verdict.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-#[error("the verification pool has stopped")]
-pub struct PoolStopped;
+pub enum PoolError {
+    /// The queue is full: the caller gets `Busy` at once.
+    #[error("the verification queue is full")]
+    Full,
+    /// The pool has stopped.
+    #[error("the verification pool has stopped")]
+    Stopped,
+}
 
 impl VerifyPool {
-    /// Starts `threads` verification threads (at least one). They stop when
-    /// the last handle is dropped.
-    pub fn start(threads: usize) -> VerifyPool {
-        let (tx, rx) = mpsc::channel::<Job>();
+    /// Starts `threads` verification threads (at least one) behind a queue
+    /// of `capacity` checks (at least one). They stop on
+    /// [`close`](Self::close), or when the last handle is dropped.
+    pub fn start(threads: usize, capacity: usize) -> VerifyPool {
+        let (tx, rx) = mpsc::sync_channel::<Job>(capacity.max(1));
         let rx = Arc::new(Mutex::new(rx));
+        let mut handles = Vec::new();
         for i in 0..threads.max(1) {
             let rx = Arc::clone(&rx);
             let spawned = thread::Builder::new()
                 .name(format!("hb-verify-{i}"))
                 .spawn(move || work(&rx));
-            if let Err(e) = spawned {
-                tracing::error!(error = %e, "could not start a verification thread");
+            match spawned {
+                Ok(h) => handles.push(h),
+                Err(e) => tracing::error!(error = %e, "could not start a verification thread"),
             }
         }
-        VerifyPool { tx }
+        VerifyPool {
+            tx: Arc::new(Mutex::new(Some(tx))),
+            threads: Arc::new(Mutex::new(handles)),
+        }
     }
 
     /// Verifies `message` (selector `all`), batched with concurrent callers.
-    pub async fn verify(&self, message: Arc<Message>) -> Result<Verification, PoolStopped> {
+    /// A full queue answers [`PoolError::Full`] at once; a caller that stops
+    /// waiting (deadline) has its check skipped.
+    pub async fn verify(&self, message: Arc<Message>) -> Result<Verification, PoolError> {
         let (reply, answer) = oneshot::channel();
-        self.tx
-            .send(Job { message, reply })
-            .map_err(|_| PoolStopped)?;
-        answer.await.map_err(|_| PoolStopped)
+        let sent = match self.tx.lock().as_ref() {
+            None => return Err(PoolError::Stopped),
+            Some(tx) => tx.try_send(Job { message, reply }),
+        };
+        match sent {
+            Ok(()) => {}
+            Err(TrySendError::Full(_)) => return Err(PoolError::Full),
+            Err(TrySendError::Disconnected(_)) => return Err(PoolError::Stopped),
+        }
+        answer.await.map_err(|_| PoolError::Stopped)
+    }
+
+    /// Stops taking checks, lets the threads finish the queued ones, and
+    /// waits for them to end (blocking: call it off async threads).
+    pub fn close(&self) {
+        self.tx.lock().take();
+        let threads = std::mem::take(&mut *self.threads.lock());
+        for t in threads {
+            if t.join().is_err() {
+                tracing::error!("a verification thread panicked");
+            }
+        }
     }
 }
 
@@ -75,6 +117,12 @@ fn work(rx: &Mutex<Receiver<Job>>) {
             }
             jobs
         };
+        // Skip checks whose caller stopped waiting (deadline): under a
+        // flood this keeps the threads on work somebody still wants.
+        let jobs: Vec<Job> = jobs.into_iter().filter(|j| !j.reply.is_closed()).collect();
+        if jobs.is_empty() {
+            continue;
+        }
         let messages: Vec<&Message> = jobs.iter().map(|j| j.message.as_ref()).collect();
         let results = verify_batch(&messages);
         for (job, result) in jobs.into_iter().zip(results) {
@@ -91,7 +139,7 @@ mod tests {
 
     #[tokio::test]
     async fn concurrent_checks_agree_with_single_verification() {
-        let pool = VerifyPool::start(2);
+        let pool = VerifyPool::start(2, 1024);
         let key = NodeKey::from_seed(&[1; 32]);
         let mut messages = Vec::new();
         for i in 0..200i64 {
@@ -106,5 +154,30 @@ mod tests {
         for (m, a) in messages.iter().zip(answers) {
             assert_eq!(a.unwrap(), m.verify(&hb_message::IdSelector::All).unwrap());
         }
+        pool.close();
+        let m = Arc::clone(&messages[0]);
+        assert_eq!(pool.verify(m).await, Err(PoolError::Stopped));
+    }
+
+    #[tokio::test]
+    async fn a_full_queue_answers_full_at_once() {
+        // One thread, a queue of one: hold the thread with a batch while
+        // more calls arrive than the queue takes.
+        let pool = VerifyPool::start(1, 1);
+        let key = NodeKey::from_seed(&[2; 32]);
+        let m = Arc::new(msg! { "n" => 1 }.commit(&key, None).unwrap());
+        let calls = (0..200).map(|_| pool.verify(Arc::clone(&m)));
+        let answers = futures::future::join_all(calls).await;
+        let full = answers
+            .iter()
+            .filter(|a| **a == Err(PoolError::Full))
+            .count();
+        let valid = answers
+            .iter()
+            .filter(|a| matches!(a, Ok(v) if v.is_valid()))
+            .count();
+        assert!(full > 0, "200 calls at once overflow a queue of one");
+        assert_eq!(full + valid, 200, "every call is answered, valid or full");
+        pool.close();
     }
 }

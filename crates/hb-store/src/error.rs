@@ -107,3 +107,27 @@ impl StoreError {
         }
     }
 }
+
+impl hb_message::ErrorCode for StoreError {
+    fn code(&self) -> &'static str {
+        match self {
+            StoreError::Message(e) => e.code(),
+            StoreError::InvalidLimit(_) => "invalid-limit",
+            StoreError::TooLarge { .. } => "body-too-large",
+            StoreError::SlotExists { .. } | StoreError::KeyExists { .. } => "conflict",
+            StoreError::Closed => "unavailable",
+            _ => "store-error",
+        }
+    }
+
+    fn status(&self) -> u16 {
+        match self {
+            StoreError::Message(e) => e.status(),
+            StoreError::InvalidLimit(_) => 400,
+            StoreError::TooLarge { .. } => 413,
+            StoreError::SlotExists { .. } | StoreError::KeyExists { .. } => 409,
+            StoreError::Closed => 503,
+            _ => 500,
+        }
+    }
+}

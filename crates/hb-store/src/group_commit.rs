@@ -103,7 +103,7 @@ struct Shared {
 /// stops it.
 pub struct GroupCommit {
     shared: Arc<Shared>,
-    writer: Option<JoinHandle<()>>,
+    writer: Mutex<Option<JoinHandle<()>>>,
 }
 
 impl std::fmt::Debug for GroupCommit {
@@ -139,7 +139,7 @@ impl GroupCommit {
             })?;
         Ok(GroupCommit {
             shared,
-            writer: Some(writer),
+            writer: Mutex::new(Some(writer)),
         })
     }
 
@@ -189,15 +189,14 @@ impl GroupCommit {
     }
 
     /// Stops accepting batches, lets the writer finish the queued ones and
-    /// waits for it to stop.
-    pub fn close(mut self) {
-        self.shutdown();
-    }
-
-    fn shutdown(&mut self) {
+    /// waits for it to stop (blocking: call it off async executor threads).
+    /// Later submissions are answered [`StoreError::Closed`]. Closing twice
+    /// is harmless, so a shared writer needs no unwrapping to be closed.
+    pub fn close(&self) {
         self.shared.queue.lock().closed = true;
         self.shared.wake.notify_all();
-        if let Some(writer) = self.writer.take() {
+        let writer = self.writer.lock().take();
+        if let Some(writer) = writer {
             // A writer that panicked has already failed its callers with
             // `Closed` (see `CloseOnExit`); nothing more to report here.
             let _ = writer.join();
@@ -207,7 +206,7 @@ impl GroupCommit {
 
 impl Drop for GroupCommit {
     fn drop(&mut self) {
-        self.shutdown();
+        self.close();
     }
 }
 

@@ -2,9 +2,12 @@
 //! every assignment's signature, slot continuity and hash chain — and
 //! reports the first fault precisely (SPEC §5.7).
 //!
-//! Usage: `hb-verify-chain --data-dir <dir> <process-id>`. The node must be
-//! stopped (the store is opened exclusively). Exit codes: 0 the schedule
-//! verifies, 1 a fault was found or the store failed, 2 bad usage.
+//! Usage: `hb-verify-chain --data-dir <dir> [--scheduler <address>]
+//! <process-id>`. Every assignment must be committed by the expected
+//! scheduler: `--scheduler`, else the `scheduler` named by the definition at
+//! slot 0 (a valid signature by another key is a `wrong-signer` fault). The
+//! node must be stopped (the store is opened exclusively). Exit codes: 0 the
+//! schedule verifies, 1 a fault was found or the store failed, 2 bad usage.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -12,14 +15,14 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use hb_message::Id;
-use hb_scheduler::verify_chain::verify_stored;
+use hb_scheduler::verify_chain::{verify_stored, ExpectedSigner};
 use hb_store::{SledStore, Store};
 
-const USAGE: &str = "usage: hb-verify-chain --data-dir <dir> <process-id>";
+const USAGE: &str = "usage: hb-verify-chain --data-dir <dir> [--scheduler <address>] <process-id>";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let (dir, pid) = match parse(&args) {
+    let (dir, pid, expected) = match parse(&args) {
         Ok(parsed) => parsed,
         Err(why) => {
             eprintln!("hb-verify-chain: {why}\n{USAGE}");
@@ -35,7 +38,7 @@ fn main() -> ExitCode {
     };
     let started = Instant::now();
     let mut last_report = Instant::now();
-    let outcome = verify_stored(store, pid, |checked| {
+    let outcome = verify_stored(store, pid, expected, |checked| {
         if last_report.elapsed().as_secs() >= 1 {
             eprintln!("checked {checked} slots…");
             last_report = Instant::now();
@@ -44,8 +47,9 @@ fn main() -> ExitCode {
     match outcome {
         Ok(Ok(report)) => {
             println!(
-                "ok: process {pid}: {} slots verified from slot 0 in {:.1} s",
+                "ok: process {pid}: {} slots verified from slot 0, all signed by {}, in {:.1} s",
                 report.slots,
+                report.signer.as_deref().unwrap_or("-"),
                 started.elapsed().as_secs_f64()
             );
             ExitCode::SUCCESS
@@ -61,13 +65,23 @@ fn main() -> ExitCode {
     }
 }
 
-fn parse(args: &[String]) -> Result<(PathBuf, Id), String> {
+fn parse(args: &[String]) -> Result<(PathBuf, Id, ExpectedSigner), String> {
     let mut dir = None;
     let mut pid = None;
+    let mut expected = ExpectedSigner::FromDefinition;
     let mut it = args.iter();
     while let Some(a) = it.next() {
         match a.as_str() {
             "--data-dir" => dir = Some(PathBuf::from(it.next().ok_or("--data-dir needs a value")?)),
+            "--scheduler" => {
+                let address = it.next().ok_or("--scheduler needs an address")?;
+                if !hb_message::is_id_shaped(address) {
+                    return Err(format!(
+                        "--scheduler {address:?} is not a 43-character address"
+                    ));
+                }
+                expected = ExpectedSigner::Address(address.clone());
+            }
             "-h" | "--help" => return Err("help requested".into()),
             other if pid.is_none() && !other.starts_with('-') => {
                 pid = Some(Id::parse(other).map_err(|e| e.to_string())?)
@@ -78,5 +92,6 @@ fn parse(args: &[String]) -> Result<(PathBuf, Id), String> {
     Ok((
         dir.ok_or("--data-dir is required")?,
         pid.ok_or("a process ID is required")?,
+        expected,
     ))
 }

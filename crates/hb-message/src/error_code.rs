@@ -1,0 +1,35 @@
+//! One small trait that every library error of hb implements, so the HTTP
+//! layer maps any of them to SPEC §7.4's `{status, error}` without
+//! downcasting.
+
+/// A stable, kebab-case error code and the HTTP status it maps to.
+pub trait ErrorCode {
+    /// The kebab-case code of SPEC §7.4 (`invalid-target`, `busy`, …).
+    fn code(&self) -> &'static str;
+    /// The HTTP status of SPEC §7.4.
+    fn status(&self) -> u16;
+}
+
+impl ErrorCode for crate::MessageError {
+    fn code(&self) -> &'static str {
+        use crate::MessageError as E;
+        match self {
+            E::DuplicateKey(_) => "duplicate-key",
+            E::InvalidJson(_) | E::Malformed { .. } | E::TooDeep { .. } => "malformed-body",
+            E::InvalidCommitment { .. } | E::UnsupportedCommitmentDevice(_) => {
+                "invalid-commitments"
+            }
+            E::RequestedCommittersNotFound(_) => "requested-committers-not-found",
+            E::InvalidKeyFile { .. } => "invalid-key-file",
+            _ => "invalid-value",
+        }
+    }
+
+    fn status(&self) -> u16 {
+        match self {
+            // A key file is the node's own configuration, not client input.
+            crate::MessageError::InvalidKeyFile { .. } => 500,
+            _ => 400,
+        }
+    }
+}
