@@ -1,13 +1,7 @@
-//! # hb-tests: the actor harness and the cross-crate integration tests
+//! # hb-tests: the cross-crate integration tests
 //!
-//! The library is the **actor harness** ([`harness`]): it starts hb's actor
-//! graph in-process on a temporary sled store with seeded keys, lets tests
-//! observe actor state through messages instead of sleeping, injects panics,
-//! restarts the whole graph on the same store, and counts unexpected
-//! restarts. The integration tests in `tests/` use it; each file is named
-//! after the behaviour it proves.
+//! The tests in `tests/` start hb's actor graph through
+//! [hb-testkit](../hb_testkit/index.html)'s harness; each file is named after
+//! the behaviour it proves. This library is empty.
 
 #![deny(missing_docs)]
-
-pub mod faults;
-pub mod harness;

@@ -1,10 +1,11 @@
 //! SPEC §5.5 (de-duplication by signed ID, idempotent internal calls) and
 //! §5.2/§5.4 (bounded queues answer `Busy`; every call has a deadline).
 
+use hb_message::ErrorCode;
 use hb_scheduler::{DedupPolicy, ScheduleRequest, SchedulerConfig, SchedulerError};
 use std::time::Duration;
 
-use hb_tests::harness::{wait_until, Harness};
+use hb_testkit::{wait_until, Harness};
 
 #[actix_rt::test]
 async fn without_dedup_a_repeat_gets_a_new_slot() -> anyhow::Result<()> {

@@ -1,9 +1,10 @@
 //! SPEC §5.6.2: POST schedule's checks run in order, each failure is a
 //! typed 4xx error naming the check, and a refused request changes nothing.
 
+use hb_message::ErrorCode;
 use hb_message::{Id, Message, NodeKey};
 use hb_scheduler::{DedupPolicy, ScheduleRequest, SchedulerConfig, SchedulerError};
-use hb_tests::harness::Harness;
+use hb_testkit::Harness;
 
 fn code(r: Result<impl Sized, SchedulerError>) -> (&'static str, u16) {
     let e = r.err().expect("the request is refused");

@@ -3,9 +3,10 @@
 //! `status`, `next` with its hash-chain checks, `location`, `checkpoint`.
 
 use hb_device::{Context, Outcome, ResolveError};
+use hb_message::ErrorCode;
 use hb_message::{Id, Message, NodeKey, Value};
 use hb_scheduler::{SchedulerConfig, SchedulerError};
-use hb_tests::harness::Harness;
+use hb_testkit::Harness;
 
 fn scheduler_base() -> Message {
     Message::new()

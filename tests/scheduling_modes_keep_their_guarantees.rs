@@ -2,6 +2,7 @@
 //! failed write never leaves a slot assigned on top of a missing one, and
 //! unknown modes are rejected when configuration loads.
 
+use hb_message::ErrorCode;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -11,7 +12,7 @@ use hb_scheduler::{
     Assignment, ScheduleRequest, SchedulerConfig, SchedulerError, SchedulingMode, Uploader,
 };
 use hb_store::SchedulerCache;
-use hb_tests::harness::{wait_until, Harness};
+use hb_testkit::{wait_until, Harness};
 
 fn config(mode: SchedulingMode) -> SchedulerConfig {
     SchedulerConfig {
@@ -79,7 +80,8 @@ async fn aggressive_mode_answers_before_the_flush_and_writes_in_slot_order() -> 
     })
     .await;
     let schedule = h.schedule_of(pid).await?;
-    hb_scheduler::verify_chain(pid, &schedule).map_err(|f| anyhow::anyhow!("{f}"))?;
+    hb_scheduler::verify_chain(pid, hb_scheduler::ExpectedSigner::FromDefinition, &schedule)
+        .map_err(|f| anyhow::anyhow!("{f}"))?;
     assert_eq!(schedule.len(), 6);
     Ok(())
 }
@@ -91,6 +93,7 @@ async fn a_failed_write_is_a_store_error_and_the_slot_is_reused() -> anyhow::Res
     let (pid, _) = h.spawn_process(&client, 0).await?;
     h.schedule(Harness::message(&client, &pid, 1)).await?;
     store.fail_writes(true);
+    h.expect_restarts(1); // a failed write stops the server on purpose
     let err = h
         .schedule(Harness::message(&client, &pid, 2))
         .await
@@ -103,7 +106,8 @@ async fn a_failed_write_is_a_store_error_and_the_slot_is_reused() -> anyhow::Res
     let a = h.schedule(Harness::message(&client, &pid, 3)).await?;
     assert_eq!(a.slot, 2);
     let schedule = h.schedule_of(pid).await?;
-    hb_scheduler::verify_chain(pid, &schedule).map_err(|f| anyhow::anyhow!("{f}"))?;
+    hb_scheduler::verify_chain(pid, hb_scheduler::ExpectedSigner::FromDefinition, &schedule)
+        .map_err(|f| anyhow::anyhow!("{f}"))?;
     assert_eq!(h.restarts(), 1);
     Ok(())
 }
@@ -138,13 +142,7 @@ async fn disabled_mode_refuses_to_schedule_but_reads_work() -> anyhow::Result<()
     let mut h = Harness::start(config(SchedulingMode::LocalConfirmation));
     let client = Harness::client(5);
     let (pid, _) = h.spawn_process(&client, 0).await?;
-    h.scheduler.shutdown().await;
-    h = Harness::on_store(
-        h.dir,
-        h.store,
-        config(SchedulingMode::Disabled),
-        Arc::new(hb_scheduler::NoopUploader),
-    );
+    h.restart_with(config(SchedulingMode::Disabled)).await;
     let err = h
         .schedule(Harness::message(&client, &pid, 1))
         .await

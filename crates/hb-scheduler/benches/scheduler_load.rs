@@ -49,9 +49,8 @@ use std::time::{Duration, Instant};
 use futures::future::join_all;
 use hb_message::{Id, IdSelector, Message, NodeKey, Value};
 use hb_scheduler::{
-    AssignmentDraft, CachedChainTip, ChainTip, LocalChainTip, NoopUploader, ScheduleRequest,
-    Scheduler, SchedulerConfig, SchedulerDeps, SchedulerMetrics, SchedulingMode, Sequencer,
-    ServerHandle,
+    AssignmentDraft, ChainTip, ScheduleRequest, Scheduler, SchedulerBuilder, SchedulerConfig,
+    SchedulerMetrics, SchedulingMode, Sequencer, ServerCore, ServerHandle,
 };
 use hb_store::{
     AssignmentRecord, Batch, GroupCommit, GroupCommitStats, MessageCache, SchedulerCache,
@@ -334,7 +333,6 @@ fn client_key(n: usize) -> NodeKey {
 
 /// A scheduler graph on a store, assembled as the actor harness does.
 struct Graph {
-    store: Arc<dyn Store>,
     writer: Arc<GroupCommit>,
     metrics: Arc<SchedulerMetrics>,
     scheduler: Scheduler,
@@ -344,33 +342,23 @@ impl Graph {
     fn start(store: Arc<dyn Store>, config: SchedulerConfig) -> Graph {
         let writer = Arc::new(GroupCommit::start(Arc::clone(&store)).expect("group commit starts"));
         let metrics = Arc::new(SchedulerMetrics::default());
-        let deps = SchedulerDeps {
-            store: Arc::clone(&store),
-            writer: Arc::clone(&writer),
-            key: Arc::new(node_key()),
-            tip: Arc::new(CachedChainTip::new(Arc::new(LocalChainTip))),
-            config: Arc::new(config),
-            metrics: Arc::clone(&metrics),
-            uploader: Arc::new(NoopUploader),
-        };
+        let scheduler = SchedulerBuilder::new(Arc::clone(&store), node_key())
+            .config(config)
+            .group_commit(Arc::clone(&writer))
+            .metrics(Arc::clone(&metrics))
+            .start()
+            .expect("the scheduler starts");
         Graph {
-            store,
             writer,
             metrics,
-            scheduler: Scheduler::start(deps),
+            scheduler,
         }
     }
 
     /// Stops the actors and the writer (waiting for queued writes).
     async fn stop(self) {
         self.scheduler.shutdown().await;
-        drop(self.scheduler);
-        let Graph { writer, store, .. } = self;
-        // The actors' clones are gone once their arbiters were joined.
-        if let Ok(writer) = Arc::try_unwrap(writer) {
-            writer.close();
-        }
-        drop(store);
+        self.writer.close();
     }
 }
 
@@ -451,20 +439,28 @@ async fn memory(opts: &Opts) {
     let warmup = 2_000.min(n);
     let dir = tempfile::tempdir().expect("a temporary directory");
     let graph = Graph::start(open_store(dir.path()), SchedulerConfig::default());
-    let pid_of = |i: usize| Id::hash(format!("schedbench-idle-{i}").as_bytes());
-    // Starts servers for `range` in waves, making sure each one runs (a
-    // `current` call), and keeps no handle.
+    // Slot 0 is the definition: a server starts by registering one
+    // (unsigned, so the figure is the server's, not verification's).
+    let node = node_key().address().to_string();
+    let def_of = move |i: usize| {
+        Message::new()
+            .with("type", "Process")
+            .and_then(|m| m.with("scheduler", node.as_str()))
+            .and_then(|m| m.with("nonce", i as i64))
+            .expect("literal keys are valid")
+    };
+    // Starts servers for `range` in waves, making sure each one runs (its
+    // registration is answered), and keeps no handle.
     let start_servers = |range: std::ops::Range<usize>| {
         let scheduler = graph.scheduler.clone();
+        let def_of = def_of.clone();
         async move {
             let ids: Vec<usize> = range.collect();
             for wave in ids.chunks(1_000) {
                 let started = join_all(wave.iter().map(|&i| {
                     let s = scheduler.clone();
-                    async move {
-                        let h: ServerHandle = s.find_or_create(pid_of(i)).await?;
-                        h.current().await.map(|_| ())
-                    }
+                    let def = def_of(i);
+                    async move { s.schedule(request(def)).await.map(|_| ()) }
                 }))
                 .await;
                 for r in started {
@@ -546,13 +542,10 @@ async fn memory(opts: &Opts) {
         );
     }
     println!(
-        "\nsizes: SchedulerServer {} B, actix Context {} B, ServerHandle {} B, Sequencer {} B, \
-         SchedulerDeps {} B, Id {} B",
-        std::mem::size_of::<hb_scheduler::SchedulerServer>(),
-        std::mem::size_of::<actix::Context<hb_scheduler::SchedulerServer>>(),
+        "\nsizes: ServerCore {} B, ServerHandle {} B, Sequencer {} B, Id {} B",
+        std::mem::size_of::<ServerCore>(),
         std::mem::size_of::<ServerHandle>(),
         std::mem::size_of::<Sequencer>(),
-        std::mem::size_of::<SchedulerDeps>(),
         std::mem::size_of::<Id>(),
     );
     graph.stop().await;

@@ -1,13 +1,13 @@
-//! The actor harness: an hb node graph in-process, for tests.
+//! The actor harness: an hb scheduler graph in-process, for tests.
 
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use hb_device::{Context, DeviceRegistry};
 use hb_message::{Id, Message, NodeKey, Value};
 use hb_scheduler::{
-    Assignment, CachedChainTip, LocalChainTip, NoopUploader, ScheduleRequest, Scheduler,
-    SchedulerConfig, SchedulerDeps, SchedulerDevice, SchedulerError, SchedulerMetrics, Uploader,
+    Assignment, ManualClock, NoopUploader, ScheduleRequest, Scheduler, SchedulerBuilder,
+    SchedulerConfig, SchedulerDevice, SchedulerError, SchedulerMetrics, Uploader,
 };
 use hb_store::{GroupCommit, SledStore, Store};
 use tempfile::TempDir;
@@ -17,22 +17,36 @@ use crate::faults::FaultyStore;
 /// The node key every harness uses (seeded: tests are reproducible).
 pub const NODE_SEED: [u8; 32] = [42; 32];
 
+/// Where the harness's manual clock starts (2026-01-01T00:00:00Z).
+pub const CLOCK_START_MS: i64 = 1_767_225_600_000;
+
 /// A running scheduler graph on a temporary sled store.
+///
+/// Restarts are accounted for: a test declares the restarts it causes
+/// with [`expect_restarts`](Harness::expect_restarts), and dropping the
+/// harness fails the test if any scheduler server restarted more or less
+/// often than declared (a panic or a failed write nobody expected).
 pub struct Harness {
     /// The store's directory (removed when the harness is dropped).
     pub dir: TempDir,
     /// The store.
     pub store: Arc<dyn Store>,
-    /// Group commit over the store.
+    /// Group commit over the store, shared by every graph of this harness.
     pub writer: Arc<GroupCommit>,
     /// The node key.
-    pub key: Arc<NodeKey>,
+    pub key: NodeKey,
     /// The scheduler graph.
     pub scheduler: Scheduler,
-    /// The scheduler's counters (restarts, assigned, busy…).
+    /// The scheduler's counters (restarts, assigned, busy, retired…).
     pub metrics: Arc<SchedulerMetrics>,
+    /// The clock every graph of this harness reads; move it with
+    /// [`ManualClock::advance`] instead of sleeping.
+    pub clock: ManualClock,
     config: SchedulerConfig,
     uploader: Arc<dyn Uploader>,
+    /// Restarts of earlier graphs (before [`restart`](Harness::restart)).
+    earlier_restarts: u64,
+    expected_restarts: AtomicU64,
 }
 
 impl Harness {
@@ -71,9 +85,10 @@ impl Harness {
         uploader: Arc<dyn Uploader>,
     ) -> Harness {
         let writer = Arc::new(GroupCommit::start(Arc::clone(&store)).expect("group commit starts"));
-        let key = Arc::new(NodeKey::from_seed(&NODE_SEED));
+        let key = NodeKey::from_seed(&NODE_SEED);
+        let clock = ManualClock::new(CLOCK_START_MS);
         let metrics = Arc::new(SchedulerMetrics::default());
-        let scheduler = Scheduler::start(deps(&store, &writer, &key, &metrics, &config, &uploader));
+        let scheduler = build(&store, &writer, &key, &metrics, &config, &uploader, &clock);
         Harness {
             dir,
             store,
@@ -81,24 +96,44 @@ impl Harness {
             key,
             scheduler,
             metrics,
+            clock,
             config,
             uploader,
+            earlier_restarts: 0,
+            expected_restarts: AtomicU64::new(0),
         }
     }
 
-    /// Stops the whole scheduler graph and starts a new one on the same
-    /// store: nothing but the store carries over.
+    /// Stops the whole scheduler graph (waiting until nothing is pending)
+    /// and starts a new one on the same store: nothing but the store
+    /// carries over.
     pub async fn restart(&mut self) {
+        self.restart_with(self.config.clone()).await;
+    }
+
+    /// As [`restart`](Harness::restart), with other settings (say, a node
+    /// brought back up in another scheduling mode).
+    pub async fn restart_with(&mut self, config: SchedulerConfig) {
+        self.config = config;
         self.scheduler.shutdown().await;
+        self.earlier_restarts += self.metrics.restarts.load(Ordering::Relaxed);
         self.metrics = Arc::new(SchedulerMetrics::default());
-        self.scheduler = Scheduler::start(deps(
+        self.scheduler = build(
             &self.store,
             &self.writer,
             &self.key,
             &self.metrics,
             &self.config,
             &self.uploader,
-        ));
+            &self.clock,
+        );
+    }
+
+    /// Declares `n` more server restarts that this test causes on purpose
+    /// (an injected panic, a failed write). Dropping the harness checks
+    /// that exactly the declared number happened.
+    pub fn expect_restarts(&self, n: u64) {
+        self.expected_restarts.fetch_add(n, Ordering::SeqCst);
     }
 
     /// A client key, seeded by `n`.
@@ -156,10 +191,8 @@ impl Harness {
     pub async fn schedule_of(&self, pid: Id) -> Result<Vec<Message>, SchedulerError> {
         let mut out = Vec::new();
         loop {
-            let page = self
-                .scheduler
-                .read_schedule(pid, Some(out.len() as i64), None)
-                .await?;
+            let from = i64::try_from(out.len()).unwrap_or(i64::MAX);
+            let page = self.scheduler.read_schedule(pid, Some(from), None).await?;
             let got = page.assignments.len();
             out.extend(page.assignments.into_iter().map(|(_, m)| m));
             if !page.continues || got == 0 {
@@ -171,11 +204,8 @@ impl Harness {
     /// A resolution context whose registry has `scheduler@1.0` and whose
     /// extensions hold this harness's scheduler.
     pub fn context(&self) -> Context {
-        let mut registry = DeviceRegistry::new();
-        registry
-            .register(Arc::new(SchedulerDevice))
-            .expect("scheduler@1.0 is registered once");
-        let ctx = Context::builder((*self.key).clone())
+        let registry = registry();
+        let ctx = Context::builder(self.key.clone())
             .store(Arc::clone(&self.store))
             .registry(registry)
             .build();
@@ -183,17 +213,23 @@ impl Harness {
         ctx
     }
 
-    /// Scheduler restarts since the graph started.
+    /// Scheduler server restarts since the harness started (every graph).
     pub fn restarts(&self) -> u64 {
-        self.metrics.restarts.load(Ordering::Relaxed)
+        self.earlier_restarts + self.metrics.restarts.load(Ordering::Relaxed)
     }
+}
 
-    /// Fails the test if any scheduler actor restarted unexpectedly.
-    pub fn assert_no_restarts(&self) {
+impl Drop for Harness {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            return; // the test already failed; do not hide why
+        }
+        let expected = self.expected_restarts.load(Ordering::SeqCst);
+        let seen = self.restarts();
         assert_eq!(
-            self.restarts(),
-            0,
-            "a scheduler actor restarted unexpectedly"
+            seen, expected,
+            "scheduler servers restarted {seen} times, the test declared {expected} \
+             (Harness::expect_restarts): an actor died unexpectedly, or an expected fault did not happen"
         );
     }
 }
@@ -216,21 +252,38 @@ pub async fn wait_until(
     }
 }
 
-fn deps(
+/// Devices the harness's node knows, for `validate_process_devices`: the
+/// registry of [`Harness::context`] and the execution devices its process
+/// definitions name.
+pub const EXTRA_KNOWN_DEVICES: [&str; 2] = ["test-device@1.0", "process@1.0"];
+
+fn registry() -> DeviceRegistry {
+    let mut registry = DeviceRegistry::new();
+    registry
+        .register(Arc::new(SchedulerDevice))
+        .expect("scheduler@1.0 is registered once");
+    registry
+}
+
+fn build(
     store: &Arc<dyn Store>,
     writer: &Arc<GroupCommit>,
-    key: &Arc<NodeKey>,
+    key: &NodeKey,
     metrics: &Arc<SchedulerMetrics>,
     config: &SchedulerConfig,
     uploader: &Arc<dyn Uploader>,
-) -> SchedulerDeps {
-    SchedulerDeps {
-        store: Arc::clone(store),
-        writer: Arc::clone(writer),
-        key: Arc::clone(key),
-        tip: Arc::new(CachedChainTip::new(Arc::new(LocalChainTip))),
-        config: Arc::new(config.clone()),
-        metrics: Arc::clone(metrics),
-        uploader: Arc::clone(uploader),
-    }
+    clock: &ManualClock,
+) -> Scheduler {
+    let known = registry();
+    SchedulerBuilder::new(Arc::clone(store), key.clone())
+        .config(config.clone())
+        .group_commit(Arc::clone(writer))
+        .metrics(Arc::clone(metrics))
+        .uploader(Arc::clone(uploader))
+        .clock(Arc::new(clock.clone()))
+        .device_check(Arc::new(move |name: &str| {
+            known.contains(name) || EXTRA_KNOWN_DEVICES.contains(&name)
+        }))
+        .start()
+        .expect("a scheduler starts on a shared writer")
 }
