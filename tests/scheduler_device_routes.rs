@@ -437,3 +437,112 @@ async fn a_process_on_a_registered_remote_scheduler_is_redirected() -> anyhow::R
     }
     Ok(())
 }
+
+fn post_location(body: Message) -> Message {
+    req(&[
+        ("path", "location".into()),
+        ("method", "POST".into()),
+        ("body", body.into()),
+    ])
+}
+
+#[actix_rt::test]
+async fn location_get_refuses_malformed_addresses_with_400() -> anyhow::Result<()> {
+    let h = Harness::start(SchedulerConfig::default());
+    let ctx = h.context();
+    for bad in [Value::from("zzz"), Value::Int(5), Value::from("!".repeat(43))] {
+        let r = req(&[("path", "location".into()), ("address", bad.clone())]);
+        let err = ctx
+            .resolve(scheduler_base(), &r)
+            .await
+            .expect_err("malformed address");
+        let e = scheduler_error(&err);
+        assert_eq!((e.code(), e.status()), ("invalid-address", 400), "{bad:?}: {e}");
+    }
+    Ok(())
+}
+
+#[actix_rt::test]
+async fn a_location_nonce_at_i64_max_has_no_successor() -> anyhow::Result<()> {
+    let h = Harness::start(SchedulerConfig::default());
+    let ctx = h.context();
+    let other = Harness::client(8);
+    let record = |nonce: Option<i64>| -> anyhow::Result<Message> {
+        let mut m = Message::new()
+            .with("type", "scheduler-location")?
+            .with("url", "http://other:1")?;
+        if let Some(n) = nonce {
+            m.insert("nonce", n)?;
+        }
+        Ok(m.commit(&other, None)?)
+    };
+    ok(&ctx, scheduler_base(), post_location(record(Some(i64::MAX))?)).await;
+    // No nonce given: "existing + 1" does not exist; a typed 400, no wrap.
+    let err = ctx
+        .resolve(scheduler_base(), &post_location(record(None)?))
+        .await
+        .expect_err("no next nonce");
+    let e = scheduler_error(&err);
+    assert_eq!((e.code(), e.status()), ("invalid-location", 400), "{e}");
+    let err = ctx
+        .resolve(scheduler_base(), &post_location(record(Some(i64::MAX))?))
+        .await
+        .expect_err("the same nonce is stale");
+    assert_eq!(scheduler_error(&err).code(), "stale-nonce");
+    Ok(())
+}
+
+#[actix_rt::test]
+async fn an_expired_location_is_not_used_for_routing() -> anyhow::Result<()> {
+    let h = Harness::start(SchedulerConfig::default());
+    let ctx = h.context();
+    let remote = Harness::client(9);
+    let record = Message::new()
+        .with("type", "scheduler-location")?
+        .with("url", "http://remote:8734")?
+        .with("nonce", 1)?
+        .with("time-to-live", 60_000)?
+        .commit(&remote, None)?;
+    ok(&ctx, scheduler_base(), post_location(record)).await;
+    let def = Message::new()
+        .with("type", "Process")?
+        .with("scheduler", remote.address())?
+        .commit(&Harness::client(1), None)?;
+    // Within its time-to-live (counted from storage) the record routes…
+    h.clock.advance(60_000);
+    let err = h.schedule(def.clone()).await.expect_err("remote");
+    assert_eq!(err.code(), "redirect", "{err}");
+    // …and one millisecond later it is ignored.
+    h.clock.advance(1);
+    let err = h.schedule(def).await.expect_err("remote, location unknown");
+    assert_eq!(err.code(), "scheduler-location-unknown", "{err}");
+    assert!(err.to_string().contains(remote.address()), "{err}");
+    Ok(())
+}
+
+#[actix_rt::test]
+async fn a_definition_whose_scheduler_carries_a_hint_is_redirected_to_it() -> anyhow::Result<()> {
+    let h = Harness::start(SchedulerConfig::default());
+    let remote = Harness::client(9);
+    let def = Message::new()
+        .with("type", "Process")?
+        .with("scheduler", format!("{}?hint=http://hinted:8734", remote.address()))?
+        .commit(&Harness::client(1), None)?;
+    match h.schedule(def.clone()).await.expect_err("remote") {
+        SchedulerError::Redirect { url, pid } => {
+            assert_eq!(url, "http://hinted:8734");
+            assert_eq!(pid, def.id_all()?.to_human());
+        }
+        other => panic!("expected a redirect, got {other:?}"),
+    }
+    // The same definition in `scheduler-location` is read the same way.
+    let def = Message::new()
+        .with("type", "Process")?
+        .with("scheduler-location", format!("{}?hint=http://hinted:1", remote.address()))?
+        .commit(&Harness::client(1), None)?;
+    let err = h.schedule(def).await.expect_err("remote");
+    assert!(matches!(err, SchedulerError::Redirect { ref url, .. } if url == "http://hinted:1"));
+    // Nothing was registered here.
+    assert!(h.scheduler.processes().await?.is_empty());
+    Ok(())
+}

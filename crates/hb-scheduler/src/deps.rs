@@ -27,6 +27,8 @@ pub struct SchedulerMetrics {
     pub retired: AtomicU64,
     /// Servers started (first start or after retirement; not restarts).
     pub started: AtomicU64,
+    /// Retired servers whose actor has ended (its memory is released).
+    pub ended: AtomicU64,
 }
 
 /// Where `remote_confirmation` sends assignments (SPEC §5.4). The result is

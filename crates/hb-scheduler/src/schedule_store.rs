@@ -107,6 +107,27 @@ pub(crate) fn stage(batch: &mut Batch, a: &Assignment, signed: bool) -> Result<(
     Ok(())
 }
 
+/// A store error of a schedule read, with a corrupt record located as
+/// `CorruptSchedule { pid, slot }` (the store names the record's key).
+fn located(pid: &Id, e: StoreError) -> SchedulerError {
+    match e {
+        StoreError::Corrupt { key, detail } => {
+            let slot = keys::parse_sched(key.as_bytes())
+                .filter(|(p, _)| p == pid)
+                .map(|(_, s)| s);
+            match slot {
+                Some(slot) => SchedulerError::CorruptSchedule {
+                    pid: pid.to_human(),
+                    slot,
+                    detail: format!("record {key}: {detail}"),
+                },
+                None => SchedulerError::Store(StoreError::Corrupt { key, detail }),
+            }
+        }
+        other => SchedulerError::Store(other),
+    }
+}
+
 /// The original assignment of a signed message, from the dedup index.
 pub(crate) fn find_original(
     store: Arc<dyn Store>,
@@ -118,7 +139,8 @@ pub(crate) fn find_original(
         return Ok(None);
     };
     let record = cache
-        .read(pid, entry.slot)?
+        .read(pid, entry.slot)
+        .map_err(|e| located(pid, e))?
         .ok_or_else(|| SchedulerError::CorruptSchedule {
             pid: pid.to_human(),
             slot: entry.slot,
@@ -139,7 +161,8 @@ pub(crate) fn latest(
     pid: &Id,
 ) -> Result<Option<(u64, Vec<u8>)>, SchedulerError> {
     Ok(SchedulerCache::new(store)
-        .latest(pid)?
+        .latest(pid)
+        .map_err(|e| located(pid, e))?
         .map(|h| (h.slot, h.hash_chain)))
 }
 
@@ -150,7 +173,8 @@ pub(crate) fn read(
     slot: u64,
 ) -> Result<Option<Message>, SchedulerError> {
     Ok(SchedulerCache::new(store)
-        .read(pid, slot)?
+        .read(pid, slot)
+        .map_err(|e| located(pid, e))?
         .map(|r| r.assignment))
 }
 
@@ -162,7 +186,8 @@ pub(crate) fn range(
     to: u64,
 ) -> Result<Vec<(u64, Message)>, SchedulerError> {
     Ok(SchedulerCache::new(store)
-        .range(pid, from, to)?
+        .range(pid, from, to)
+        .map_err(|e| located(pid, e))?
         .into_iter()
         .map(|r| (r.slot, r.assignment))
         .collect())
@@ -184,6 +209,35 @@ mod tests {
         seq.assign(msg! { "n" => n }, ChainTip::LOCAL, n)
             .and_then(|d| Ok(d.sign(&NodeKey::from_seed(&[1; 32]))?))
             .expect("assign and sign")
+    }
+
+    #[test]
+    fn a_corrupt_head_record_is_a_corrupt_schedule_at_its_slot() {
+        let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+        let pid = Id::hash(b"p");
+        let mut seq = Sequencer::new(pid);
+        for n in 0..3 {
+            let mut b = Batch::new();
+            stage(&mut b, &assignment(&mut seq, n), false).expect("stage");
+            store.apply(b).expect("apply");
+        }
+        store
+            .put(&keys::sched(&pid, 2), b"not a record")
+            .expect("overwrite the head");
+        for err in [
+            latest(Arc::clone(&store), &pid).map(|_| ()).unwrap_err(),
+            read(Arc::clone(&store), &pid, 2).map(|_| ()).unwrap_err(),
+            range(Arc::clone(&store), &pid, 0, 2).map(|_| ()).unwrap_err(),
+        ] {
+            assert!(
+                matches!(&err, SchedulerError::CorruptSchedule { slot: 2, pid: p, .. } if *p == pid.to_human()),
+                "{err:?}"
+            );
+        }
+        // Loading a server from it is the same typed error.
+        let err = load(Arc::clone(&store), pid).map(|_| ()).unwrap_err();
+        assert!(matches!(err, SchedulerError::CorruptSchedule { slot: 2, .. }), "{err:?}");
+        assert!(read(store, &pid, 1).expect("slot 1 is intact").is_some());
     }
 
     #[test]

@@ -347,6 +347,12 @@ impl Actor for SchedulerServer {
         ctx.set_mailbox_capacity(self.deps.config.server_capacity.max(1));
         self.start_idle_timer(ctx);
     }
+
+    fn stopped(&mut self, _: &mut Context<Self>) {
+        if *self.shared.retired.lock() {
+            self.deps.metrics.ended.fetch_add(1, Ordering::Relaxed);
+        }
+    }
 }
 
 impl Supervised for SchedulerServer {
