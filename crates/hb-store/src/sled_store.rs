@@ -228,11 +228,14 @@ fn announce_creation(path: &Path) -> std::io::Result<()> {
     file.write_all(b"hb-store: this store is being created; opening it finishes the creation.\n")?;
     file.sync_all()?;
     sync_dir(path)?;
-    // The directory itself may be new: make its entry durable too.
-    match path.parent() {
-        Some(parent) if !parent.as_os_str().is_empty() => sync_dir(parent),
-        _ => Ok(()),
+    // The directory itself may be new: make its entry durable too. Best
+    // effort: a parent we may not read must not prevent creating a store.
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        if let Err(e) = sync_dir(parent) {
+            tracing::debug!(error = %e, "cannot sync the parent directory");
+        }
     }
+    Ok(())
 }
 
 /// Removes [`CREATING_FILE`] (once the format marker is durable), durably.
