@@ -33,6 +33,12 @@ const WRITERS: u8 = 6;
 /// assignments: slot n+1 is submitted before slot n is acknowledged.
 const IN_FLIGHT: usize = 8;
 const ROUNDS: usize = 5;
+/// The writer whose write of slot [`FAIL_AT`] fails in the store (its
+/// batch requires [`FAIL_KEY`], never written): the slots pipelined behind
+/// it must fail too, and its schedule must end just before it, gap-free.
+const FAIL_WRITER: u8 = 0;
+const FAIL_AT: u64 = 40;
+const FAIL_KEY: &[u8] = b"test/never-written";
 
 /// The process definition of writer `w`: the body of its slot 0.
 fn definition(writer: u8) -> Message {
@@ -130,8 +136,9 @@ fn batch_for(record: &AssignmentRecord) -> Result<Batch, StoreError> {
 }
 
 /// The child role: only runs when the parent sets `CHILD_ENV`; writes
-/// until it is killed. Any failed write is printed (`FAILED …`) for the
-/// parent to report.
+/// until it is killed. Each outcome is printed for the parent: `ACK`, the
+/// injected failure (`INJECTED`), a slot failing because the one before it
+/// failed (`CASCADE`), and anything else (`FAILED …`).
 #[test]
 #[ignore = "child role of acknowledged_assignments_survive_sigkill"]
 fn crash_child_writes_until_killed() {
@@ -146,32 +153,36 @@ fn crash_child_writes_until_killed() {
     let store: Arc<dyn Store> = Arc::new(SledStore::open_with(&dir, &options).unwrap());
     let writer = Arc::new(GroupCommit::start(store).unwrap());
     let node = NodeKey::from_seed(&[42; 32]);
-    let say = |line: String| {
-        let mut out = std::io::stdout().lock();
-        writeln!(out, "{line}").unwrap();
-        out.flush().unwrap();
-    };
     let threads: Vec<_> = (0..WRITERS)
         .map(|w| {
             let writer = writer.clone();
             let node = node.clone();
             std::thread::spawn(move || {
+                // The failing writer stops once everything it pipelined
+                // behind the failed write has failed; the others write on.
+                let last = if w == FAIL_WRITER {
+                    FAIL_AT + IN_FLIGHT as u64 - 1
+                } else {
+                    u64::MAX
+                };
                 let mut in_flight = VecDeque::new();
-                for slot in 0.. {
+                for slot in 0..=last {
                     let record = assignment(&node, w, slot);
-                    in_flight.push_back((slot, writer.submit(batch_for(&record).unwrap())));
-                    if in_flight.len() < IN_FLIGHT {
-                        continue;
+                    let mut batch = batch_for(&record).unwrap();
+                    if w == FAIL_WRITER && slot == FAIL_AT {
+                        batch.require(FAIL_KEY);
                     }
-                    let Some((slot, ack)) = in_flight.pop_front() else {
-                        continue;
-                    };
-                    match futures::executor::block_on(ack) {
-                        Ok(()) => say(format!("ACK {w} {slot}")),
-                        Err(e) => {
-                            say(format!("FAILED {w} {slot}: {e}"));
+                    in_flight.push_back((slot, writer.submit(batch)));
+                    if in_flight.len() == IN_FLIGHT {
+                        let (slot, ack) = in_flight.pop_front().expect("the queue is full");
+                        if !settle(w, slot, futures::executor::block_on(ack)) {
                             return;
                         }
+                    }
+                }
+                while let Some((slot, ack)) = in_flight.pop_front() {
+                    if !settle(w, slot, futures::executor::block_on(ack)) {
+                        return;
                     }
                 }
             })
@@ -182,26 +193,87 @@ fn crash_child_writes_until_killed() {
     }
 }
 
+/// Reports the outcome of `(w, slot)`; `false` when it was unexpected.
+fn settle(w: u8, slot: u64, outcome: Result<(), StoreError>) -> bool {
+    let failing = w == FAIL_WRITER && slot >= FAIL_AT;
+    let line = match outcome {
+        Ok(()) if !failing => format!("ACK {w} {slot}"),
+        Err(StoreError::Missing { key }) if failing => {
+            let injected = slot == FAIL_AT && key == keys::printable(FAIL_KEY);
+            let cascade =
+                slot > FAIL_AT && key == keys::printable(&keys::sched(&pid_of(w), slot - 1));
+            match (injected, cascade) {
+                (true, _) => format!("INJECTED {w} {slot}"),
+                (_, true) => format!("CASCADE {w} {slot}"),
+                _ => format!("FAILED {w} {slot}: requires the wrong key {key}"),
+            }
+        }
+        Ok(()) => format!("FAILED {w} {slot}: stored although an earlier write failed"),
+        Err(e) => format!("FAILED {w} {slot}: {e}"),
+    };
+    let expected = !line.starts_with("FAILED");
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "{line}").unwrap();
+    out.flush().unwrap();
+    expected
+}
+
+/// One line a child printed.
+enum Line {
+    Ack(u8, u64),
+    Injected,
+    Cascade,
+    Failed(String),
+}
+
 /// What one child reported before it was killed.
 #[derive(Default)]
 struct Reported {
     /// Acknowledged slots per writer.
     acks: BTreeMap<u8, Vec<u64>>,
-    /// Failed writes (there must be none).
+    /// Whether the injected failure was reported.
+    injected: bool,
+    /// Slots that failed because the one before them had.
+    cascaded: usize,
+    /// Unexpected outcomes (there must be none).
     failures: Vec<String>,
 }
 
 impl Reported {
-    fn take(&mut self, line: Result<(u8, u64), String>) {
+    fn take(&mut self, line: Line) {
         match line {
-            Ok((w, s)) => self.acks.entry(w).or_default().push(s),
-            Err(failure) => self.failures.push(failure),
+            Line::Ack(w, s) => self.acks.entry(w).or_default().push(s),
+            Line::Injected => self.injected = true,
+            Line::Cascade => self.cascaded += 1,
+            Line::Failed(failure) => self.failures.push(failure),
         }
     }
 }
 
-/// Runs one child, kills it after `after` past its first acknowledgement,
-/// and returns what it reported.
+/// Parses one line of the child's output.
+fn parse_line(line: &str) -> Option<Line> {
+    if let Some(at) = line.find("FAILED ") {
+        return Some(Line::Failed(line[at..].to_string()));
+    }
+    // libtest may print "test <name> ... " before the first line.
+    for (tag, kind) in [("ACK ", 0), ("INJECTED ", 1), ("CASCADE ", 2)] {
+        let Some(at) = line.find(tag) else {
+            continue;
+        };
+        let mut parts = line[at + tag.len()..].split_whitespace();
+        let w = parts.next().and_then(|s| s.parse().ok())?;
+        let s = parts.next().and_then(|s| s.parse().ok())?;
+        return Some(match kind {
+            0 => Line::Ack(w, s),
+            1 => Line::Injected,
+            _ => Line::Cascade,
+        });
+    }
+    None
+}
+
+/// Runs one child, kills it after `after` past its first report, and
+/// returns what it reported.
 fn run_and_kill(dir: &Path, after: Duration) -> Reported {
     let mut child = Command::new(std::env::current_exe().unwrap())
         .args([
@@ -217,22 +289,11 @@ fn run_and_kill(dir: &Path, after: Duration) -> Reported {
         .spawn()
         .unwrap();
     let stdout = child.stdout.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel::<Result<(u8, u64), String>>();
+    let (tx, rx) = std::sync::mpsc::channel::<Line>();
     let reader = std::thread::spawn(move || {
         for line in BufReader::new(stdout).lines() {
             let Ok(line) = line else { break };
-            // libtest may print "test <name> ... " before the first line.
-            let parsed = if let Some(at) = line.find("FAILED ") {
-                Err(line[at..].to_string())
-            } else if let Some(at) = line.find("ACK ") {
-                let mut parts = line[at + 4..].split_whitespace();
-                let w = parts.next().and_then(|s| s.parse().ok());
-                let s = parts.next().and_then(|s| s.parse().ok());
-                match (w, s) {
-                    (Some(w), Some(s)) => Ok((w, s)),
-                    _ => continue,
-                }
-            } else {
+            let Some(parsed) = parse_line(&line) else {
                 continue;
             };
             if tx.send(parsed).is_err() {
@@ -349,7 +410,7 @@ fn acknowledged_assignments_survive_sigkill() {
             "round {round}: writes failed in the child: {:?}",
             reported.failures
         );
-        let acks = reported.acks;
+        let acks = &reported.acks;
         let total: usize = acks.values().map(Vec::len).sum();
         assert!(total > 0, "round {round}: no acknowledgement");
 
@@ -358,6 +419,17 @@ fn acknowledged_assignments_survive_sigkill() {
         for w in 0..WRITERS {
             let n = check_schedule(&store, &node, w, round);
             stored += n;
+            if w == FAIL_WRITER {
+                // Nothing at or after the failed write, even what was
+                // pipelined behind it.
+                assert!(
+                    n <= FAIL_AT,
+                    "round {round}: {n} slots stored past the failure"
+                );
+                if reported.injected {
+                    assert_eq!(n, FAIL_AT, "round {round}");
+                }
+            }
             // Every acknowledged slot is stored (and, checked above, gap-free
             // below it and exactly as written).
             if let Some(&highest) = acks.get(&w).and_then(|s| s.iter().max()) {
@@ -370,7 +442,14 @@ fn acknowledged_assignments_survive_sigkill() {
         }
         eprintln!(
             "round {round}: killed after {after:?}; {total} acknowledged assignments verified, \
-             {stored} stored, every schedule gap-free"
+             {stored} stored, every schedule gap-free; injected failure {}, {} pipelined \
+             writes failed behind it",
+            if reported.injected {
+                "reached"
+            } else {
+                "not reached"
+            },
+            reported.cascaded
         );
     }
 }
