@@ -88,7 +88,7 @@ impl StoreError {
     /// The error for a "must be absent" key that was present: `SlotExists`
     /// for a scheduler slot, `KeyExists` otherwise.
     pub(crate) fn key_exists(key: &[u8]) -> StoreError {
-        match crate::keys::parse_sched(key) {
+        match crate::keys::parse_sched_raw(key) {
             Some((pid, slot)) => StoreError::SlotExists {
                 pid: pid.to_human(),
                 slot,

@@ -144,13 +144,46 @@ fn u64_at(bytes: &[u8]) -> Option<u64> {
     Some(u64::from_be_bytes(arr))
 }
 
-/// Parses `sched/<pid>/<slot>`.
+/// Parses a scheduler key `sched/<pid>/<slot>`, given either raw (as
+/// stored) or in its printable form (`sched/<human pid>/<decimal slot>`,
+/// exactly as [`printable`] writes it and as errors such as
+/// [`crate::StoreError::Corrupt`] name it: parse `key.as_bytes()`). The
+/// forms cannot be confused: a raw key is 47 bytes, a printable one at
+/// least 51.
 pub fn parse_sched(key: &[u8]) -> Option<(Id, u64)> {
+    parse_sched_raw(key).or_else(|| parse_sched_printable(key))
+}
+
+/// Parses a raw (stored) `sched/<pid>/<slot>` key only. Code walking the
+/// stored keys uses this, so a stray stored key that happens to read like
+/// a printable key is never taken for a slot.
+pub(crate) fn parse_sched_raw(key: &[u8]) -> Option<(Id, u64)> {
     let rest = key.strip_prefix(SCHED)?;
     if rest.len() != 32 + 1 + 8 || rest[32] != b'/' {
         return None;
     }
     Some((id_at(rest)?, u64_at(&rest[33..])?))
+}
+
+/// Parses the printable form of a scheduler key, strictly: the 43-character
+/// human ID and a decimal slot without sign or leading zeros.
+fn parse_sched_printable(key: &[u8]) -> Option<(Id, u64)> {
+    let text = std::str::from_utf8(key.strip_prefix(SCHED)?).ok()?;
+    let (pid, slot) = text.split_once('/')?;
+    let canonical_number = match slot.as_bytes() {
+        [] => false,
+        [b'0'] => true,
+        [first, ..] => *first != b'0' && slot.bytes().all(|b| b.is_ascii_digit()),
+    };
+    if !canonical_number {
+        return None;
+    }
+    let id = Id::parse(pid).ok()?;
+    // `Id::parse` also takes other spellings (padded, standard base64).
+    if id.to_human() != pid {
+        return None;
+    }
+    Some((id, slot.parse().ok()?))
 }
 
 /// Parses `proc/<pid>/slot/<slot>`.
@@ -166,7 +199,7 @@ pub fn parse_proc_slot(key: &[u8]) -> Option<(Id, u64)> {
 /// human IDs and decimal numbers (`sched/<pid>/5`), anything else with
 /// non-printable bytes escaped.
 pub fn printable(key: &[u8]) -> String {
-    if let Some((pid, slot)) = parse_sched(key) {
+    if let Some((pid, slot)) = parse_sched_raw(key) {
         return format!("sched/{pid}/{slot}");
     }
     if let Some((pid, slot)) = parse_proc_slot(key) {

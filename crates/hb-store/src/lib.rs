@@ -84,5 +84,5 @@ pub use message_cache::{MessageCache, MessageIds};
 pub use process_cache::{parse_limit, ProcessCache, RequiredPath, StateRecord};
 pub use push_cache::PushCache;
 pub use scheduler_cache::{AssignmentRecord, DedupEntry, Head, SchedulerCache};
-pub use sled_store::{SledOptions, SledStore, FORMAT_KEY, FORMAT_VERSION};
+pub use sled_store::{SledOptions, SledStore, CREATING_FILE, FORMAT_KEY, FORMAT_VERSION};
 pub use store::{Direction, Entry, Store};

@@ -152,7 +152,7 @@ impl SchedulerCache {
                 .range(&start, Some(&end), Direction::Forward, RANGE_CHUNK)?;
             let full = chunk.len() == RANGE_CHUNK;
             for (key, bytes) in chunk {
-                if keys::parse_sched(&key).map(|(_, s)| s) != Some(expected) {
+                if keys::parse_sched_raw(&key).map(|(_, s)| s) != Some(expected) {
                     return Ok(out); // a gap (or a stray key): the page ends here
                 }
                 out.push(decode_checked(&key, &bytes)?);
@@ -201,7 +201,7 @@ impl SchedulerCache {
             else {
                 return Ok(out);
             };
-            let (pid, _) = keys::parse_sched(&key)
+            let (pid, _) = keys::parse_sched_raw(&key)
                 .ok_or_else(|| StoreError::corrupt(&key, "malformed scheduler key"))?;
             out.push(pid);
             match keys::prefix_end(&keys::sched_prefix(&pid)) {
@@ -224,7 +224,7 @@ impl SchedulerCache {
 /// Decodes an assignment and checks it belongs at `key`.
 fn decode_checked(key: &[u8], bytes: &[u8]) -> Result<AssignmentRecord, StoreError> {
     let record: AssignmentRecord = record::decode(key, bytes)?;
-    if keys::parse_sched(key) != Some((record.pid, record.slot)) {
+    if keys::parse_sched_raw(key) != Some((record.pid, record.slot)) {
         return Err(StoreError::corrupt(
             key,
             format!("holds the assignment of {}/{}", record.pid, record.slot),

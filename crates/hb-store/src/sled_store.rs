@@ -1,5 +1,6 @@
 //! `SledStore`: the embedded default backend (sled 0.34.7, one `Db`).
 
+use std::io::Write;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
 
@@ -13,6 +14,10 @@ use crate::store::{resolve_group, Direction, Entry, Store};
 pub const FORMAT_KEY: &[u8] = b"meta/format";
 /// The format marker's value for this layout.
 pub const FORMAT_VERSION: &[u8] = b"hb-store/1";
+
+/// The file announcing that the store in its directory is being created
+/// (see [`SledStore::open_with`]); it never exists in a finished store.
+pub const CREATING_FILE: &str = "hb-store.creating";
 
 /// Tuning of a [`SledStore`].
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -64,32 +69,48 @@ impl SledStore {
     /// A store held by another process gives [`StoreError::Locked`]; one
     /// whose files are corrupt gives [`StoreError::CorruptStore`] (also
     /// when sled panics on them); both name the path.
+    ///
+    /// Creation is resumable: a new store is first announced by the file
+    /// [`CREATING_FILE`] (made durable before sled writes anything), which
+    /// is removed only once the format marker is durable. A directory a
+    /// crash left with that file is an unfinished creation, and opening it
+    /// finishes the creation; existing files without that file and without
+    /// a marker are refused as corrupt (see `docs/storage.md`, "Recovery").
     pub fn open_with(
         path: impl AsRef<Path>,
         options: &SledOptions,
     ) -> Result<SledStore, StoreError> {
         let path = path.as_ref().to_path_buf();
         let _span = tracing::info_span!("sled_open", path = %path.display()).entered();
-        let existed = path.join("db").exists();
+        let unfinished = if path.join(CREATING_FILE).exists() {
+            tracing::warn!("resuming the unfinished creation of the store");
+            true
+        } else if !path.join("db").exists() {
+            announce_creation(&path).map_err(|e| io_error(&path, &e))?;
+            true
+        } else {
+            false
+        };
         let config = sled::Config::new()
             .path(&path)
             .cache_capacity(options.cache_capacity)
             .flush_every_ms(options.flush_every_ms)
             .mode(sled::Mode::HighThroughput);
-        let db = match catch_unwind(AssertUnwindSafe(|| config.open())) {
-            Ok(Ok(db)) => db,
-            Ok(Err(e)) => return Err(open_error(&path, e)),
-            Err(panic) => {
-                let detail = panic
-                    .downcast_ref::<String>()
-                    .cloned()
-                    .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
-                    .unwrap_or_else(|| "unknown panic".into());
-                return Err(StoreError::CorruptStore {
-                    path,
-                    detail: format!("sled panicked while opening: {detail}"),
-                });
+        let db = match open_db(&config, &path) {
+            Err(StoreError::CorruptStore { detail, .. }) if unfinished => {
+                // sled writes its config file before it takes its lock, in
+                // two writes: a crash between them leaves a file sled
+                // refuses. It holds only sled's fixed parameters (never
+                // data), so an unfinished creation rewrites it.
+                tracing::warn!(%detail, "rewriting the config file of an unfinished creation");
+                match std::fs::remove_file(path.join("conf")) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(e) => return Err(io_error(&path, &e)),
+                }
+                open_db(&config, &path)?
             }
+            other => other?,
         };
         tracing::info!(recovered = db.was_recovered(), "sled store open");
         let store = SledStore {
@@ -97,35 +118,57 @@ impl SledStore {
             path,
             write_lock: Mutex::new(()),
         };
-        store.check_format(existed)?;
+        store.check_format(unfinished)?;
         Ok(store)
     }
 
-    /// Checks the format marker: a new store gets one (made durable at
-    /// once); existing files without it were truncated or overwritten,
-    /// which sled's recovery would otherwise present as an empty store.
-    fn check_format(&self, existed: bool) -> Result<(), StoreError> {
+    /// Checks the format marker. An unfinished creation (see
+    /// [`SledStore::open_with`]) gets its marker, made durable, and then
+    /// loses its [`CREATING_FILE`]. Otherwise, existing files without a
+    /// marker were truncated or overwritten, which sled's recovery would
+    /// present as an empty store: corrupt.
+    fn check_format(&self, unfinished: bool) -> Result<(), StoreError> {
         let corrupt = |detail: String| StoreError::CorruptStore {
             path: self.path.clone(),
             detail,
         };
         match self.get(FORMAT_KEY)? {
-            Some(v) if v == FORMAT_VERSION => Ok(()),
-            Some(v) => Err(corrupt(format!(
-                "unknown format marker {:?} (this build reads {:?})",
-                v.escape_ascii().to_string(),
-                FORMAT_VERSION.escape_ascii().to_string()
-            ))),
-            None if existed => Err(corrupt(
-                "the files exist but hold no format marker: the log was truncated or \
-                 overwritten (sled recovered it as empty)"
-                    .into(),
-            )),
+            Some(v) if v == FORMAT_VERSION => {}
+            Some(v) => {
+                return Err(corrupt(format!(
+                    "unknown format marker {:?} (this build reads {:?})",
+                    v.escape_ascii().to_string(),
+                    FORMAT_VERSION.escape_ascii().to_string()
+                )))
+            }
+            None if !unfinished => {
+                return Err(corrupt(
+                    "the files exist but hold no format marker: the log was truncated or \
+                     overwritten (sled recovered it as empty)"
+                        .into(),
+                ))
+            }
             None => {
+                // Creation writes the marker and nothing else, and data is
+                // written only after creation: an "unfinished" store that
+                // holds data was not left by a creation, and is never
+                // completed (nor wiped) here.
+                if let Some((key, _)) = self.range(b"", None, Direction::Forward, 1)?.pop() {
+                    return Err(corrupt(format!(
+                        "{CREATING_FILE} says the store is being created, but it holds data \
+                         (first key {}) and no format marker",
+                        crate::keys::printable(&key)
+                    )));
+                }
                 self.put(FORMAT_KEY, FORMAT_VERSION)?;
-                self.flush()
+                self.flush()?;
             }
         }
+        if unfinished {
+            finish_creation(&self.path).map_err(|e| io_error(&self.path, &e))?;
+            tracing::info!("sled store created");
+        }
+        Ok(())
     }
 
     /// Bytes the store occupies on disk.
@@ -153,6 +196,75 @@ impl SledStore {
 
     fn exists(&self, key: &[u8]) -> Result<bool, StoreError> {
         self.db.contains_key(key).map_err(|e| self.err(e))
+    }
+}
+
+/// Opens sled, mapping its errors, and a panic inside its recovery, to
+/// [`StoreError`]s naming `path`.
+fn open_db(config: &sled::Config, path: &Path) -> Result<sled::Db, StoreError> {
+    match catch_unwind(AssertUnwindSafe(|| config.open())) {
+        Ok(Ok(db)) => Ok(db),
+        Ok(Err(e)) => Err(open_error(path, e)),
+        Err(panic) => {
+            let detail = panic
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_else(|| "unknown panic".into());
+            Err(StoreError::CorruptStore {
+                path: path.to_path_buf(),
+                detail: format!("sled panicked while opening: {detail}"),
+            })
+        }
+    }
+}
+
+/// Creates the directory and a durable [`CREATING_FILE`] in it, before
+/// sled writes anything there: whatever a crash leaves behind is then
+/// recognisably an unfinished creation.
+fn announce_creation(path: &Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(path)?;
+    let mut file = std::fs::File::create(path.join(CREATING_FILE))?;
+    file.write_all(b"hb-store: this store is being created; opening it finishes the creation.\n")?;
+    file.sync_all()?;
+    sync_dir(path)?;
+    // The directory itself may be new: make its entry durable too. Best
+    // effort: a parent we may not read must not prevent creating a store.
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        if let Err(e) = sync_dir(parent) {
+            tracing::debug!(error = %e, "cannot sync the parent directory");
+        }
+    }
+    Ok(())
+}
+
+/// Removes [`CREATING_FILE`] (once the format marker is durable), durably.
+fn finish_creation(path: &Path) -> std::io::Result<()> {
+    match std::fs::remove_file(path.join(CREATING_FILE)) {
+        Ok(()) => {}
+        // A racing opener finished it first.
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e),
+    }
+    sync_dir(path)
+}
+
+/// Makes the entries of directory `dir` durable.
+#[cfg(unix)]
+fn sync_dir(dir: &Path) -> std::io::Result<()> {
+    std::fs::File::open(dir)?.sync_all()
+}
+
+/// Directories cannot be opened (nor synced) as files here.
+#[cfg(not(unix))]
+fn sync_dir(_dir: &Path) -> std::io::Result<()> {
+    Ok(())
+}
+
+fn io_error(path: &Path, e: &std::io::Error) -> StoreError {
+    StoreError::Io {
+        path: path.to_path_buf(),
+        detail: e.to_string(),
     }
 }
 
