@@ -90,17 +90,31 @@ async fn a_flood_on_a_stuck_disk_is_answered_busy_or_timeout_with_bounded_queues
         rss_after_wave.push(rss_bytes());
     }
     // Every caller was answered while no write could complete.
-    assert_eq!(h.writer.stats().committed, committed_before, "the disk was stuck");
+    assert_eq!(
+        h.writer.stats().committed,
+        committed_before,
+        "the disk was stuck"
+    );
     let answered: usize = outcomes.values().sum();
     assert_eq!(answered, WAVES * CALLERS_PER_WAVE);
-    assert_eq!(outcomes.get("ok"), None, "nothing can be durable: {outcomes:?}");
+    assert_eq!(
+        outcomes.get("ok"),
+        None,
+        "nothing can be durable: {outcomes:?}"
+    );
     let other: Vec<_> = outcomes
         .keys()
         .filter(|k| !matches!(**k, "busy" | "schedule-timeout"))
         .collect();
     assert!(other.is_empty(), "only busy or timeout: {outcomes:?}");
-    assert!(outcomes.get("busy").copied().unwrap_or(0) > 0, "{outcomes:?}");
-    assert!(outcomes.get("schedule-timeout").copied().unwrap_or(0) > 0, "{outcomes:?}");
+    assert!(
+        outcomes.get("busy").copied().unwrap_or(0) > 0,
+        "{outcomes:?}"
+    );
+    assert!(
+        outcomes.get("schedule-timeout").copied().unwrap_or(0) > 0,
+        "{outcomes:?}"
+    );
     assert_eq!(
         h.metrics.busy.load(Ordering::Relaxed) as usize,
         outcomes["busy"],
@@ -112,7 +126,10 @@ async fn a_flood_on_a_stuck_disk_is_answered_busy_or_timeout_with_bounded_queues
     let growth = last.saturating_sub(first);
     eprintln!(
         "flood: {outcomes:?}; RSS after each wave (MiB): {:?}; growth after wave 1: {} KiB",
-        rss_after_wave.iter().map(|r| r / (1 << 20)).collect::<Vec<_>>(),
+        rss_after_wave
+            .iter()
+            .map(|r| r / (1 << 20))
+            .collect::<Vec<_>>(),
         growth / 1024
     );
     let later_calls = ((WAVES - 1) * CALLERS_PER_WAVE) as u64;
@@ -133,6 +150,10 @@ async fn a_flood_on_a_stuck_disk_is_answered_busy_or_timeout_with_bounded_queues
     .await;
     let next = h.schedule(message(&a, usize::MAX >> 1, true)).await?;
     let stored = h.schedule_of(a).await?;
-    assert_eq!(next.slot as usize + 1, stored.len(), "gapless after the flood");
+    assert_eq!(
+        next.slot as usize + 1,
+        stored.len(),
+        "gapless after the flood"
+    );
     Ok(())
 }

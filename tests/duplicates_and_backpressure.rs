@@ -169,3 +169,46 @@ async fn a_call_past_its_deadline_times_out_and_may_still_be_assigned() -> anyho
     );
     Ok(())
 }
+
+/// A message whose `commitments` is an empty map: it signs nothing.
+fn with_empty_commitments(pid: &hb_message::Id, n: i64) -> hb_message::Message {
+    let mut m = hb_message::Message::new()
+        .with("target", pid.to_human())
+        .and_then(|m| m.with("n", n))
+        .expect("literal keys are valid");
+    m.insert("commitments", hb_message::Message::new())
+        .expect("an empty commitments map is a valid value");
+    m
+}
+
+#[actix_rt::test]
+async fn empty_commitments_are_unsigned_so_never_deduplicated() -> anyhow::Result<()> {
+    let h = Harness::start(SchedulerConfig {
+        dedup: DedupPolicy::SignedId,
+        ..SchedulerConfig::default()
+    });
+    let (pid, _) = h.spawn_process(&Harness::client(1), 0).await?;
+    let first = h.schedule(with_empty_commitments(&pid, 1)).await?;
+    let again = h.schedule(with_empty_commitments(&pid, 1)).await?;
+    assert_eq!(
+        (first.slot, again.slot),
+        (1, 2),
+        "unsigned repeats get new slots"
+    );
+    Ok(())
+}
+
+#[actix_rt::test]
+async fn empty_commitments_are_refused_where_signatures_are_required() -> anyhow::Result<()> {
+    let h = Harness::start(SchedulerConfig {
+        require_signed: true,
+        ..SchedulerConfig::default()
+    });
+    let (pid, _) = h.spawn_process(&Harness::client(1), 0).await?;
+    let err = h
+        .schedule(with_empty_commitments(&pid, 1))
+        .await
+        .expect_err("unsigned");
+    assert_eq!((err.code(), err.status()), ("unsigned-message", 400));
+    Ok(())
+}

@@ -16,8 +16,7 @@ use hb_testkit::{wait_until, Harness};
 const PROCESSES: usize = 40;
 
 #[actix_rt::test]
-async fn idle_servers_retire_their_actors_end_and_they_resume_their_chains(
-) -> anyhow::Result<()> {
+async fn idle_servers_retire_their_actors_end_and_they_resume_their_chains() -> anyhow::Result<()> {
     let h = Harness::start(SchedulerConfig {
         max_idle_ms: 1_000,
         ..SchedulerConfig::default()
@@ -39,13 +38,18 @@ async fn idle_servers_retire_their_actors_end_and_they_resume_their_chains(
     assert_eq!(metrics.retired.load(Ordering::Relaxed), 0);
 
     h.clock.advance(1);
-    wait_until("every idle server retired and its actor ended", Duration::from_secs(20), || {
-        metrics.ended.load(Ordering::Relaxed) == PROCESSES as u64
-    })
+    wait_until(
+        "every idle server retired and its actor ended",
+        Duration::from_secs(20),
+        || metrics.ended.load(Ordering::Relaxed) == PROCESSES as u64,
+    )
     .await;
     assert_eq!(metrics.retired.load(Ordering::Relaxed), PROCESSES as u64);
     for pid in &pids {
-        assert!(h.scheduler.find(*pid).await?.is_none(), "{pid} has no live server");
+        assert!(
+            h.scheduler.find(*pid).await?.is_none(),
+            "{pid} has no live server"
+        );
     }
     // Still registered processes: listed from the store.
     let mut listed = h.scheduler.processes().await?;
@@ -59,7 +63,10 @@ async fn idle_servers_retire_their_actors_end_and_they_resume_their_chains(
         let a = h.schedule(Harness::message(&client, pid, 2)).await?;
         assert_eq!(a.slot, 2, "{pid}");
     }
-    assert_eq!(metrics.started.load(Ordering::Relaxed), 2 * PROCESSES as u64);
+    assert_eq!(
+        metrics.started.load(Ordering::Relaxed),
+        2 * PROCESSES as u64
+    );
     for pid in &pids {
         let schedule = h.schedule_of(*pid).await?;
         assert_eq!(schedule.len(), 3);
@@ -92,7 +99,11 @@ async fn a_server_with_a_request_in_flight_is_not_retired() -> anyhow::Result<()
         .await;
         h.clock.advance(10_000);
         tokio::time::sleep(Duration::from_millis(600)).await;
-        assert_eq!(h.metrics.retired.load(Ordering::Relaxed), 0, "a write is pending");
+        assert_eq!(
+            h.metrics.retired.load(Ordering::Relaxed),
+            0,
+            "a write is pending"
+        );
         faulty.gate.open();
     });
     assert_eq!(answer?.slot, 1);

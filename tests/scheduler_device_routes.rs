@@ -450,14 +450,22 @@ fn post_location(body: Message) -> Message {
 async fn location_get_refuses_malformed_addresses_with_400() -> anyhow::Result<()> {
     let h = Harness::start(SchedulerConfig::default());
     let ctx = h.context();
-    for bad in [Value::from("zzz"), Value::Int(5), Value::from("!".repeat(43))] {
+    for bad in [
+        Value::from("zzz"),
+        Value::Int(5),
+        Value::from("!".repeat(43)),
+    ] {
         let r = req(&[("path", "location".into()), ("address", bad.clone())]);
         let err = ctx
             .resolve(scheduler_base(), &r)
             .await
             .expect_err("malformed address");
         let e = scheduler_error(&err);
-        assert_eq!((e.code(), e.status()), ("invalid-address", 400), "{bad:?}: {e}");
+        assert_eq!(
+            (e.code(), e.status()),
+            ("invalid-address", 400),
+            "{bad:?}: {e}"
+        );
     }
     Ok(())
 }
@@ -476,7 +484,12 @@ async fn a_location_nonce_at_i64_max_has_no_successor() -> anyhow::Result<()> {
         }
         Ok(m.commit(&other, None)?)
     };
-    ok(&ctx, scheduler_base(), post_location(record(Some(i64::MAX))?)).await;
+    ok(
+        &ctx,
+        scheduler_base(),
+        post_location(record(Some(i64::MAX))?),
+    )
+    .await;
     // No nonce given: "existing + 1" does not exist; a typed 400, no wrap.
     let err = ctx
         .resolve(scheduler_base(), &post_location(record(None)?))
@@ -526,7 +539,10 @@ async fn a_definition_whose_scheduler_carries_a_hint_is_redirected_to_it() -> an
     let remote = Harness::client(9);
     let def = Message::new()
         .with("type", "Process")?
-        .with("scheduler", format!("{}?hint=http://hinted:8734", remote.address()))?
+        .with(
+            "scheduler",
+            format!("{}?hint=http://hinted:8734", remote.address()),
+        )?
         .commit(&Harness::client(1), None)?;
     match h.schedule(def.clone()).await.expect_err("remote") {
         SchedulerError::Redirect { url, pid } => {
@@ -538,7 +554,10 @@ async fn a_definition_whose_scheduler_carries_a_hint_is_redirected_to_it() -> an
     // The same definition in `scheduler-location` is read the same way.
     let def = Message::new()
         .with("type", "Process")?
-        .with("scheduler-location", format!("{}?hint=http://hinted:1", remote.address()))?
+        .with(
+            "scheduler-location",
+            format!("{}?hint=http://hinted:1", remote.address()),
+        )?
         .commit(&Harness::client(1), None)?;
     let err = h.schedule(def).await.expect_err("remote");
     assert!(matches!(err, SchedulerError::Redirect { ref url, .. } if url == "http://hinted:1"));

@@ -30,17 +30,7 @@ pub(crate) fn load(store: Arc<dyn Store>, pid: Id) -> Result<Loaded, SchedulerEr
         slot,
         detail,
     };
-    let head = match cache.latest_record(&pid) {
-        Ok(head) => head,
-        Err(StoreError::Corrupt { key, detail }) => {
-            let slot = store
-                .last_with_prefix(&keys::sched_prefix(&pid))?
-                .and_then(|(k, _)| keys::parse_sched(&k))
-                .map_or(0, |(_, s)| s);
-            return Err(corrupt(slot, format!("record {key}: {detail}")));
-        }
-        Err(e) => return Err(e.into()),
-    };
+    let head = cache.latest_record(&pid).map_err(|e| located(&pid, e))?;
     let Some(head) = head else {
         return Ok(Loaded {
             sequencer: Sequencer::new(pid),
@@ -227,7 +217,9 @@ mod tests {
         for err in [
             latest(Arc::clone(&store), &pid).map(|_| ()).unwrap_err(),
             read(Arc::clone(&store), &pid, 2).map(|_| ()).unwrap_err(),
-            range(Arc::clone(&store), &pid, 0, 2).map(|_| ()).unwrap_err(),
+            range(Arc::clone(&store), &pid, 0, 2)
+                .map(|_| ())
+                .unwrap_err(),
         ] {
             assert!(
                 matches!(&err, SchedulerError::CorruptSchedule { slot: 2, pid: p, .. } if *p == pid.to_human()),
@@ -236,7 +228,10 @@ mod tests {
         }
         // Loading a server from it is the same typed error.
         let err = load(Arc::clone(&store), pid).map(|_| ()).unwrap_err();
-        assert!(matches!(err, SchedulerError::CorruptSchedule { slot: 2, .. }), "{err:?}");
+        assert!(
+            matches!(err, SchedulerError::CorruptSchedule { slot: 2, .. }),
+            "{err:?}"
+        );
         assert!(read(store, &pid, 1).expect("slot 1 is intact").is_some());
     }
 

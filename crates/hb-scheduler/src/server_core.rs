@@ -1,5 +1,5 @@
 //! `ServerCore`: everything a scheduler server decides, as a plain struct
-//! (SPEC §5.2, §5.4, §5.5). The actor in [`server`](crate::server) only
+//! (SPEC §5.2, §5.4, §5.5). The scheduler server actor only
 //! gives it a mailbox, fetches what it asks for off the arbiter, and hands
 //! its batches to group commit.
 //!
