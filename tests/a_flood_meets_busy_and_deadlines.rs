@@ -60,7 +60,11 @@ async fn a_flood_on_a_stuck_disk_is_answered_busy_or_timeout_with_bounded_queues
             (0..CALLERS_PER_WAVE)
                 .map(|i| {
                     let n = w * CALLERS_PER_WAVE + i;
-                    message(if n.is_multiple_of(2) { &a } else { &b }, n, !n.is_multiple_of(3))
+                    message(
+                        if n.is_multiple_of(2) { &a } else { &b },
+                        n,
+                        !n.is_multiple_of(3),
+                    )
                 })
                 .collect()
         })

@@ -437,11 +437,7 @@ impl Handler<Written> for SchedulerServer {
     type Result = ();
 
     fn handle(&mut self, w: Written, ctx: &mut Context<Self>) {
-        let now = self.deps.clock.now_ms();
-        if let Err(why) = self
-            .core
-            .written(w.generation, w.body_id, w.slot, w.error, now)
-        {
+        if let Err(why) = self.core.written(w.generation, w.body_id, w.slot, w.error) {
             self.deps
                 .metrics
                 .write_failures

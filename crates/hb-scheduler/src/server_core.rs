@@ -190,13 +190,13 @@ impl ServerCore {
         body_id: Option<Id>,
         slot: u64,
         error: Option<String>,
-        now_ms: i64,
     ) -> Result<(), String> {
         if generation != self.generation {
             return Ok(()); // a write from before the last restart
         }
         self.pending_writes = self.pending_writes.saturating_sub(1);
-        self.last_active_ms = self.last_active_ms.max(now_ms);
+        // An acknowledgement is not a request: idleness counts from the
+        // last request, and a pending write alone keeps the server.
         if let Some(id) = body_id {
             self.inflight.remove(&id);
         }
@@ -307,7 +307,7 @@ mod tests {
         let err = core.decide(request(m.clone(), true, &k)).unwrap_err();
         assert_eq!(err.code(), "duplicate-message");
         // Acknowledged: the store's answer decides.
-        core.written(0, Some(id), 2, None, 20).unwrap();
+        core.written(0, Some(id), 2, None).unwrap();
         assert_eq!(core.lookup_needed(&id, true, false), Some(id));
         assert!(core.decide(request(m.clone(), true, &k)).is_ok());
     }
@@ -355,7 +355,7 @@ mod tests {
         core.restart();
         assert_eq!(core.generation(), 1);
         // An acknowledgement from generation 0 changes nothing.
-        assert!(core.written(0, None, 0, Some("disk".into()), 5).is_ok());
+        assert!(core.written(0, None, 0, Some("disk".into())).is_ok());
         assert!(
             core.decide(request(msg! {}, false, &k)).is_err(),
             "reloading"
@@ -363,7 +363,7 @@ mod tests {
         core.reloaded(Sequencer::new(core.pid()));
         let def = definition();
         core.decide(request(def, false, &k)).unwrap();
-        let stop = core.written(1, None, 0, Some("disk full".into()), 6);
+        let stop = core.written(1, None, 0, Some("disk full".into()));
         assert!(stop.unwrap_err().contains("disk full"));
     }
 
@@ -375,9 +375,12 @@ mod tests {
         assert!(!core.is_idle(99, 100));
         assert!(core.is_idle(100, 100));
         assert!(!core.is_idle(1_000_000, 0), "0 disables idle stops");
-        core.decide(request(def, false, &k)).unwrap();
+        let mut late = request(def, false, &k);
+        late.now_ms = 500;
+        core.decide(late).unwrap();
         assert!(!core.is_idle(1_000, 100), "a write is pending");
-        core.written(0, None, 0, None, 500).unwrap();
+        // The acknowledgement is not activity: quiet since the request.
+        core.written(0, None, 0, None).unwrap();
         assert!(!core.is_idle(599, 100));
         assert!(core.is_idle(600, 100));
         core.touch(700);
