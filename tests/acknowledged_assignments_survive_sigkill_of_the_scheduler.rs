@@ -98,7 +98,9 @@ fn definition(i: i64) -> Message {
 }
 
 fn pid_of(i: i64) -> Id {
-    definition(i).id_all().expect("a signed definition has an ID")
+    definition(i)
+        .id_all()
+        .expect("a signed definition has an ID")
 }
 
 /// A signed message to `pid`, unique per (round, task, n).
@@ -372,8 +374,10 @@ fn acknowledged_assignments_survive_sigkill_of_the_scheduler() {
     let tmp = tempfile::tempdir().expect("a temporary directory");
     let dir = tmp.path().join("store");
     let pids: Vec<Id> = (0..PROCESSES).map(pid_of).collect();
-    // Every acknowledged (pid, slot) and its message, over all rounds.
-    let mut acked: BTreeMap<(Id, u64), Id> = BTreeMap::new();
+    // Every acknowledgement, as (round, pid, slot, message), over all rounds.
+    let mut acks_seen: Vec<(u64, Id, u64, Id)> = Vec::new();
+    // The message acknowledged at each (pid, slot), and in which round.
+    let mut acked: BTreeMap<(Id, u64), (u64, Id)> = BTreeMap::new();
     // The highest slot acknowledged so far, per process.
     let mut highest: BTreeMap<Id, i64> = pids.iter().map(|p| (*p, -1)).collect();
     // Where the last restart started, per process.
@@ -402,10 +406,11 @@ fn acknowledged_assignments_survive_sigkill_of_the_scheduler() {
                 }
                 Fact::Ack { pid, slot, id } => {
                     assert!(pids.contains(&pid), "round {round}: unknown process {pid}");
-                    if let Some(earlier) = acked.insert((pid, slot), id) {
+                    acks_seen.push((round, pid, slot, id));
+                    if let Some((then, earlier)) = acked.insert((pid, slot), (round, id)) {
                         panic!(
                             "round {round}: {pid} slot {slot} acknowledged twice, for {earlier} \
-                             and then {id}"
+                             in round {then} and now for {id}"
                         );
                     }
                     let h = highest.get_mut(&pid).expect("a known process");
@@ -419,7 +424,10 @@ fn acknowledged_assignments_survive_sigkill_of_the_scheduler() {
             starts, PROCESSES,
             "round {round}: the child reported every process's head"
         );
-        assert!(acks > 0, "round {round}: no acknowledgement before the kill");
+        assert!(
+            acks > 0,
+            "round {round}: no acknowledgement before the kill"
+        );
         eprintln!(
             "round {round}: killed {:?} after the first ack; {acks} acks",
             run.killed_after
@@ -435,26 +443,28 @@ fn acknowledged_assignments_survive_sigkill_of_the_scheduler() {
     let mut registered = pids.clone();
     registered.sort();
     assert_eq!(stored, registered, "exactly the registered processes");
-    for (&(pid, slot), &id) in &acked {
+    for &(round, pid, slot, id) in &acks_seen {
         let record = cache
             .read(&pid, slot)
             .expect("the store reads")
-            .unwrap_or_else(|| panic!("{pid}: acknowledged slot {slot} is missing"));
-        let assignment = Assignment::from_message(record.assignment.clone())
-            .unwrap_or_else(|why| panic!("{pid} slot {slot}: malformed assignment: {why}"));
+            .unwrap_or_else(|| panic!("round {round}: {pid} acknowledged slot {slot} is missing"));
+        let assignment =
+            Assignment::from_message(record.assignment.clone()).unwrap_or_else(|why| {
+                panic!("round {round}: {pid} slot {slot}: malformed assignment: {why}")
+            });
         assert_eq!(
             (assignment.pid, assignment.slot, assignment.body_id),
             (pid, slot, id),
-            "{pid} slot {slot}: the acknowledged message is not the stored one"
+            "round {round}: {pid} slot {slot}: the acknowledged message is not the stored one"
         );
         let dedup = cache
             .dedup(&pid, &id)
             .expect("the store reads")
-            .unwrap_or_else(|| panic!("{pid} slot {slot}: no dedup entry for {id}"));
+            .unwrap_or_else(|| panic!("round {round}: {pid} slot {slot}: no dedup entry for {id}"));
         assert_eq!(
             (dedup.slot, dedup.assignment_id),
             (slot, record.assignment_id),
-            "{pid} slot {slot}: the dedup entry points elsewhere"
+            "round {round}: {pid} slot {slot}: the dedup entry points elsewhere"
         );
     }
     let mut slots = Vec::new();
@@ -480,7 +490,7 @@ fn acknowledged_assignments_survive_sigkill_of_the_scheduler() {
     eprintln!(
         "{ROUNDS} rounds, {} acks (per round {acks_per_round:?}), slots per process {slots:?}, \
          {:?}",
-        acked.len(),
+        acks_seen.len(),
         started.elapsed()
     );
 }
