@@ -319,6 +319,8 @@ fn run_and_kill(dir: &Path, round: u64, after: Duration) -> Round {
                 panic!("round {round}: the child acknowledged nothing within {FIRST_ACK_WITHIN:?}")
             }
             Err(RecvTimeoutError::Disconnected) => {
+                // The child ended, or the reader gave up on a bad line.
+                let _ = child.kill();
                 let status = child.wait().expect("the child is reaped");
                 panic!("round {round}: the child ended ({status}) before acknowledging anything")
             }
@@ -484,6 +486,12 @@ fn acknowledged_assignments_survive_sigkill_of_the_scheduler() {
             "{pid}: {} slots verified, slot {} was acknowledged",
             report.slots,
             highest[pid]
+        );
+        assert!(
+            i64::try_from(report.slots).expect("a small schedule") > last_start[pid],
+            "{pid}: {} slots verified, the last restart began at slot {}",
+            report.slots,
+            last_start[pid]
         );
         slots.push(report.slots);
     }
