@@ -32,7 +32,7 @@
 //!
 //! For each of [`ROUNDS`] rounds on the same data dir, the parent reads the
 //! child's lines on a thread, waits a pseudo-random 50–400 ms after the
-//! first `ack`, sends SIGKILL, and keeps every line written before the
+//! first `ack` (from a fixed seed, or `HB_CRASH_SEED`), sends SIGKILL, and keeps every line written before the
 //! kill. It checks across rounds that no slot was acknowledged twice, that
 //! each restart starts at or after every slot acknowledged before, and, at
 //! the end, with the store opened in the parent: every acknowledged
@@ -60,6 +60,7 @@ use hb_testkit::{Harness, NODE_SEED};
 
 const CHILD_DIR_ENV: &str = "HB_CRASH_CHILD_DIR";
 const CHILD_ROUND_ENV: &str = "HB_CRASH_ROUND";
+const SEED_ENV: &str = "HB_CRASH_SEED";
 const CHILD_TEST: &str = "crash_child_schedules_until_killed";
 
 /// Kill–restart cycles on one data dir.
@@ -254,8 +255,17 @@ fn splitmix64(state: &mut u64) -> u64 {
     z ^ (z >> 31)
 }
 
-fn kill_delay(round: u64) -> Duration {
-    let mut state = 0x6862_2d63_7261_7368 ^ round;
+/// The seed of the kill delays: fixed, so a failure replays, unless
+/// `HB_CRASH_SEED` gives another (to explore other kill moments).
+fn seed() -> u64 {
+    match std::env::var(SEED_ENV) {
+        Ok(seed) => seed.parse().expect("HB_CRASH_SEED is a number"),
+        Err(_) => 0x6862_2d63_7261_7368,
+    }
+}
+
+fn kill_delay(seed: u64, round: u64) -> Duration {
+    let mut state = seed ^ round;
     let span = KILL_AFTER_MS.end - KILL_AFTER_MS.start;
     Duration::from_millis(KILL_AFTER_MS.start + splitmix64(&mut state) % span)
 }
@@ -376,6 +386,8 @@ fn acknowledged_assignments_survive_sigkill_of_the_scheduler() {
     let tmp = tempfile::tempdir().expect("a temporary directory");
     let dir = tmp.path().join("store");
     let pids: Vec<Id> = (0..PROCESSES).map(pid_of).collect();
+    let seed = seed();
+    eprintln!("kill delays from seed {seed} ({SEED_ENV})");
     // Every acknowledgement, as (round, pid, slot, message), over all rounds.
     let mut acks_seen: Vec<(u64, Id, u64, Id)> = Vec::new();
     // The message acknowledged at each (pid, slot), and in which round.
@@ -387,7 +399,7 @@ fn acknowledged_assignments_survive_sigkill_of_the_scheduler() {
     let mut acks_per_round = Vec::new();
 
     for round in 0..ROUNDS {
-        let run = run_and_kill(&dir, round, kill_delay(round));
+        let run = run_and_kill(&dir, round, kill_delay(seed, round));
         let mut acks = 0;
         let mut starts = 0;
         for fact in run.facts {
