@@ -222,9 +222,27 @@ impl Message {
         }
     }
 
-    /// The commitments map, if present.
+    /// The commitments map, if the message holds at least one commitment.
+    /// `None` when `commitments` is absent, is an empty message (which
+    /// means unsigned, SPEC §2.6) or is not a message at all; use
+    /// [`is_signed`](Message::is_signed) to decide whether a message is
+    /// signed.
     pub fn commitments(&self) -> Option<&Message> {
-        self.get_message(COMMITMENTS)
+        self.get_message(COMMITMENTS).filter(|m| !m.is_empty())
+    }
+
+    /// Whether the message is signed: its top-level `commitments` holds at
+    /// least one commitment. An absent or empty `commitments` map means
+    /// unsigned. A `commitments` value that is not a message claims
+    /// signatures it cannot hold: it counts as signed, so that a caller
+    /// gating on this never skips the verification (or
+    /// [`with_only_committed`](Message::with_only_committed)) that rejects it.
+    pub fn is_signed(&self) -> bool {
+        match self.get(COMMITMENTS) {
+            None => false,
+            Some(Value::Message(m)) => !m.is_empty(),
+            Some(_) => true,
+        }
     }
 
     /// Reads a `/`-separated path (`a/b/1`). Lists are addressed as
