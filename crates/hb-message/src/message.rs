@@ -1,5 +1,6 @@
 //! The message: an immutable-by-convention map from keys to values (SPEC §2.1–2.3).
 
+use std::collections::btree_map::Entry;
 use std::collections::BTreeMap;
 
 use crate::error::MessageError;
@@ -79,6 +80,17 @@ impl Message {
         }
         self.entries.insert(key, value.into());
         Ok(())
+    }
+
+    /// [`insert_new`](Message::insert_new) for an already normalised key.
+    pub(crate) fn insert_new_key(&mut self, key: Key, value: Value) -> Result<(), MessageError> {
+        match self.entries.entry(key) {
+            Entry::Occupied(e) => Err(MessageError::DuplicateKey(e.key().as_str().to_string())),
+            Entry::Vacant(e) => {
+                e.insert(value);
+                Ok(())
+            }
+        }
     }
 
     /// Looks `key` up after normalising it. Private and missing keys give
