@@ -13,7 +13,7 @@ use std::fmt;
 
 use bincode::Options;
 use serde::de::{self, DeserializeOwned, Visitor};
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde::{ser, Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::canonical;
 use crate::error::MessageError;
@@ -29,9 +29,14 @@ pub const DEFAULT_DECODED_LIMIT: u64 = DECODED_PER_ENCODED * DEFAULT_RECORD_LIMI
 /// The decoded budget [`decode_with_limit`] allows per byte of its size limit.
 pub const DECODED_PER_ENCODED: u64 = 4;
 
-/// Nesting limit for messages read back from records. Higher than the wire
-/// limit because stored states may be built up by device operations.
-pub const RECORD_MAX_DEPTH: usize = 512;
+/// Nesting limit for messages in records, enforced when they are written
+/// ([`encode`] refuses deeper ones with [`MessageError::TooDeep`]) and
+/// when they are read back. Higher than the wire limit (64) because stored
+/// states wrap wire messages, and low enough that the recursive encoder,
+/// decoder, `Drop`, `Clone` and JSON decoder at this depth fit in a 2 MiB
+/// thread stack in debug builds with room to spare for the caller
+/// (`tests/nesting_fits_a_small_stack.rs`). Was 512, which overflowed.
+pub const RECORD_MAX_DEPTH: usize = 128;
 
 thread_local! {
     /// The decoding budget of the record being decoded on this thread, if
@@ -94,7 +99,9 @@ fn options(limit: u64) -> impl Options {
         .reject_trailing_bytes()
 }
 
-/// Encodes a record: version byte, then bincode.
+/// Encodes a record: version byte, then bincode. A message nested deeper
+/// than [`RECORD_MAX_DEPTH`] is [`MessageError::TooDeep`]: it could not be
+/// read back.
 pub fn encode<R: Record>(record: &R) -> Result<Vec<u8>, MessageError> {
     FAILURE.set(None);
     let size = options(DEFAULT_RECORD_LIMIT)
@@ -160,6 +167,15 @@ pub fn decode_with_limits<R: Record>(
 
 impl Serialize for Message {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        // Checked before the recursive encoder runs, and without recursing
+        // deeper than the limit itself.
+        if !self.depth_within(RECORD_MAX_DEPTH) {
+            let e = MessageError::TooDeep {
+                limit: RECORD_MAX_DEPTH,
+            };
+            stash(&e);
+            return Err(ser::Error::custom(e));
+        }
         s.serialize_bytes(&canonical::encode_whole(self))
     }
 }

@@ -22,6 +22,12 @@ use crate::value::{Float, Value};
 /// The one key of a JSON object that stands for bytes.
 pub const BYTES_KEY: &str = "@bytes";
 
+/// The deepest nesting the JSON decoders accept whatever limit they are
+/// given. serde_json refuses a 128th level before the decoder sees it;
+/// lowering larger limits to 126 lets the decoder's own check fire first,
+/// so that too deep is always [`MessageError::TooDeep`].
+pub const JSON_MAX_DEPTH: usize = 126;
+
 /// serde_json's marker for a number kept as text (`arbitrary_precision`).
 const NUMBER_TOKEN: &str = "$serde_json::private::Number";
 
@@ -39,7 +45,8 @@ pub fn from_json(input: &[u8]) -> Result<Message, MessageError> {
     from_json_with_depth(input, DEFAULT_MAX_DEPTH)
 }
 
-/// Parses a JSON object into a message, nesting at most `max_depth` levels.
+/// Parses a JSON object into a message, nesting at most `max_depth` levels
+/// (and never more than [`JSON_MAX_DEPTH`]).
 pub fn from_json_with_depth(input: &[u8], max_depth: usize) -> Result<Message, MessageError> {
     match parse(input, max_depth, false)? {
         Some(Value::Message(m)) => Ok(m),
@@ -64,7 +71,7 @@ pub fn updates_from_json(
     let failure = RefCell::new(None);
     let seed = Seed {
         depth: 0,
-        max_depth,
+        max_depth: max_depth.min(JSON_MAX_DEPTH),
         null_is_unset: true,
         failure: &failure,
     };
@@ -84,7 +91,7 @@ fn parse(
     let failure = RefCell::new(None);
     let seed = Seed {
         depth: 0,
-        max_depth,
+        max_depth: max_depth.min(JSON_MAX_DEPTH),
         null_is_unset,
         failure: &failure,
     };

@@ -220,6 +220,19 @@ impl Message {
         1 + self.iter().map(|(_, v)| v.depth()).max().unwrap_or(0)
     }
 
+    /// Whether [`depth`](Message::depth) is at most `limit`, found without
+    /// recursing deeper than `limit` levels (safe on any message).
+    pub fn depth_within(&self, limit: usize) -> bool {
+        fn value_within(v: &Value, levels: usize) -> bool {
+            match v {
+                Value::List(l) => levels > 0 && l.iter().all(|i| value_within(i, levels - 1)),
+                Value::Message(m) => m.depth_within(levels),
+                _ => true,
+            }
+        }
+        limit > 0 && self.iter().all(|(_, v)| value_within(v, limit - 1))
+    }
+
     /// A copy with every private key removed, at every depth.
     pub fn without_private(&self) -> Message {
         fn strip(v: &Value) -> Value {
@@ -409,5 +422,16 @@ mod tests {
         assert_eq!(Message::new().depth(), 1);
         let m = msg! { "a" => msg! { "b" => Value::List(vec![]) } };
         assert_eq!(m.depth(), 3);
+    }
+
+    #[test]
+    fn depth_within_agrees_with_depth() {
+        let list = msg! { "a" => msg! { "b" => Value::List(vec![Value::List(vec![])]) } };
+        let nested = msg! { "x" => 1, "a" => msg! { "b" => msg! { "c" => true } } };
+        for m in [Message::new(), list, nested] {
+            for limit in 0..6 {
+                assert_eq!(m.depth_within(limit), m.depth() <= limit, "{m:?} {limit}");
+            }
+        }
     }
 }
