@@ -180,17 +180,16 @@ pub(crate) fn decode_bounded(
 impl Reader<'_> {
     /// The header and one top-level message, nothing after it.
     fn whole(&mut self) -> Result<Message, MessageError> {
-        let r = self;
-        if r.take(4)? != HEADER {
-            return Err(r.error_at(0, "missing header HBC\\x01 (or unknown version)"));
+        if self.take(4)? != HEADER {
+            return Err(self.error_at(0, "missing header HBC\\x01 (or unknown version)"));
         }
-        let tag = r.byte()?;
+        let tag = self.byte()?;
         if tag != TAG_MESSAGE {
-            return Err(r.error("top level must be a message (tag 07)"));
+            return Err(self.error("top level must be a message (tag 07)"));
         }
-        let m = r.message(1)?;
-        if r.pos != r.bytes.len() {
-            return Err(r.error("trailing bytes after the message"));
+        let m = self.message(1)?;
+        if self.pos != self.bytes.len() {
+            return Err(self.error("trailing bytes after the message"));
         }
         Ok(m)
     }

@@ -262,6 +262,37 @@ mod tests {
         assert!(decode::<Sample>(&trailing).is_err());
     }
 
+    #[derive(Debug, PartialEq, Serialize, Deserialize)]
+    struct Two {
+        a: Message,
+        b: Message,
+    }
+
+    impl Record for Two {
+        const VERSION: u8 = 1;
+        const NAME: &'static str = "two";
+    }
+
+    #[test]
+    fn the_messages_of_one_record_share_its_decoded_budget() {
+        // About 1.1 kB decoded each.
+        let m = msg! { "t" => "x".repeat(1000) };
+        let two = encode(&Two {
+            a: m.clone(),
+            b: m.clone(),
+        })
+        .unwrap();
+        let one = encode(&Sample { slot: 1, body: m }).unwrap();
+        assert!(decode_with_limits::<Sample>(&one, 1 << 20, 1800).is_ok());
+        assert!(decode_with_limits::<Two>(&two, 1 << 20, 3000).is_ok());
+        assert_eq!(
+            decode_with_limits::<Two>(&two, 1 << 20, 1800).err(),
+            Some(MessageError::DecodedTooLarge { limit: 1800 })
+        );
+        // The budget ends with the record: the next decode starts afresh.
+        assert!(decode_with_limits::<Sample>(&one, 1 << 20, 1800).is_ok());
+    }
+
     #[test]
     fn the_size_limit_is_enforced() {
         let r = Sample {
