@@ -127,6 +127,42 @@ fn bench_json(c: &mut Criterion) {
     g.finish();
 }
 
+/// A JSON object of about 1 MiB of short keys (`"k1f":0`), all public or
+/// all private (`"privk1f":0`), and how many keys it has.
+fn many_keys(private: bool) -> (String, usize) {
+    let prefix = if private { "privk" } else { "k" };
+    let mut text = String::from("{");
+    let mut n = 0;
+    while text.len() < 1 << 20 {
+        if n > 0 {
+            text.push(',');
+        }
+        text.push_str(&format!(r#""{prefix}{n:x}":0"#));
+        n += 1;
+    }
+    text.push('}');
+    (text, n)
+}
+
+/// Decoding a 1 MiB body of many keys: the duplicate-key check must stay
+/// linear in the number of keys, private ones included.
+fn bench_json_many_keys(c: &mut Criterion) {
+    let mut g = c.benchmark_group("json 1 MiB of keys");
+    g.sample_size(10);
+    for private in [false, true] {
+        let (text, n) = many_keys(private);
+        let kind = if private { "private" } else { "public" };
+        g.throughput(Throughput::Bytes(text.len() as u64));
+        g.bench_function(format!("from_json, {n} {kind} keys"), |b| {
+            b.iter(|| json::from_json(black_box(text.as_bytes())).expect("decodes"))
+        });
+        g.bench_function(format!("updates_from_json, {n} {kind} keys"), |b| {
+            b.iter(|| json::updates_from_json(black_box(text.as_bytes()), 64).expect("decodes"))
+        });
+    }
+    g.finish();
+}
+
 /// Median per-iteration time of `a` and `b`, and the median of their
 /// per-round ratio, over rounds that alternate them: the ratio holds up on
 /// a shared machine whose load drifts between criterion's groups.
@@ -247,7 +283,13 @@ fn ratios() {
     );
 }
 
-criterion_group!(benches, bench_ids, bench_signatures, bench_json);
+criterion_group!(
+    benches,
+    bench_ids,
+    bench_signatures,
+    bench_json,
+    bench_json_many_keys
+);
 
 fn main() {
     // `cargo bench` passes `--bench`; `cargo test --benches` does not.

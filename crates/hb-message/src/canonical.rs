@@ -143,29 +143,66 @@ pub(crate) fn write_value<S: Sink>(s: &mut S, v: &Value) {
 /// normalised or are private, non-finite floats, `-0.0`, invalid UTF-8 and
 /// trailing bytes. Allocation is bounded by the input's length.
 pub fn decode(bytes: &[u8], max_depth: usize) -> Result<Message, MessageError> {
+    // Allocation is bounded by the input's length without a budget.
+    let mut unlimited = u64::MAX;
+    decode_bounded(bytes, max_depth, u64::MAX, &mut unlimited)
+}
+
+/// What a decoded list item costs in the decoding budget: its `Value`.
+const ITEM_COST: u64 = std::mem::size_of::<Value>() as u64;
+
+/// What a decoded message entry costs beyond its key's text: the `Key` and
+/// `Value` in a B-tree slot (nodes filled in order are about half full, so
+/// twice), and the allocator's rounding of the key's text.
+const ENTRY_COST: u64 = 2 * (std::mem::size_of::<Key>() + std::mem::size_of::<Value>()) as u64 + 32;
+
+/// [`decode`], charging an estimate of the decoded size against
+/// `remaining` before each allocation; running out is
+/// [`MessageError::DecodedTooLarge`] naming `limit`, the budget's total.
+pub(crate) fn decode_bounded(
+    bytes: &[u8],
+    max_depth: usize,
+    limit: u64,
+    remaining: &mut u64,
+) -> Result<Message, MessageError> {
     let mut r = Reader {
         bytes,
         pos: 0,
         max_depth,
+        limit,
+        remaining: *remaining,
     };
-    if r.take(4)? != HEADER {
-        return Err(r.error_at(0, "missing header HBC\\x01 (or unknown version)"));
-    }
-    let tag = r.byte()?;
-    if tag != TAG_MESSAGE {
-        return Err(r.error("top level must be a message (tag 07)"));
-    }
-    let m = r.message(1)?;
-    if r.pos != bytes.len() {
-        return Err(r.error("trailing bytes after the message"));
-    }
+    let m = r.whole()?;
+    *remaining = r.remaining;
     Ok(m)
+}
+
+impl Reader<'_> {
+    /// The header and one top-level message, nothing after it.
+    fn whole(&mut self) -> Result<Message, MessageError> {
+        if self.take(4)? != HEADER {
+            return Err(self.error_at(0, "missing header HBC\\x01 (or unknown version)"));
+        }
+        let tag = self.byte()?;
+        if tag != TAG_MESSAGE {
+            return Err(self.error("top level must be a message (tag 07)"));
+        }
+        let m = self.message(1)?;
+        if self.pos != self.bytes.len() {
+            return Err(self.error("trailing bytes after the message"));
+        }
+        Ok(m)
+    }
 }
 
 struct Reader<'a> {
     bytes: &'a [u8],
     pos: usize,
     max_depth: usize,
+    /// The decoding budget's total, for the error.
+    limit: u64,
+    /// What is left of it.
+    remaining: u64,
 }
 
 impl<'a> Reader<'a> {
@@ -182,6 +219,16 @@ impl<'a> Reader<'a> {
 
     fn remaining(&self) -> usize {
         self.bytes.len() - self.pos
+    }
+
+    /// Takes `units × cost` bytes from the budget, before they are allocated.
+    fn charge(&mut self, units: usize, cost: u64) -> Result<(), MessageError> {
+        let need = (units as u64).saturating_mul(cost);
+        if need > self.remaining {
+            return Err(MessageError::DecodedTooLarge { limit: self.limit });
+        }
+        self.remaining -= need;
+        Ok(())
     }
 
     fn take(&mut self, n: usize) -> Result<&'a [u8], MessageError> {
@@ -220,10 +267,12 @@ impl<'a> Reader<'a> {
         Ok(match tag {
             TAG_BYTES => {
                 let n = self.len(1)?;
+                self.charge(n, 1)?;
                 Value::Bytes(self.take(n)?.to_vec())
             }
             TAG_TEXT => {
                 let n = self.len(1)?;
+                self.charge(n, 1)?;
                 let at = self.pos;
                 let raw = self.take(n)?;
                 let s =
@@ -247,6 +296,7 @@ impl<'a> Reader<'a> {
             TAG_LIST => {
                 self.check_depth(depth + 1)?;
                 let n = self.len(2)?;
+                self.charge(n, ITEM_COST)?;
                 // `n` fits the input, but a `Value` is larger than its
                 // smallest encoding: cap what is reserved up front.
                 let mut items = Vec::with_capacity(n.min(1024));
@@ -277,6 +327,7 @@ impl<'a> Reader<'a> {
         self.check_depth(depth)?;
         // Each entry needs a key length (8), a key byte and a value (≥ 2).
         let n = self.len(11)?;
+        self.charge(n, ENTRY_COST)?;
         // Entries arrive sorted (checked below against the previous key's
         // bytes, borrowed from the input). Inserting them one by one was
         // measured no slower than a bulk build from a `Vec` for the small
@@ -286,6 +337,7 @@ impl<'a> Reader<'a> {
         for _ in 0..n {
             let at = self.pos;
             let klen = self.len(1)?;
+            self.charge(klen, 1)?;
             let raw = self.take(klen)?;
             let text =
                 std::str::from_utf8(raw).map_err(|_| self.error_at(at, "key is not UTF-8"))?;

@@ -8,11 +8,12 @@
 //! allocation. Nothing here ever takes part in an ID, a signature or a
 //! HashPath.
 
+use std::cell::Cell;
 use std::fmt;
 
 use bincode::Options;
 use serde::de::{self, DeserializeOwned, Visitor};
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde::{ser, Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::canonical;
 use crate::error::MessageError;
@@ -21,9 +22,66 @@ use crate::message::Message;
 /// Default size limit of one record (64 MiB).
 pub const DEFAULT_RECORD_LIMIT: u64 = 64 << 20;
 
-/// Nesting limit for messages read back from records. Higher than the wire
-/// limit because stored states may be built up by device operations.
-pub const RECORD_MAX_DEPTH: usize = 512;
+/// Default budget for what one record decodes to (256 MiB): 4× the default
+/// size limit. See [`decode_with_limits`].
+pub const DEFAULT_DECODED_LIMIT: u64 = DECODED_PER_ENCODED * DEFAULT_RECORD_LIMIT;
+
+/// The decoded budget [`decode_with_limit`] allows per byte of its size limit.
+pub const DECODED_PER_ENCODED: u64 = 4;
+
+/// Nesting limit for messages in records, enforced when they are written
+/// ([`encode`] refuses deeper ones with [`MessageError::TooDeep`]) and
+/// when they are read back. Higher than the wire limit (64) because stored
+/// states wrap wire messages, and low enough that the recursive encoder,
+/// decoder, `Drop`, `Clone` and JSON decoder at this depth fit in a 2 MiB
+/// thread stack in debug builds with room to spare for the caller
+/// (`tests/nesting_fits_a_small_stack.rs`). Was 512, which overflowed.
+pub const RECORD_MAX_DEPTH: usize = 128;
+
+thread_local! {
+    /// The decoding budget of the record being decoded on this thread, if
+    /// any: its total and what is left. Shared by every message inside
+    /// one record, which serde decodes one at a time.
+    static BUDGET: Cell<Option<(u64, u64)>> = const { Cell::new(None) };
+    /// A typed error met inside serde (which only carries text), for
+    /// [`encode`] and [`decode_with_limits`] to return.
+    static FAILURE: Cell<Option<MessageError>> = const { Cell::new(None) };
+}
+
+/// Sets this thread's record budget for its lifetime, restoring the one
+/// before (none) when dropped, also on unwinding.
+struct BudgetScope(Option<(u64, u64)>);
+
+impl BudgetScope {
+    fn enter(limit: u64) -> BudgetScope {
+        FAILURE.set(None);
+        BudgetScope(BUDGET.replace(Some((limit, limit))))
+    }
+}
+
+impl Drop for BudgetScope {
+    fn drop(&mut self) {
+        BUDGET.set(self.0);
+    }
+}
+
+/// Keeps `e` for [`take_failure`] if it is a limit (typed for callers);
+/// other errors travel as serde's text.
+fn stash(e: &MessageError) {
+    if matches!(
+        e,
+        MessageError::TooDeep { .. } | MessageError::DecodedTooLarge { .. }
+    ) {
+        FAILURE.set(Some(e.clone()));
+    }
+}
+
+/// The typed error stashed by the serde impls, or `Codec` with serde's text.
+fn take_failure(name: &str, e: impl fmt::Display) -> MessageError {
+    FAILURE
+        .take()
+        .unwrap_or_else(|| MessageError::Codec(format!("{name}: {e}")))
+}
 
 /// A type stored as a record.
 pub trait Record: Serialize + DeserializeOwned {
@@ -41,26 +99,47 @@ fn options(limit: u64) -> impl Options {
         .reject_trailing_bytes()
 }
 
-/// Encodes a record: version byte, then bincode.
+/// Encodes a record: version byte, then bincode. A message nested deeper
+/// than [`RECORD_MAX_DEPTH`] is [`MessageError::TooDeep`]: it could not be
+/// read back.
 pub fn encode<R: Record>(record: &R) -> Result<Vec<u8>, MessageError> {
+    FAILURE.set(None);
     let size = options(DEFAULT_RECORD_LIMIT)
         .serialized_size(record)
-        .map_err(|e| MessageError::Codec(format!("{}: {e}", R::NAME)))?;
+        .map_err(|e| take_failure(R::NAME, e))?;
     let mut out = Vec::with_capacity(1 + size as usize);
     out.push(R::VERSION);
     options(DEFAULT_RECORD_LIMIT)
         .serialize_into(&mut out, record)
-        .map_err(|e| MessageError::Codec(format!("{}: {e}", R::NAME)))?;
+        .map_err(|e| take_failure(R::NAME, e))?;
     Ok(out)
 }
 
-/// Decodes a record written by [`encode`], with the default size limit.
+/// Decodes a record written by [`encode`], with the default limits.
 pub fn decode<R: Record>(bytes: &[u8]) -> Result<R, MessageError> {
-    decode_with_limit(bytes, DEFAULT_RECORD_LIMIT)
+    decode_with_limits(bytes, DEFAULT_RECORD_LIMIT, DEFAULT_DECODED_LIMIT)
 }
 
-/// Decodes a record, refusing anything larger than `limit` bytes.
+/// Decodes a record, refusing anything larger than `limit` bytes or
+/// decoding to more than [`DECODED_PER_ENCODED`] × `limit`.
 pub fn decode_with_limit<R: Record>(bytes: &[u8], limit: u64) -> Result<R, MessageError> {
+    decode_with_limits(bytes, limit, limit.saturating_mul(DECODED_PER_ENCODED))
+}
+
+/// Decodes a record, refusing one larger than `limit` bytes, and one whose
+/// messages would decode to more than `decoded_limit` bytes
+/// ([`MessageError::DecodedTooLarge`], checked before allocating; a
+/// message's cost is its strings' and byte strings' lengths plus a fixed
+/// cost per value and per entry). bincode's own fields are not counted:
+/// they decode to at most about 3× their encoded size (a 24-byte header
+/// per 8-byte length), while a message could reach 16× (a 32-byte value
+/// per 2-byte boolean). Nesting deeper than [`RECORD_MAX_DEPTH`] is
+/// [`MessageError::TooDeep`]; other faults are [`MessageError::Codec`].
+pub fn decode_with_limits<R: Record>(
+    bytes: &[u8],
+    limit: u64,
+    decoded_limit: u64,
+) -> Result<R, MessageError> {
     // A slice reader hands out borrowed bytes without charging bincode's
     // limit, so the record's own length is checked first.
     if bytes.len() as u64 > limit {
@@ -80,13 +159,23 @@ pub fn decode_with_limit<R: Record>(bytes: &[u8], limit: u64) -> Result<R, Messa
             R::VERSION
         )));
     }
+    let _scope = BudgetScope::enter(decoded_limit);
     options(limit)
         .deserialize(body)
-        .map_err(|e| MessageError::Codec(format!("{}: {e}", R::NAME)))
+        .map_err(|e| take_failure(R::NAME, e))
 }
 
 impl Serialize for Message {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        // Checked before the recursive encoder runs, and without recursing
+        // deeper than the limit itself.
+        if !self.depth_within(RECORD_MAX_DEPTH) {
+            let e = MessageError::TooDeep {
+                limit: RECORD_MAX_DEPTH,
+            };
+            stash(&e);
+            return Err(ser::Error::custom(e));
+        }
         s.serialize_bytes(&canonical::encode_whole(self))
     }
 }
@@ -107,7 +196,19 @@ impl<'de> Visitor<'de> for MessageBytes {
     }
 
     fn visit_bytes<E: de::Error>(self, bytes: &[u8]) -> Result<Message, E> {
-        canonical::decode(bytes, RECORD_MAX_DEPTH).map_err(E::custom)
+        // Outside `decode_with_limits` (another serde format), each message
+        // gets the default budget of its own.
+        let (limit, mut remaining) = BUDGET
+            .get()
+            .unwrap_or((DEFAULT_DECODED_LIMIT, DEFAULT_DECODED_LIMIT));
+        let decoded = canonical::decode_bounded(bytes, RECORD_MAX_DEPTH, limit, &mut remaining);
+        if let Some((limit, _)) = BUDGET.get() {
+            BUDGET.set(Some((limit, remaining)));
+        }
+        decoded.map_err(|e| {
+            stash(&e);
+            E::custom(e)
+        })
     }
 
     fn visit_byte_buf<E: de::Error>(self, bytes: Vec<u8>) -> Result<Message, E> {
@@ -159,6 +260,37 @@ mod tests {
         let mut trailing = bytes.clone();
         trailing.push(0);
         assert!(decode::<Sample>(&trailing).is_err());
+    }
+
+    #[derive(Debug, PartialEq, Serialize, Deserialize)]
+    struct Two {
+        a: Message,
+        b: Message,
+    }
+
+    impl Record for Two {
+        const VERSION: u8 = 1;
+        const NAME: &'static str = "two";
+    }
+
+    #[test]
+    fn the_messages_of_one_record_share_its_decoded_budget() {
+        // About 1.1 kB decoded each.
+        let m = msg! { "t" => "x".repeat(1000) };
+        let two = encode(&Two {
+            a: m.clone(),
+            b: m.clone(),
+        })
+        .unwrap();
+        let one = encode(&Sample { slot: 1, body: m }).unwrap();
+        assert!(decode_with_limits::<Sample>(&one, 1 << 20, 1800).is_ok());
+        assert!(decode_with_limits::<Two>(&two, 1 << 20, 3000).is_ok());
+        assert_eq!(
+            decode_with_limits::<Two>(&two, 1 << 20, 1800).err(),
+            Some(MessageError::DecodedTooLarge { limit: 1800 })
+        );
+        // The budget ends with the record: the next decode starts afresh.
+        assert!(decode_with_limits::<Sample>(&one, 1 << 20, 1800).is_ok());
     }
 
     #[test]

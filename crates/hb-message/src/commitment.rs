@@ -313,15 +313,22 @@ impl Message {
     }
 
     /// The message restricted to its committed keys, plus `commitments`.
-    /// Unsigned messages are returned unchanged (private keys included);
-    /// signed ones lose their private keys, which no commitment can cover.
-    /// Malformed commitments (a missing or mistyped field, a `committed`
-    /// list naming `commitments` or a private key) and commitments naming
-    /// absent keys give [`MessageError::InvalidCommitment`].
+    /// Unsigned messages are returned unchanged (private keys included),
+    /// except that an empty `commitments` map is dropped: it means unsigned,
+    /// so the result is the unsigned form and [`is_signed`] is false on it.
+    /// Signed messages lose their private keys, which no commitment can
+    /// cover. Malformed commitments (a missing or mistyped field, a
+    /// `committed` list naming `commitments` or a private key) and
+    /// commitments naming absent keys give [`MessageError::InvalidCommitment`].
+    ///
+    /// [`is_signed`]: Message::is_signed
     pub fn with_only_committed(&self) -> Result<Message, MessageError> {
         let entries = self.entries()?;
         if entries.is_empty() {
-            return Ok(self.clone());
+            let mut out = self.clone();
+            // `entries` read a message here (or nothing): an empty map.
+            out.remove(COMMITMENTS);
+            return Ok(out);
         }
         for e in &entries {
             e.well_formed().map_err(|r| invalid(e.id, r))?;
@@ -825,6 +832,43 @@ mod tests {
         let mut m = msg! { "a" => 1 };
         m.set_private("priv", 2).unwrap();
         assert_eq!(m.with_only_committed().unwrap(), m);
+    }
+
+    #[test]
+    fn an_empty_commitments_map_means_unsigned() {
+        let plain = msg! { "a" => 1 };
+        let mut empty = plain.clone();
+        empty.insert(COMMITMENTS, Message::new()).unwrap();
+        let wire = crate::json::from_json(br#"{"a": 1, "commitments": {}}"#).unwrap();
+        assert_eq!(wire, empty);
+        for m in [&empty, &wire] {
+            assert!(!m.is_signed());
+            assert!(m.commitments().is_none());
+            assert!(m.committers().unwrap().is_empty());
+            // What the scheduler does with a body: restrict, then ask.
+            let only = m.with_only_committed().unwrap();
+            assert_eq!(only, plain);
+            assert!(only.get(COMMITMENTS).is_none());
+            assert!(!only.is_signed());
+            assert_eq!(
+                canonical::encode_whole(&only),
+                canonical::encode_whole(&plain)
+            );
+            assert_eq!(only.unsigned_id(), plain.unsigned_id());
+            assert_eq!(m.id_all().unwrap(), plain.id_all().unwrap());
+        }
+        // Signing a message that carries an empty map signs it.
+        let signed_now = empty.commit(&key(1), None).unwrap();
+        assert!(signed_now.is_signed());
+        assert_eq!(signed_now, plain.commit(&key(1), None).unwrap());
+        assert!(signed().is_signed());
+        assert!(signed().commitments().is_some());
+        assert!(!plain.is_signed());
+        // A non-message `commitments` claims signatures: signed, and rejected.
+        let bogus = msg! { "a" => 1, "commitments" => 5 };
+        assert!(bogus.is_signed());
+        assert!(bogus.commitments().is_none());
+        assert!(bogus.with_only_committed().is_err());
     }
 
     #[test]

@@ -76,6 +76,14 @@ pub enum MessageError {
         /// What was expected.
         reason: String,
     },
+    /// Decoding would build more than the decoder's memory budget: an
+    /// estimate of the decoded size (string and byte lengths plus a fixed
+    /// cost per value and per message entry), checked before allocating.
+    #[error("decoded size exceeds the limit of {limit} bytes")]
+    DecodedTooLarge {
+        /// The budget in force, in bytes.
+        limit: u64,
+    },
     /// A storage record could not be encoded or decoded.
     #[error("record codec: {0}")]
     Codec(String),

@@ -6,6 +6,7 @@
 //! depth (a client cannot plant runtime data such as `priv/hashpath`).
 
 use std::cell::RefCell;
+use std::collections::HashSet;
 use std::fmt;
 
 use serde::de::{self, DeserializeSeed, MapAccess, SeqAccess, Visitor};
@@ -20,6 +21,12 @@ use crate::value::{Float, Value};
 
 /// The one key of a JSON object that stands for bytes.
 pub const BYTES_KEY: &str = "@bytes";
+
+/// The deepest nesting the JSON decoders accept whatever limit they are
+/// given. serde_json refuses a 128th level before the decoder sees it;
+/// lowering larger limits to 126 lets the decoder's own check fire first,
+/// so that too deep is always [`MessageError::TooDeep`].
+pub const JSON_MAX_DEPTH: usize = 126;
 
 /// serde_json's marker for a number kept as text (`arbitrary_precision`).
 const NUMBER_TOKEN: &str = "$serde_json::private::Number";
@@ -38,7 +45,8 @@ pub fn from_json(input: &[u8]) -> Result<Message, MessageError> {
     from_json_with_depth(input, DEFAULT_MAX_DEPTH)
 }
 
-/// Parses a JSON object into a message, nesting at most `max_depth` levels.
+/// Parses a JSON object into a message, nesting at most `max_depth` levels
+/// (and never more than [`JSON_MAX_DEPTH`]).
 pub fn from_json_with_depth(input: &[u8], max_depth: usize) -> Result<Message, MessageError> {
     match parse(input, max_depth, false)? {
         Some(Value::Message(m)) => Ok(m),
@@ -63,7 +71,7 @@ pub fn updates_from_json(
     let failure = RefCell::new(None);
     let seed = Seed {
         depth: 0,
-        max_depth,
+        max_depth: max_depth.min(JSON_MAX_DEPTH),
         null_is_unset: true,
         failure: &failure,
     };
@@ -83,7 +91,7 @@ fn parse(
     let failure = RefCell::new(None);
     let seed = Seed {
         depth: 0,
-        max_depth,
+        max_depth: max_depth.min(JSON_MAX_DEPTH),
         null_is_unset,
         failure: &failure,
     };
@@ -242,7 +250,9 @@ impl<'de> Visitor<'de> for Seed<'_> {
         }
         let inner = self.nested()?;
         let mut m = Message::new();
-        let mut private_seen: Vec<Key> = Vec::new();
+        // Private keys are dropped but still checked for duplicates: a set,
+        // so that an object of many of them decodes in linear time.
+        let mut private_seen: HashSet<Key> = HashSet::new();
         let mut key = Some(first);
         while let Some(k) = key {
             let v = map.next_value_seed(inner)?;
@@ -253,9 +263,9 @@ impl<'de> Visitor<'de> for Seed<'_> {
                 if private_seen.contains(&k) {
                     return Err(self.fail(MessageError::DuplicateKey(k.as_str().to_string())));
                 }
-                private_seen.push(k);
+                private_seen.insert(k);
             } else {
-                m.insert_new(k.as_str(), v)
+                m.insert_new_key(k, v)
                     .map_err(|e| self.fail::<A::Error>(e))?;
             }
             key = match map.next_key_seed(KeySeed(self))? {
@@ -334,7 +344,9 @@ impl<'de> Visitor<'de> for UpdatesVisitor<'_> {
             ..seed.nested()?
         };
         let mut out: Vec<(Key, Update)> = Vec::new();
-        let mut seen: Vec<Key> = Vec::new();
+        // Every key so far, private ones included: a set keeps the
+        // duplicate check linear in the number of keys.
+        let mut seen: HashSet<Key> = HashSet::new();
         while let Some(k) = map.next_key_seed(KeySeed(seed))? {
             let ObjectKey::Name(k) = k else {
                 return Err(seed.fail(MessageError::InvalidJson(
@@ -345,7 +357,7 @@ impl<'de> Visitor<'de> for UpdatesVisitor<'_> {
             if seen.contains(&key) {
                 return Err(seed.fail(MessageError::DuplicateKey(key.as_str().to_string())));
             }
-            seen.push(key.clone());
+            seen.insert(key.clone());
             let v = map.next_value_seed(value_seed)?;
             // Private keys are runtime-only: a request cannot set them.
             if !key.is_private() {
@@ -540,6 +552,81 @@ mod tests {
         assert_eq!(m.get("é"), Some(&Value::Int(2)));
         assert!(from_json(br#"{"\ud800": 1}"#).is_err());
         assert!(from_json(br#"{"a": "\ud800"}"#).is_err());
+    }
+
+    /// An object of `n` public keys (`k0`…) and `n` private ones
+    /// (`priv-0`…), interleaved.
+    fn many_keys(n: usize) -> String {
+        let mut text = String::from("{");
+        for i in 0..n {
+            if i > 0 {
+                text.push(',');
+            }
+            text.push_str(&format!(r#""k{i}":{i},"priv-{i}":{i}"#));
+        }
+        text.push('}');
+        text
+    }
+
+    #[test]
+    fn duplicate_checks_are_linear_in_the_number_of_keys() {
+        // A quadratic check (each key against every earlier one) makes
+        // ~n²/2 comparisons; a set makes about one per key.
+        let n = 10_000;
+        let text = many_keys(n);
+        crate::key::eq_probes::take();
+        assert_eq!(from_json(text.as_bytes()).unwrap().len(), n);
+        let from_json_probes = crate::key::eq_probes::take();
+        assert_eq!(updates_from_json(text.as_bytes(), 64).unwrap().len(), n);
+        let updates_probes = crate::key::eq_probes::take();
+        let bound = 2 * n as u64;
+        assert!(
+            from_json_probes <= bound,
+            "from_json: {from_json_probes} key comparisons"
+        );
+        assert!(
+            updates_probes <= bound,
+            "updates_from_json: {updates_probes} key comparisons"
+        );
+    }
+
+    #[test]
+    fn a_mebibyte_of_keys_decodes_and_duplicates_are_still_found() {
+        // ~96k keys, as in the report that found the quadratic check.
+        let n = 48_000;
+        let text = many_keys(n);
+        assert!(text.len() >= 1 << 20, "{} bytes", text.len());
+        let m = from_json(text.as_bytes()).unwrap();
+        assert_eq!(m.len(), n);
+        for i in [0, 1, n / 2, n - 1] {
+            assert_eq!(m.get(&format!("k{i}")), Some(&Value::Int(i as i64)));
+            assert_eq!(m.get_private(&format!("priv-{i}")), None);
+        }
+        let u = updates_from_json(text.as_bytes(), 64).unwrap();
+        assert_eq!(u.len(), n);
+        for (i, (k, v)) in u.iter().enumerate() {
+            assert_eq!(k.as_str(), format!("k{i}"));
+            assert_eq!(v, &Update::Value(Value::Int(i as i64)));
+        }
+        // A late key normalising like an early one, public or private.
+        let last = format!(r#""k{}":1"#, n - 1);
+        for dup in [r#""K0":1"#, r#""PRIV-0":1"#, &last] {
+            let bad = format!("{},{dup}}}", &text[..text.len() - 1]);
+            assert!(
+                matches!(
+                    from_json(bad.as_bytes()),
+                    Err(MessageError::DuplicateKey(_))
+                ),
+                "{dup}"
+            );
+            assert!(
+                matches!(
+                    updates_from_json(bad.as_bytes(), 64),
+                    Err(MessageError::DuplicateKey(_))
+                ),
+                "{dup}"
+            );
+        }
     }
 
     #[test]

@@ -3,6 +3,7 @@
 use std::borrow::Borrow;
 use std::cmp::Ordering;
 use std::fmt;
+use std::hash::{Hash, Hasher};
 
 use crate::error::{truncate_for_error, MessageError};
 
@@ -21,8 +22,48 @@ pub const PRIVATE_PREFIX: &str = "priv";
 ///
 /// Keys order by the unsigned bytes of their UTF-8 form, which is the order
 /// of the canonical encoding (and of `str`, so lookups by `&str` agree).
-#[derive(Clone, PartialEq, Eq, Hash)]
+#[derive(Clone)]
 pub struct Key(String);
+
+// By hand (as the derive would) so that tests can count comparisons.
+impl PartialEq for Key {
+    #[inline]
+    fn eq(&self, other: &Key) -> bool {
+        #[cfg(test)]
+        eq_probes::count();
+        self.0 == other.0
+    }
+}
+
+impl Eq for Key {}
+
+// The hash of the text, as `Borrow<str>` requires.
+impl Hash for Key {
+    #[inline]
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.0.hash(state)
+    }
+}
+
+/// Counts [`Key`] equality tests on this thread: unit tests use it to show
+/// that duplicate checks are linear, without timing anything.
+#[cfg(test)]
+pub(crate) mod eq_probes {
+    use std::cell::Cell;
+
+    thread_local! {
+        static COUNT: Cell<u64> = const { Cell::new(0) };
+    }
+
+    pub(crate) fn count() {
+        COUNT.with(|c| c.set(c.get() + 1));
+    }
+
+    /// The count since the last call, resetting it.
+    pub(crate) fn take() -> u64 {
+        COUNT.with(|c| c.replace(0))
+    }
+}
 
 impl Key {
     /// Normalises `raw` into a key, or says which rule it breaks.

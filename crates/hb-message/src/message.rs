@@ -1,5 +1,6 @@
 //! The message: an immutable-by-convention map from keys to values (SPEC §2.1–2.3).
 
+use std::collections::btree_map::Entry;
 use std::collections::BTreeMap;
 
 use crate::error::MessageError;
@@ -79,6 +80,17 @@ impl Message {
         }
         self.entries.insert(key, value.into());
         Ok(())
+    }
+
+    /// [`insert_new`](Message::insert_new) for an already normalised key.
+    pub(crate) fn insert_new_key(&mut self, key: Key, value: Value) -> Result<(), MessageError> {
+        match self.entries.entry(key) {
+            Entry::Occupied(e) => Err(MessageError::DuplicateKey(e.key().as_str().to_string())),
+            Entry::Vacant(e) => {
+                e.insert(value);
+                Ok(())
+            }
+        }
     }
 
     /// Looks `key` up after normalising it. Private and missing keys give
@@ -208,6 +220,19 @@ impl Message {
         1 + self.iter().map(|(_, v)| v.depth()).max().unwrap_or(0)
     }
 
+    /// Whether [`depth`](Message::depth) is at most `limit`, found without
+    /// recursing deeper than `limit` levels (safe on any message).
+    pub fn depth_within(&self, limit: usize) -> bool {
+        fn value_within(v: &Value, levels: usize) -> bool {
+            match v {
+                Value::List(l) => levels > 0 && l.iter().all(|i| value_within(i, levels - 1)),
+                Value::Message(m) => m.depth_within(levels),
+                _ => true,
+            }
+        }
+        limit > 0 && self.iter().all(|(_, v)| value_within(v, limit - 1))
+    }
+
     /// A copy with every private key removed, at every depth.
     pub fn without_private(&self) -> Message {
         fn strip(v: &Value) -> Value {
@@ -222,9 +247,27 @@ impl Message {
         }
     }
 
-    /// The commitments map, if present.
+    /// The commitments map, if the message holds at least one commitment.
+    /// `None` when `commitments` is absent, is an empty message (which
+    /// means unsigned, SPEC §2.6) or is not a message at all; use
+    /// [`is_signed`](Message::is_signed) to decide whether a message is
+    /// signed.
     pub fn commitments(&self) -> Option<&Message> {
-        self.get_message(COMMITMENTS)
+        self.get_message(COMMITMENTS).filter(|m| !m.is_empty())
+    }
+
+    /// Whether the message is signed: its top-level `commitments` holds at
+    /// least one commitment. An absent or empty `commitments` map means
+    /// unsigned. A `commitments` value that is not a message claims
+    /// signatures it cannot hold: it counts as signed, so that a caller
+    /// gating on this never skips the verification (or
+    /// [`with_only_committed`](Message::with_only_committed)) that rejects it.
+    pub fn is_signed(&self) -> bool {
+        match self.get(COMMITMENTS) {
+            None => false,
+            Some(Value::Message(m)) => !m.is_empty(),
+            Some(_) => true,
+        }
     }
 
     /// Reads a `/`-separated path (`a/b/1`). Lists are addressed as
@@ -379,5 +422,16 @@ mod tests {
         assert_eq!(Message::new().depth(), 1);
         let m = msg! { "a" => msg! { "b" => Value::List(vec![]) } };
         assert_eq!(m.depth(), 3);
+    }
+
+    #[test]
+    fn depth_within_agrees_with_depth() {
+        let list = msg! { "a" => msg! { "b" => Value::List(vec![Value::List(vec![])]) } };
+        let nested = msg! { "x" => 1, "a" => msg! { "b" => msg! { "c" => true } } };
+        for m in [Message::new(), list, nested] {
+            for limit in 0..6 {
+                assert_eq!(m.depth_within(limit), m.depth() <= limit, "{m:?} {limit}");
+            }
+        }
     }
 }

@@ -48,7 +48,7 @@ impl Message {
             }
             set_at(&mut out, &segments, update, mode);
         }
-        if self.commitments().is_some() || self.get(COMMITMENTS).is_some() {
+        if self.is_signed() {
             let covered = self.covered_keys();
             let changed = updates.iter().any(|(key, _)| {
                 let top = key

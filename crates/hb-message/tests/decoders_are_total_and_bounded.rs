@@ -9,7 +9,7 @@ use std::cell::Cell;
 
 use common::*;
 use hb_message::codec::{self, Record};
-use hb_message::{canonical, json, Message};
+use hb_message::{canonical, json, Message, MessageError};
 use proptest::prelude::*;
 use serde::{Deserialize, Serialize};
 
@@ -17,6 +17,7 @@ struct Counting;
 
 thread_local! {
     static LARGEST: Cell<usize> = const { Cell::new(0) };
+    static TOTAL: Cell<usize> = const { Cell::new(0) };
 }
 
 unsafe impl GlobalAlloc for Counting {
@@ -40,6 +41,7 @@ unsafe impl GlobalAlloc for Counting {
 fn note(size: usize) {
     // `try_with`: the slot may be gone while a thread exits.
     let _ = LARGEST.try_with(|l| l.set(l.get().max(size)));
+    let _ = TOTAL.try_with(|t| t.set(t.get().saturating_add(size)));
 }
 
 #[global_allocator]
@@ -50,6 +52,13 @@ fn largest_allocation<T>(f: impl FnOnce() -> T) -> (T, usize) {
     LARGEST.with(|l| l.set(0));
     let out = f();
     (out, LARGEST.with(Cell::get))
+}
+
+/// The bytes allocated in all (frees not subtracted) while running `f`.
+fn total_allocation<T>(f: impl FnOnce() -> T) -> (T, usize) {
+    TOTAL.with(|t| t.set(0));
+    let out = f();
+    (out, TOTAL.with(Cell::get))
 }
 
 /// What serde reserves at most for a sequence before reading its items
@@ -262,4 +271,60 @@ proptest! {
         let bytes = mutate(codec::encode(&record_of(m)).unwrap(), &mutations);
         decode_all(&bytes);
     }
+}
+
+/// A `Rec` whose body is `{"l": [true, true, …]}` with `n` booleans,
+/// written byte by byte (2 bytes per boolean, 32 once decoded).
+fn record_of_booleans(n: usize) -> Vec<u8> {
+    let mut canon = b"HBC\x01\x07".to_vec();
+    canon.extend(1u64.to_be_bytes()); // one entry
+    canon.extend(1u64.to_be_bytes()); // key length
+    canon.push(b'l');
+    canon.push(6); // list
+    canon.extend((n as u64).to_be_bytes());
+    canon.extend([5, 1].repeat(n));
+    let mut rec = vec![1u8];
+    rec.extend(9u64.to_le_bytes()); // slot
+    for _ in 0..3 {
+        rec.extend(0u64.to_le_bytes()); // empty name, blob and items
+    }
+    rec.extend((canon.len() as u64).to_le_bytes());
+    rec.extend(canon);
+    rec
+}
+
+#[test]
+fn records_cannot_decode_to_many_times_their_size() {
+    // 2 MiB of booleans would be 32 MiB of values: 8× the record's limit
+    // of 4 MiB, twice the decoded budget of 16 MiB that limit brings.
+    let n = 1 << 20;
+    let rec = record_of_booleans(n);
+    let limit: u64 = 4 << 20;
+    assert!(rec.len() as u64 <= limit);
+    let (r, total) = total_allocation(|| codec::decode_with_limit::<Rec>(&rec, limit));
+    assert_eq!(
+        r.err(),
+        Some(MessageError::DecodedTooLarge {
+            limit: codec::DECODED_PER_ENCODED * limit
+        })
+    );
+    // Refused before the list was allocated.
+    assert!(total < 1 << 20, "{total} bytes allocated");
+    // With room for it, the same record decodes.
+    let back = codec::decode_with_limits::<Rec>(&rec, limit, 64 << 20).unwrap();
+    assert_eq!(
+        back.body.get("l").and_then(|l| l.as_list()).map(<[_]>::len),
+        Some(n)
+    );
+
+    // The default limits: 20 MiB of booleans would be 320 MiB.
+    let rec = record_of_booleans(10 << 20);
+    let (r, total) = total_allocation(|| codec::decode::<Rec>(&rec));
+    assert_eq!(
+        r.err(),
+        Some(MessageError::DecodedTooLarge {
+            limit: codec::DEFAULT_DECODED_LIMIT
+        })
+    );
+    assert!(total < 1 << 20, "{total} bytes allocated");
 }
