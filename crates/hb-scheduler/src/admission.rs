@@ -155,7 +155,7 @@ impl<'p> Admission<'p> {
             .message
             .with_only_committed()
             .map_err(|e| SchedulerError::invalid(Check::InvalidCommitments, e.to_string()))?;
-        let signed = crate::definition::is_signed(&body);
+        let signed = body.is_signed();
         // 4. Signed-only nodes.
         if config.require_signed && !signed {
             return Err(SchedulerError::invalid(

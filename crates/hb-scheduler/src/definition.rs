@@ -7,13 +7,6 @@ use hb_message::{Message, Value};
 use crate::config::DedupPolicy;
 use crate::error::{Check, SchedulerError};
 
-/// Whether `m` carries at least one commitment. An empty `commitments`
-/// map signs nothing, so it counts as unsigned (never de-duplicated, and
-/// refused under `require_signed`).
-pub fn is_signed(m: &Message) -> bool {
-    m.commitments().is_some_and(|c| !c.is_empty())
-}
-
 /// Whether `m` is a process definition (`type` exactly `Process`).
 pub fn is_process(m: &Message) -> bool {
     m.get_text("type") == Some("Process")

@@ -10,7 +10,7 @@ use hb_message::{Id, IdSelector, Key, Message, Value};
 
 use crate::admission::ScheduleRequest;
 use crate::cursor::Cursor;
-use crate::definition::{is_process, is_signed, scheduler_of};
+use crate::definition::{is_process, scheduler_of};
 use crate::error::{Check, SchedulerError};
 use crate::formats::{to_aos2, to_bundle, Aos2Options};
 use crate::hash_chain;
@@ -149,7 +149,7 @@ async fn post_schedule(
 /// The request itself is the message: drop the routing keys `path` and
 /// `method` unless a commitment covers them.
 fn request_as_message(request: &Message) -> Result<Message, SchedulerError> {
-    let committed = if is_signed(request) {
+    let committed = if request.is_signed() {
         request.committed(&IdSelector::All)?
     } else {
         Vec::new()

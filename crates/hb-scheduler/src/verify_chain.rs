@@ -187,7 +187,7 @@ impl ChainVerifier {
         message: &Message,
         fault: &dyn Fn(&'static str, String, String) -> ChainFault,
     ) -> Result<(), ChainFault> {
-        if !crate::definition::is_signed(message) {
+        if !message.is_signed() {
             return Err(fault(
                 "signature",
                 "a signed assignment".into(),
