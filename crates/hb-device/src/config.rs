@@ -26,6 +26,13 @@ pub enum HashpathMode {
 /// The default nesting limit of resolutions.
 pub const DEFAULT_MAX_DEPTH: usize = 256;
 
+/// The default bound on the thread stack that nested resolutions use below
+/// the outermost one: 1.5 MiB of a default (2 MiB) thread, leaving 512 KiB
+/// to the caller and to the innermost device's own work. Unoptimised builds
+/// take about 5.5 KiB per nesting level (optimised ones about a quarter of
+/// that), so `DEFAULT_MAX_DEPTH` levels fit in it.
+pub const DEFAULT_MAX_STACK_BYTES: usize = 3 << 19;
+
 /// Settings carried by the [`Context`](crate::Context).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DeviceConfig {
@@ -34,6 +41,11 @@ pub struct DeviceConfig {
     /// How deep resolutions may nest (default 256); beyond it,
     /// `DepthExceeded`.
     pub max_depth: usize,
+    /// How many bytes of thread stack nested resolutions may use below the
+    /// outermost one (default [`DEFAULT_MAX_STACK_BYTES`]); beyond it,
+    /// `DepthExceeded` at the depth reached, even below `max_depth`. Keep it
+    /// well under the stack size of the threads that resolve.
+    pub max_stack_bytes: usize,
     /// Whether HashPaths are recorded (default `Update`).
     pub hashpath: HashpathMode,
     /// Whether the node registers `test-device@1.0` (default false).
@@ -47,6 +59,7 @@ impl Default for DeviceConfig {
         DeviceConfig {
             error_strategy: ErrorStrategy::Throw,
             max_depth: DEFAULT_MAX_DEPTH,
+            max_stack_bytes: DEFAULT_MAX_STACK_BYTES,
             hashpath: HashpathMode::Update,
             enable_test_devices: false,
             test_device_panics: false,

@@ -52,10 +52,12 @@ pub enum ResolveError {
         /// The name, normalised.
         name: String,
     },
-    /// Resolutions nested deeper than the configured limit.
+    /// Resolutions nested deeper than the configured limit, or deep enough
+    /// to spend the stack budget (`DeviceConfig::max_stack_bytes`).
     #[error("resolution nested deeper than {limit} levels")]
     DepthExceeded {
-        /// The limit in force (`DeviceConfig::max_depth`).
+        /// The limit in force: `DeviceConfig::max_depth`, or the depth
+        /// reached when the stack budget ran out.
         limit: usize,
     },
     /// A device panicked; the panic was caught at the device call.

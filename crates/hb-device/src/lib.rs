@@ -43,6 +43,7 @@ mod context;
 mod device;
 mod error;
 mod extensions;
+mod guard;
 mod keys;
 pub mod message_device;
 pub mod path;
@@ -53,7 +54,9 @@ pub mod stack;
 pub mod test_support;
 
 pub use async_trait::async_trait;
-pub use config::{DeviceConfig, ErrorStrategy, HashpathMode, DEFAULT_MAX_DEPTH};
+pub use config::{
+    DeviceConfig, ErrorStrategy, HashpathMode, DEFAULT_MAX_DEPTH, DEFAULT_MAX_STACK_BYTES,
+};
 pub use context::{Context, ContextBuilder};
 pub use device::{validate_device_name, Device, DeviceInfo, Outcome, Route};
 pub use error::{DeviceFailure, ResolveError};

@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{captured, stack_context};
+use common::{captured, on_default_stack, stack_context};
 use hb_device::test_support::{stack_of, test_context, trail};
 use hb_device::{DeviceConfig, ErrorStrategy, Outcome, ResolveError};
 use hb_message::hashpath;
@@ -335,22 +335,16 @@ async fn mode_comes_from_the_request_then_the_base_and_is_case_sensitive() {
 
 #[test]
 fn fold_a_stack_naming_itself_ends_at_the_depth_limit() {
-    // device-stack ["stack@1.0"] recurses into itself; 256 levels need more
-    // than a test thread's stack in unoptimised builds.
-    let err = std::thread::Builder::new()
-        .stack_size(32 << 20)
-        .spawn(|| {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .build()
-                .unwrap();
-            rt.block_on(
-                test_context().resolve(stack_of(&["stack@1.0"]), &msg! { "path" => "mark" }),
-            )
-            .unwrap_err()
+    // device-stack ["stack@1.0"] recurses into itself; the 256 levels fit
+    // on a default-sized (2 MiB) thread, in unoptimised builds too.
+    let err = on_default_stack(|| {
+        Box::pin(async {
+            test_context()
+                .resolve(stack_of(&["stack@1.0"]), &msg! { "path" => "mark" })
+                .await
+                .unwrap_err()
         })
-        .unwrap()
-        .join()
-        .unwrap();
+    });
     assert!(
         matches!(err.root(), ResolveError::DepthExceeded { limit: 256 }),
         "{err:?}"
