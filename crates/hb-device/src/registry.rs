@@ -5,6 +5,7 @@ use std::borrow::Cow;
 use std::collections::HashMap;
 use std::fmt;
 use std::hash::{BuildHasherDefault, Hasher};
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 
 use crate::device::{validate_device_name, Device, DeviceInfo};
@@ -97,8 +98,9 @@ impl DeviceRegistry {
     }
 
     /// Registers a device under its [`name`](Device::name). Fails with
-    /// `InvalidDeviceName` for a malformed name and `DuplicateDevice` if a
-    /// device of that name (in any case) is registered.
+    /// `InvalidDeviceName` for a malformed name, `DuplicateDevice` if a
+    /// device of that name (in any case) is registered, and `Panicked`
+    /// (key `info`) if its [`info`](Device::info) panics.
     pub fn register(&mut self, device: Arc<dyn Device>) -> Result<(), ResolveError> {
         let name = device.name();
         validate_device_name(name)?;
@@ -106,7 +108,18 @@ impl DeviceRegistry {
         if self.devices.contains_key(&key) {
             return Err(ResolveError::DuplicateDevice { name: key });
         }
-        let info = Arc::new(device.info());
+        // Device code: a panic is answered like one in a call, with the
+        // pseudo-key `info`.
+        let info = match std::panic::catch_unwind(AssertUnwindSafe(|| device.info())) {
+            Ok(info) => Arc::new(info),
+            Err(_) => {
+                tracing::error!(device = name, "device panicked in info");
+                return Err(ResolveError::Panicked {
+                    device: name.to_string(),
+                    key: "info".into(),
+                });
+            }
+        };
         tracing::debug!(device = name, "registered device");
         self.devices.insert(
             key,

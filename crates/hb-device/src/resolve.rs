@@ -477,7 +477,12 @@ impl Context {
         };
         let (registered, may_decline) = match target {
             Target::Device(r) => {
-                let dynamic = r.device.info_for(&base);
+                // The device's own code, like its call: a panic is caught.
+                let dynamic = match catch_panic(r.device.as_ref(), key, || r.device.info_for(&base))
+                {
+                    Ok(dynamic) => dynamic,
+                    Err(error) => return Err(Failure { error, base: None }),
+                };
                 let info = dynamic.as_ref().unwrap_or(&r.info);
                 let route = info.route(key.as_str());
                 (route.calls_device().then_some(r), info.may_decline)
@@ -760,6 +765,27 @@ fn after_call(
             })
         }
     }
+}
+
+/// Runs a device's synchronous code (its `info_for`), turning a panic into
+/// `Panicked { device, key }`.
+pub(crate) fn catch_panic<T>(
+    device: &dyn crate::device::Device,
+    key: &Key,
+    f: impl FnOnce() -> T,
+) -> Result<T, ResolveError> {
+    std::panic::catch_unwind(AssertUnwindSafe(f)).map_err(|payload| {
+        tracing::error!(
+            device = device.name(),
+            key = key.as_str(),
+            panic = panic_text(payload.as_ref()),
+            "device panicked"
+        );
+        ResolveError::Panicked {
+            device: device.name().to_string(),
+            key: key.as_str().to_string(),
+        }
+    })
 }
 
 /// Runs `message@1.0` code, turning a panic into `Panicked`.
