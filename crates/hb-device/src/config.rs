@@ -33,6 +33,10 @@ pub const DEFAULT_MAX_DEPTH: usize = 256;
 /// that), so `DEFAULT_MAX_DEPTH` levels fit in it.
 pub const DEFAULT_MAX_STACK_BYTES: usize = 3 << 19;
 
+/// The default cap on the passes of a stack fold (SPEC §4.4, node setting
+/// `stack_max_passes`).
+pub const DEFAULT_STACK_MAX_PASSES: u64 = 64;
+
 /// Settings carried by the [`Context`](crate::Context).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DeviceConfig {
@@ -46,6 +50,10 @@ pub struct DeviceConfig {
     /// `DepthExceeded` at the depth reached, even below `max_depth`. Keep it
     /// well under the stack size of the threads that resolve.
     pub max_stack_bytes: usize,
+    /// How many passes a stack fold may make (default
+    /// [`DEFAULT_STACK_MAX_PASSES`]): a `Pass` outcome that would start pass
+    /// `stack_max_passes + 1` fails with `StackPassLimit` instead.
+    pub stack_max_passes: u64,
     /// Whether HashPaths are recorded (default `Update`).
     pub hashpath: HashpathMode,
     /// Whether the node registers `test-device@1.0` (default false).
@@ -60,6 +68,7 @@ impl Default for DeviceConfig {
             error_strategy: ErrorStrategy::Throw,
             max_depth: DEFAULT_MAX_DEPTH,
             max_stack_bytes: DEFAULT_MAX_STACK_BYTES,
+            stack_max_passes: DEFAULT_STACK_MAX_PASSES,
             hashpath: HashpathMode::Update,
             enable_test_devices: false,
             test_device_panics: false,

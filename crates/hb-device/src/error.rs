@@ -124,6 +124,14 @@ pub enum ResolveError {
         #[source]
         source: Box<ResolveError>,
     },
+    /// A stack fold's devices asked for more passes than the node setting
+    /// `stack_max_passes` allows (SPEC §4.4), so a device that always
+    /// passes cannot loop forever.
+    #[error("stack fold stopped after {passes} passes (the limit): a device keeps asking for another pass")]
+    StackPassLimit {
+        /// The passes made, the limit in force.
+        passes: u64,
+    },
     /// A message operation failed.
     #[error(transparent)]
     Message(#[from] MessageError),

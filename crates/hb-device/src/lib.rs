@@ -56,6 +56,7 @@ pub mod test_support;
 pub use async_trait::async_trait;
 pub use config::{
     DeviceConfig, ErrorStrategy, HashpathMode, DEFAULT_MAX_DEPTH, DEFAULT_MAX_STACK_BYTES,
+    DEFAULT_STACK_MAX_PASSES,
 };
 pub use context::{Context, ContextBuilder};
 pub use device::{validate_device_name, Device, DeviceInfo, Outcome, Route};

@@ -399,6 +399,9 @@ struct Folding {
     stack: Remembered,
     /// The position of the next device, from 1.
     n: u64,
+    /// The pass being made, from 1. The stack's own count: a device that
+    /// rewrites `pass` cannot reset it and escape the cap.
+    pass: u64,
 }
 
 impl Folding {
@@ -407,7 +410,14 @@ impl Folding {
         let stack = Remembered::of(&base);
         let mut msg = base;
         set_pass(&mut msg, 1);
-        (Folding { stack, n: 1 }, msg)
+        (
+            Folding {
+                stack,
+                n: 1,
+                pass: 1,
+            },
+            msg,
+        )
     }
 
     /// Transforms `msg` for device `n`: its name, or `None` when the stack
@@ -440,8 +450,14 @@ impl Folding {
             Ok(raw @ Outcome::Raw(_)) => ControlFlow::Break(Err(Ok(raw))),
             Ok(Outcome::Skip(m)) => ControlFlow::Break(Ok(m)),
             Ok(Outcome::Pass(mut m)) => {
-                let pass = m.get_key(&keys::PASS).and_then(Value::as_int).unwrap_or(1);
-                set_pass(&mut m, pass.saturating_add(1));
+                if self.pass >= ctx.config().stack_max_passes {
+                    tracing::warn!(passes = self.pass, device, "stack pass limit reached");
+                    return ControlFlow::Break(Err(Err(ResolveError::StackPassLimit {
+                        passes: self.pass,
+                    })));
+                }
+                self.pass += 1;
+                set_pass(&mut m, i64::try_from(self.pass).unwrap_or(i64::MAX));
                 self.n = 1;
                 ControlFlow::Continue(m)
             }
