@@ -463,6 +463,8 @@ async fn fold_a_device_that_always_passes_stops_at_the_pass_limit() {
     );
     // One call per pass: the 64th pass's Pass is the one refused.
     assert_eq!(calls.load(Ordering::SeqCst), DEFAULT_STACK_MAX_PASSES);
+    assert_eq!(err.code(), "stack-pass-limit");
+    assert_eq!(err.status(), 500);
 }
 
 #[tokio::test]
