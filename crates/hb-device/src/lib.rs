@@ -38,6 +38,7 @@
 
 #![deny(missing_docs)]
 
+mod builtins;
 mod config;
 mod context;
 mod device;

@@ -28,7 +28,7 @@ use crate::path::{path_request, segments, PATH};
 use crate::registry::Registered;
 
 /// The key holding a message's device name.
-pub const DEVICE: &str = "device";
+pub const DEVICE: &str = keys::names::DEVICE;
 
 /// What a chain step resolves on: a message, or a list (answered by
 /// `message@1.0` as a message keyed `"1"`, `"2"`, …).

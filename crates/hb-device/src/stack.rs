@@ -23,29 +23,29 @@ use crate::resolve::{Failure, PreparedRequest};
 pub const NAME: &str = "stack@1.0";
 
 /// The stack's devices, by position (`"1"`, `"2"`, …) or name.
-pub const DEVICE_STACK: &str = "device-stack";
+pub const DEVICE_STACK: &str = keys::names::DEVICE_STACK;
 /// When present, the only keys the stack runs; others are field reads.
-pub const STACK_KEYS: &str = "stack-keys";
+pub const STACK_KEYS: &str = keys::names::STACK_KEYS;
 /// The running device's position in the stack, as text.
-pub const DEVICE_KEY: &str = "device-key";
+pub const DEVICE_KEY: &str = keys::names::DEVICE_KEY;
 /// The pass counter, from 1.
-pub const PASS: &str = "pass";
+pub const PASS: &str = keys::names::PASS;
 /// Where the running device reads request keys.
-pub const INPUT_PREFIX: &str = "input-prefix";
+pub const INPUT_PREFIX: &str = keys::names::INPUT_PREFIX;
 /// Where the running device writes base keys.
-pub const OUTPUT_PREFIX: &str = "output-prefix";
+pub const OUTPUT_PREFIX: &str = keys::names::OUTPUT_PREFIX;
 /// Per-device input prefixes, keyed like `device-stack`.
-pub const INPUT_PREFIXES: &str = "input-prefixes";
+pub const INPUT_PREFIXES: &str = keys::names::INPUT_PREFIXES;
 /// Per-device output prefixes, keyed like `device-stack`.
-pub const OUTPUT_PREFIXES: &str = "output-prefixes";
+pub const OUTPUT_PREFIXES: &str = keys::names::OUTPUT_PREFIXES;
 /// The device replaced by the latest transform.
-pub const PREVIOUS_DEVICE: &str = "previous-device";
+pub const PREVIOUS_DEVICE: &str = keys::names::PREVIOUS_DEVICE;
 /// The input prefix replaced by the latest transform.
-pub const PREVIOUS_INPUT_PREFIX: &str = "previous-input-prefix";
+pub const PREVIOUS_INPUT_PREFIX: &str = keys::names::PREVIOUS_INPUT_PREFIX;
 /// The output prefix replaced by the latest transform.
-pub const PREVIOUS_OUTPUT_PREFIX: &str = "previous-output-prefix";
+pub const PREVIOUS_OUTPUT_PREFIX: &str = keys::names::PREVIOUS_OUTPUT_PREFIX;
 /// The request (or base) key choosing `Fold` or `Map`.
-pub const MODE: &str = "mode";
+pub const MODE: &str = keys::names::MODE;
 /// The key that starts a `transform/D/k` path.
 pub const TRANSFORM: &str = "transform";
 
