@@ -29,8 +29,8 @@ pub const DEFAULT_MAX_DEPTH: usize = 256;
 /// The default bound on the thread stack that nested resolutions use below
 /// the outermost one: 1.5 MiB of a default (2 MiB) thread, leaving 512 KiB
 /// to the caller and to the innermost device's own work. Unoptimised builds
-/// take about 5.5 KiB per nesting level (optimised ones about a quarter of
-/// that), so `DEFAULT_MAX_DEPTH` levels fit in it.
+/// take about 5.5 KiB per nesting level (optimised ones about 2 KiB), so
+/// `DEFAULT_MAX_DEPTH` levels fit in it.
 pub const DEFAULT_MAX_STACK_BYTES: usize = 3 << 19;
 
 /// The default cap on the passes of a stack fold (SPEC §4.4, node setting
