@@ -26,6 +26,17 @@ pub enum HashpathMode {
 /// The default nesting limit of resolutions.
 pub const DEFAULT_MAX_DEPTH: usize = 256;
 
+/// The default bound on the thread stack that nested resolutions use below
+/// the outermost one: 1.5 MiB of a default (2 MiB) thread, leaving 512 KiB
+/// to the caller and to the innermost device's own work. Unoptimised builds
+/// take about 5.5 KiB per nesting level (optimised ones about 2 KiB), so
+/// `DEFAULT_MAX_DEPTH` levels fit in it.
+pub const DEFAULT_MAX_STACK_BYTES: usize = 3 << 19;
+
+/// The default cap on the passes of a stack fold (SPEC §4.4, node setting
+/// `stack_max_passes`).
+pub const DEFAULT_STACK_MAX_PASSES: u64 = 64;
+
 /// Settings carried by the [`Context`](crate::Context).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DeviceConfig {
@@ -34,6 +45,15 @@ pub struct DeviceConfig {
     /// How deep resolutions may nest (default 256); beyond it,
     /// `DepthExceeded`.
     pub max_depth: usize,
+    /// How many bytes of thread stack nested resolutions may use below the
+    /// outermost one (default [`DEFAULT_MAX_STACK_BYTES`]); beyond it,
+    /// `DepthExceeded` at the depth reached, even below `max_depth`. Keep it
+    /// well under the stack size of the threads that resolve.
+    pub max_stack_bytes: usize,
+    /// How many passes a stack fold may make (default
+    /// [`DEFAULT_STACK_MAX_PASSES`]): a `Pass` outcome that would start pass
+    /// `stack_max_passes + 1` fails with `StackPassLimit` instead.
+    pub stack_max_passes: u64,
     /// Whether HashPaths are recorded (default `Update`).
     pub hashpath: HashpathMode,
     /// Whether the node registers `test-device@1.0` (default false).
@@ -47,6 +67,8 @@ impl Default for DeviceConfig {
         DeviceConfig {
             error_strategy: ErrorStrategy::Throw,
             max_depth: DEFAULT_MAX_DEPTH,
+            max_stack_bytes: DEFAULT_MAX_STACK_BYTES,
+            stack_max_passes: DEFAULT_STACK_MAX_PASSES,
             hashpath: HashpathMode::Update,
             enable_test_devices: false,
             test_device_panics: false,

@@ -52,10 +52,12 @@ pub enum ResolveError {
         /// The name, normalised.
         name: String,
     },
-    /// Resolutions nested deeper than the configured limit.
+    /// Resolutions nested deeper than the configured limit, or deep enough
+    /// to spend the stack budget (`DeviceConfig::max_stack_bytes`).
     #[error("resolution nested deeper than {limit} levels")]
     DepthExceeded {
-        /// The limit in force (`DeviceConfig::max_depth`).
+        /// The limit in force: `DeviceConfig::max_depth`, or the depth
+        /// reached when the stack budget ran out.
         limit: usize,
     },
     /// A device panicked; the panic was caught at the device call.
@@ -122,6 +124,14 @@ pub enum ResolveError {
         #[source]
         source: Box<ResolveError>,
     },
+    /// A stack fold's devices asked for more passes than the node setting
+    /// `stack_max_passes` allows (SPEC §4.4), so a device that always
+    /// passes cannot loop forever.
+    #[error("stack fold stopped after {passes} passes (the limit): a device keeps asking for another pass")]
+    StackPassLimit {
+        /// The passes made, the limit in force.
+        passes: u64,
+    },
     /// A message operation failed.
     #[error(transparent)]
     Message(#[from] MessageError),
@@ -155,6 +165,55 @@ impl ResolveError {
         }
     }
 
+    /// The error's stable kebab-case code, as the HTTP layer reports it
+    /// (SPEC §7.4). The stack wrappers (`StackDeviceFailed`,
+    /// `StackCallFailed`) report the code of the error they wrap, found with
+    /// [`root`](ResolveError::root): they say where it happened, not what.
+    /// A device's own error (`Device`) is `device-failed`; the HTTP layer
+    /// may look into its source for a more precise code.
+    pub fn code(&self) -> &'static str {
+        match self.root() {
+            ResolveError::NotFound { .. } => "not-found",
+            ResolveError::InvalidPath { .. } => "invalid-path",
+            ResolveError::InvalidDeviceName { .. } => "invalid-device-name",
+            ResolveError::UnknownDevice { .. } => "unknown-device",
+            ResolveError::DuplicateDevice { .. } => "duplicate-device",
+            ResolveError::DepthExceeded { .. } => "depth-exceeded",
+            ResolveError::Panicked { .. } => "device-panic",
+            ResolveError::InvalidInput { .. } => "invalid-value",
+            ResolveError::UnexpectedOutcome { .. } => "unexpected-outcome",
+            ResolveError::Device { .. } => "device-failed",
+            ResolveError::StackPassLimit { .. } => "stack-pass-limit",
+            ResolveError::Message(e) => message_code(e),
+            // `root` looks through every wrapper.
+            ResolveError::StackDeviceFailed { .. } | ResolveError::StackCallFailed { .. } => {
+                "stack-device-failed"
+            }
+        }
+    }
+
+    /// The HTTP status of the error (SPEC §7.4): 4xx for what the request
+    /// or its messages got wrong, 500 for failures of devices and of the
+    /// node. The stack wrappers report the status of the error they wrap.
+    pub fn status(&self) -> u16 {
+        match self.root() {
+            ResolveError::NotFound { .. } => 404,
+            ResolveError::InvalidPath { .. }
+            | ResolveError::InvalidDeviceName { .. }
+            | ResolveError::UnknownDevice { .. }
+            | ResolveError::InvalidInput { .. } => 400,
+            ResolveError::Message(e) => message_status(e),
+            ResolveError::DuplicateDevice { .. }
+            | ResolveError::DepthExceeded { .. }
+            | ResolveError::Panicked { .. }
+            | ResolveError::UnexpectedOutcome { .. }
+            | ResolveError::Device { .. }
+            | ResolveError::StackPassLimit { .. }
+            | ResolveError::StackDeviceFailed { .. }
+            | ResolveError::StackCallFailed { .. } => 500,
+        }
+    }
+
     /// Whether this is `NotFound`.
     pub fn is_not_found(&self) -> bool {
         matches!(self, ResolveError::NotFound { .. })
@@ -184,6 +243,33 @@ impl ResolveError {
             ResolveError::Panicked { device, key } => Some((device, key)),
             _ => None,
         }
+    }
+}
+
+/// The code of a message-model error (SPEC §7.4).
+fn message_code(e: &MessageError) -> &'static str {
+    match e {
+        MessageError::DuplicateKey(_) => "duplicate-key",
+        MessageError::InvalidJson(_)
+        | MessageError::Malformed { .. }
+        | MessageError::TooDeep { .. } => "malformed-body",
+        MessageError::InvalidCommitment { .. } | MessageError::UnsupportedCommitmentDevice(_) => {
+            "invalid-commitments"
+        }
+        MessageError::RequestedCommittersNotFound(_) => "requested-committers-not-found",
+        MessageError::InvalidKeyFile { .. } | MessageError::Codec(_) => "internal",
+        // Keys, IDs, floats and other values; also any variant hb-message
+        // adds later, until it is given a code here.
+        _ => "invalid-value",
+    }
+}
+
+/// The HTTP status of a message-model error: the node's own failures
+/// (its key file, its record codec) are 500, the rest are bad input.
+fn message_status(e: &MessageError) -> u16 {
+    match e {
+        MessageError::InvalidKeyFile { .. } | MessageError::Codec(_) => 500,
+        _ => 400,
     }
 }
 
@@ -235,6 +321,125 @@ mod tests {
         assert_eq!(wrapped.panicked(), Some(("panic@test", "mark")));
         assert!(!wrapped.is_fatal());
         assert_eq!(ResolveError::not_found("x").panicked(), None);
+    }
+
+    #[test]
+    fn codes_and_statuses_are_stable() {
+        let cases: Vec<(ResolveError, &str, u16)> = vec![
+            (ResolveError::not_found("x"), "not-found", 404),
+            (
+                ResolveError::InvalidPath {
+                    path: String::new(),
+                    reason: "empty".into(),
+                },
+                "invalid-path",
+                400,
+            ),
+            (
+                ResolveError::InvalidDeviceName {
+                    name: "x".into(),
+                    reason: "r",
+                },
+                "invalid-device-name",
+                400,
+            ),
+            (
+                ResolveError::UnknownDevice {
+                    name: "x@1".into(),
+                    known: vec![],
+                },
+                "unknown-device",
+                400,
+            ),
+            (
+                ResolveError::DuplicateDevice { name: "x@1".into() },
+                "duplicate-device",
+                500,
+            ),
+            (
+                ResolveError::DepthExceeded { limit: 3 },
+                "depth-exceeded",
+                500,
+            ),
+            (
+                ResolveError::Panicked {
+                    device: "d@1".into(),
+                    key: "k".into(),
+                },
+                "device-panic",
+                500,
+            ),
+            (ResolveError::invalid_input("k", "r"), "invalid-value", 400),
+            (
+                ResolveError::UnexpectedOutcome {
+                    device: "d@1".into(),
+                    key: "k".into(),
+                    expected: "ok",
+                    got: "raw",
+                },
+                "unexpected-outcome",
+                500,
+            ),
+            (
+                ResolveError::device("d@1", "k", std::fmt::Error),
+                "device-failed",
+                500,
+            ),
+            (
+                ResolveError::StackPassLimit { passes: 64 },
+                "stack-pass-limit",
+                500,
+            ),
+            (
+                MessageError::DuplicateKey("a".into()).into(),
+                "duplicate-key",
+                400,
+            ),
+            (
+                MessageError::InvalidJson("x".into()).into(),
+                "malformed-body",
+                400,
+            ),
+            (
+                MessageError::RequestedCommittersNotFound(vec![]).into(),
+                "requested-committers-not-found",
+                400,
+            ),
+            (MessageError::Codec("x".into()).into(), "internal", 500),
+        ];
+        for (e, code, status) in cases {
+            assert_eq!(e.code(), code, "{e:?}");
+            assert_eq!(e.status(), status, "{e:?}");
+            assert!(
+                code.bytes().all(|b| b.is_ascii_lowercase() || b == b'-'),
+                "{code} is kebab-case"
+            );
+        }
+    }
+
+    #[test]
+    fn stack_wrappers_report_the_wrapped_code_and_status() {
+        let wrapped = ResolveError::StackDeviceFailed {
+            index: 1,
+            device: "stack@1.0".into(),
+            source: Box::new(ResolveError::StackCallFailed {
+                index: 2,
+                device: "x@1.0".into(),
+                source: Box::new(ResolveError::not_found("k")),
+            }),
+        };
+        assert_eq!(wrapped.code(), "not-found");
+        assert_eq!(wrapped.status(), 404);
+        let panicked = ResolveError::StackCallFailed {
+            index: 1,
+            device: "panic@test".into(),
+            source: Box::new(ResolveError::Panicked {
+                device: "panic@test".into(),
+                key: "mark".into(),
+            }),
+        };
+        assert_eq!(panicked.code(), "device-panic");
+        assert_eq!(panicked.status(), 500);
     }
 
     #[test]

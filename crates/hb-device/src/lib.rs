@@ -38,11 +38,13 @@
 
 #![deny(missing_docs)]
 
+mod builtins;
 mod config;
 mod context;
 mod device;
 mod error;
 mod extensions;
+mod guard;
 mod keys;
 pub mod message_device;
 pub mod path;
@@ -53,7 +55,10 @@ pub mod stack;
 pub mod test_support;
 
 pub use async_trait::async_trait;
-pub use config::{DeviceConfig, ErrorStrategy, HashpathMode, DEFAULT_MAX_DEPTH};
+pub use config::{
+    DeviceConfig, ErrorStrategy, HashpathMode, DEFAULT_MAX_DEPTH, DEFAULT_MAX_STACK_BYTES,
+    DEFAULT_STACK_MAX_PASSES,
+};
 pub use context::{Context, ContextBuilder};
 pub use device::{validate_device_name, Device, DeviceInfo, Outcome, Route};
 pub use error::{DeviceFailure, ResolveError};

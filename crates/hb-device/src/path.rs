@@ -5,7 +5,7 @@ use hb_message::{Key, Message, Value};
 use crate::error::{truncate, ResolveError};
 
 /// The key of a request that names what to resolve.
-pub const PATH: &str = "path";
+pub const PATH: &str = crate::keys::names::PATH;
 
 /// The segments of `request.path`, each normalised as a key.
 ///

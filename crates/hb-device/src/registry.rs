@@ -1,16 +1,19 @@
 //! The device registry: devices by name, looked up case-insensitively
 //! (SPEC §4.1).
+//!
+//! It maps names to `Arc<dyn Device>` and knows no device in particular:
+//! [`DeviceRegistry::new`], which holds the built-in devices, lives in
+//! `builtins.rs`, above this module and the devices.
 
 use std::borrow::Cow;
 use std::collections::HashMap;
 use std::fmt;
 use std::hash::{BuildHasherDefault, Hasher};
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 
 use crate::device::{validate_device_name, Device, DeviceInfo};
 use crate::error::{truncate, ResolveError};
-use crate::message_device::MessageDevice;
-use crate::stack::StackDevice;
 
 /// A registered device with the info it gave at registration.
 #[derive(Clone)]
@@ -71,23 +74,6 @@ impl Hasher for NameHasher {
 }
 
 impl DeviceRegistry {
-    /// A registry with `message@1.0` and `stack@1.0`.
-    pub fn new() -> DeviceRegistry {
-        let mut r = DeviceRegistry::empty();
-        r.devices.insert(
-            crate::message_device::NAME.to_string(),
-            Registered {
-                device: Arc::new(MessageDevice),
-                info: Arc::new(MessageDevice.info()),
-                is_message_device: true,
-            },
-        );
-        // `stack@1.0` is a valid name not yet taken, so this cannot fail.
-        r.register(Arc::new(StackDevice))
-            .expect("stack@1.0 registers in a registry holding only message@1.0");
-        r
-    }
-
     /// A registry with no device at all. `message@1.0` still answers keys
     /// that other devices leave to it, and bases without `device`.
     pub fn empty() -> DeviceRegistry {
@@ -97,8 +83,9 @@ impl DeviceRegistry {
     }
 
     /// Registers a device under its [`name`](Device::name). Fails with
-    /// `InvalidDeviceName` for a malformed name and `DuplicateDevice` if a
-    /// device of that name (in any case) is registered.
+    /// `InvalidDeviceName` for a malformed name, `DuplicateDevice` if a
+    /// device of that name (in any case) is registered, and `Panicked`
+    /// (key `info`) if its [`info`](Device::info) panics.
     pub fn register(&mut self, device: Arc<dyn Device>) -> Result<(), ResolveError> {
         let name = device.name();
         validate_device_name(name)?;
@@ -106,7 +93,18 @@ impl DeviceRegistry {
         if self.devices.contains_key(&key) {
             return Err(ResolveError::DuplicateDevice { name: key });
         }
-        let info = Arc::new(device.info());
+        // Device code: a panic is answered like one in a call, with the
+        // pseudo-key `info`.
+        let info = match std::panic::catch_unwind(AssertUnwindSafe(|| device.info())) {
+            Ok(info) => Arc::new(info),
+            Err(_) => {
+                tracing::error!(device = name, "device panicked in info");
+                return Err(ResolveError::Panicked {
+                    device: name.to_string(),
+                    key: "info".into(),
+                });
+            }
+        };
         tracing::debug!(device = name, "registered device");
         self.devices.insert(
             key,
@@ -145,6 +143,20 @@ impl DeviceRegistry {
         })
     }
 
+    /// Registers `device` as the engine's `message@1.0`, which it calls by
+    /// reference instead of through [`Device::call`].
+    pub(crate) fn insert_message_device(&mut self, device: Arc<dyn Device>) {
+        let info = Arc::new(device.info());
+        self.devices.insert(
+            device.name().to_ascii_lowercase(),
+            Registered {
+                device,
+                info,
+                is_message_device: true,
+            },
+        );
+    }
+
     /// Whether a device of that name (in any case) is registered.
     pub fn contains(&self, name: &str) -> bool {
         self.devices.contains_key(&name.to_ascii_lowercase())
@@ -159,12 +171,6 @@ impl DeviceRegistry {
             .collect();
         names.sort();
         names
-    }
-}
-
-impl Default for DeviceRegistry {
-    fn default() -> DeviceRegistry {
-        DeviceRegistry::new()
     }
 }
 

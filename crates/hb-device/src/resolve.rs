@@ -6,26 +6,29 @@
 //! on them.
 
 use std::borrow::Cow;
+use std::future::Future;
+use std::ops::ControlFlow;
 use std::panic::AssertUnwindSafe;
+use std::pin::Pin;
 use std::sync::OnceLock;
+use std::task::{Context as TaskContext, Poll};
 
 use futures::future::BoxFuture;
-use futures::FutureExt;
 use hb_message::hashpath::{self, hashpath_of_value};
 use hb_message::{Key, Message, MessageError, SetMode, Update, Value};
-use tracing::Instrument;
 
 use crate::config::HashpathMode;
 use crate::context::Context;
 use crate::device::Outcome;
 use crate::error::ResolveError;
+use crate::guard::{stack_used, Anchored};
 use crate::keys;
 use crate::message_device;
 use crate::path::{path_request, segments, PATH};
 use crate::registry::Registered;
 
 /// The key holding a message's device name.
-pub const DEVICE: &str = "device";
+pub const DEVICE: &str = keys::names::DEVICE;
 
 /// What a chain step resolves on: a message, or a list (answered by
 /// `message@1.0` as a message keyed `"1"`, `"2"`, …).
@@ -251,91 +254,144 @@ impl Context {
     /// hands the base back on failure when it can (without copying it when
     /// `message@1.0` answers). Stacks use it to skip devices that lack a key,
     /// resolving one prepared request on each device.
-    pub(crate) async fn resolve_keeping(
-        &self,
+    pub(crate) fn resolve_keeping<'a>(
+        &'a self,
         base: Message,
-        request: &PreparedRequest<'_>,
-    ) -> Result<Outcome, Failure> {
-        self.run(Subject::Message(base), request, None, true).await
+        request: &'a PreparedRequest<'a>,
+    ) -> Anchored<BoxFuture<'a, Result<Outcome, Failure>>> {
+        self.run(Subject::Message(base), request, None, true)
     }
 
-    /// The chain: one step per path segment (SPEC §4.2 "Chains").
-    async fn run(
+    /// [`run_chain`](Context::run_chain), boxed by a plain function.
+    ///
+    /// Every resolution goes through here, so that the futures of one
+    /// nesting level hold only a pointer to the next level's: unoptimised
+    /// builds give each poll frame room for copies of the futures it
+    /// creates, and without the box every frame of a level would hold the
+    /// whole nested future. The box is also where the stack budget of
+    /// [`guard`](crate::guard) is anchored.
+    fn run<'a>(
+        &'a self,
+        subject: Subject,
+        prepared: &'a PreparedRequest<'a>,
+        forced: Option<&'a Registered>,
+        keep: bool,
+    ) -> Anchored<BoxFuture<'a, Result<Outcome, Failure>>> {
+        let single = matches!(&prepared.segments, Ok(keys) if keys.len() == 1);
+        Anchored::new(if single {
+            Box::pin(self.run_one(subject, prepared, forced, keep))
+        } else {
+            Box::pin(self.run_chain(subject, prepared, forced, keep))
+        })
+    }
+
+    /// [`run_chain`](Context::run_chain) for a path of one segment, the
+    /// common case (every device of a stack, every nested call), in a
+    /// smaller future and poll frame.
+    async fn run_one(
         &self,
         subject: Subject,
         prepared: &PreparedRequest<'_>,
         forced: Option<&Registered>,
         keep: bool,
     ) -> Result<Outcome, Failure> {
-        let give_back = |subject: Subject| match subject {
-            Subject::Message(m) if keep => Some(m),
-            _ => None,
+        let chain = match self.begin(prepared, forced, keep) {
+            Ok(chain) => chain,
+            Err(error) => return Err(give_back(subject, keep, error)),
         };
-        if self.depth() >= self.config().max_depth {
-            return Err(Failure {
-                error: ResolveError::DepthExceeded {
-                    limit: self.config().max_depth,
-                },
-                base: give_back(subject),
-            });
-        }
-        let request = prepared.request;
-        let keys = match &prepared.segments {
-            Ok(k) => k,
-            Err(error) => {
-                return Err(Failure {
-                    error: error.clone(),
-                    base: give_back(subject),
-                })
-            }
+        let nested = self.nested();
+        let message = chain.request();
+        let request = chain.step_request(&message, matches!(message, Cow::Borrowed(_)));
+        nested
+            .step(subject, chain.key(), request, forced, keep)
+            .await
+    }
+
+    /// The chain: one step per path segment (SPEC §4.2 "Chains").
+    ///
+    /// Its poll frame is part of every nesting level reached through a
+    /// path of several segments, so the work around
+    /// the await lives in plain functions ([`Context::begin`],
+    /// [`Chain::request`], [`Chain::advance`]) whose frames are gone by the
+    /// time the next level runs.
+    async fn run_chain(
+        &self,
+        subject: Subject,
+        prepared: &PreparedRequest<'_>,
+        forced: Option<&Registered>,
+        keep: bool,
+    ) -> Result<Outcome, Failure> {
+        let mut chain = match self.begin(prepared, forced, keep) {
+            Ok(chain) => chain,
+            Err(error) => return Err(give_back(subject, keep, error)),
         };
         let nested = self.nested();
         let mut subject = subject;
-        let mut forced = forced;
-        let mut keys = keys.iter().peekable();
-        while let Some(key) = keys.next() {
-            let is_last = keys.peek().is_none();
-            // A copy of the request whose path is this segment.
-            let same_path =
-                request.get_key(&keys::PATH).and_then(Value::as_text) == Some(key.as_str());
-            let message: Cow<'_, Message> = if same_path {
-                Cow::Borrowed(request)
-            } else {
-                let mut r = request.clone();
-                r.insert_key(keys::PATH.clone(), key.as_str());
-                Cow::Owned(r)
-            };
-            let step_request = StepRequest {
-                message: &message,
-                // The request itself has the prepared request's part.
-                shared_part: match message {
-                    Cow::Borrowed(_) => Some(&prepared.hashpath_part),
-                    Cow::Owned(_) => None,
-                },
-            };
+        loop {
+            let message = chain.request();
             let outcome = nested
-                .step(subject, key, step_request, forced.take(), keep && is_last)
+                .step(
+                    subject,
+                    chain.key(),
+                    chain.step_request(&message, matches!(message, Cow::Borrowed(_))),
+                    chain.forced.take(),
+                    chain.keeps_base(),
+                )
                 .await?;
-            if is_last {
-                return Ok(outcome);
-            }
-            subject = match outcome {
-                Outcome::Ok(m) | Outcome::Raw(Value::Message(m)) => Subject::Message(m),
-                Outcome::Raw(list @ Value::List(_)) => Subject::List(list),
-                Outcome::Raw(_) => {
-                    let next = keys.peek().map(|k| k.as_str()).unwrap_or_default();
-                    return Err(ResolveError::not_found(next).into());
-                }
-                // Skip and pass end the chain with their message.
-                other => return Ok(other),
+            subject = match chain.advance(outcome)? {
+                ControlFlow::Continue(next) => next,
+                ControlFlow::Break(done) => return Ok(done),
             };
         }
-        // `segments` never returns an empty list.
-        Err(ResolveError::InvalidPath {
-            path: String::new(),
-            reason: "the path is empty".into(),
+    }
+
+    /// The start of a chain: the limits, then the path.
+    fn begin<'c>(
+        &self,
+        prepared: &'c PreparedRequest<'c>,
+        forced: Option<&'c Registered>,
+        keep: bool,
+    ) -> Result<Chain<'c>, ResolveError> {
+        if let Some(limit) = self.depth_limit_reached() {
+            return Err(ResolveError::DepthExceeded { limit });
         }
-        .into())
+        let keys = prepared.segments.as_ref().map_err(Clone::clone)?;
+        if keys.is_empty() {
+            // `segments` never returns an empty list; `Chain::key` relies
+            // on at least one.
+            return Err(ResolveError::InvalidPath {
+                path: String::new(),
+                reason: "the path is empty".into(),
+            });
+        }
+        Ok(Chain {
+            prepared,
+            keys,
+            index: 0,
+            forced,
+            keep,
+        })
+    }
+
+    /// The limit to report when this resolution may not start: `max_depth`
+    /// when reached, or the current depth when the stack budget is spent.
+    fn depth_limit_reached(&self) -> Option<usize> {
+        let config = self.config();
+        if self.depth() >= config.max_depth {
+            return Some(config.max_depth);
+        }
+        let used = stack_used();
+        if used > config.max_stack_bytes {
+            // Debug, not warn: a client can send such nesting at will.
+            tracing::debug!(
+                depth = self.depth(),
+                used,
+                budget = config.max_stack_bytes,
+                "resolution stack budget spent"
+            );
+            return Some(self.depth());
+        }
+        None
     }
 
     /// The device a message names: `message@1.0` when it has none.
@@ -359,39 +415,30 @@ impl Context {
 
     /// One step: `key` on `subject`, with `self` one level below the caller.
     ///
-    /// The synchronous parts live in plain functions so that the async
-    /// frame, which nests once per resolution level, stays small.
-    async fn step(
-        &self,
+    /// A plain function returning a hand-written future: everything but
+    /// the device call runs here or in [`StepFuture::poll`], whose frames
+    /// are small, since a step's frames nest once per resolution level.
+    fn step<'a>(
+        &'a self,
         subject: Subject,
-        key: &Key,
-        request: StepRequest<'_>,
-        forced: Option<&Registered>,
+        key: &'a Key,
+        request: StepRequest<'a>,
+        forced: Option<&'a Registered>,
         keep: bool,
-    ) -> Result<Outcome, Failure> {
-        // Unpacked in a block, so that the future (which nests once per
-        // resolution level) keeps only what the call's outcome needs.
-        let (
-            DeviceCall {
-                registered,
-                base,
-                base_part,
-                kept,
-            },
-            span,
-        ) = match self.prepare(subject, key, request, forced, keep)? {
-            Prepared::Done(outcome) => return Ok(outcome),
-            Prepared::Call(call) => {
-                let span = call.span(key, self.depth());
-                (call, span)
+    ) -> StepFuture<'a> {
+        match self.prepare(subject, key, request, forced, keep) {
+            Ok(Prepared::Done(outcome)) => StepFuture::Done(Some(Ok(outcome))),
+            Err(failure) => StepFuture::Done(Some(Err(failure))),
+            Ok(Prepared::Call(mut call)) => {
+                let future = call.start(key, request.message, self);
+                StepFuture::Call {
+                    call,
+                    future,
+                    key,
+                    request,
+                }
             }
-        };
-        let device = registered.device.as_ref();
-        let result = AssertUnwindSafe(device.call(key, base, request.message, self))
-            .catch_unwind()
-            .instrument(span)
-            .await;
-        after_call(result, device, key, request, base_part, kept)
+        }
     }
 
     /// Everything of a step before a device call: picks who answers, and
@@ -432,7 +479,12 @@ impl Context {
         };
         let (registered, may_decline) = match target {
             Target::Device(r) => {
-                let dynamic = r.device.info_for(&base);
+                // The device's own code, like its call: a panic is caught.
+                let dynamic = match catch_panic(r.device.as_ref(), key, || r.device.info_for(&base))
+                {
+                    Ok(dynamic) => dynamic,
+                    Err(error) => return Err(Failure { error, base: None }),
+                };
                 let info = dynamic.as_ref().unwrap_or(&r.info);
                 let route = info.route(key.as_str());
                 (route.calls_device().then_some(r), info.may_decline)
@@ -471,9 +523,87 @@ impl Context {
         let kept = (keep && may_decline).then(|| base.clone());
         Ok(Prepared::Call(DeviceCall {
             registered,
-            base,
+            base: Some(base),
             base_part,
             kept,
+        }))
+    }
+}
+
+/// The failure of a resolution that could not start, with the base handed
+/// back when the caller keeps it.
+fn give_back(subject: Subject, keep: bool, error: ResolveError) -> Failure {
+    let base = match subject {
+        Subject::Message(m) if keep => Some(m),
+        _ => None,
+    };
+    Failure { error, base }
+}
+
+/// A chain in progress: its path and which segment is next.
+struct Chain<'c> {
+    prepared: &'c PreparedRequest<'c>,
+    /// The path segments; never empty.
+    keys: &'c [Key],
+    /// The segment being resolved, `< keys.len()`.
+    index: usize,
+    /// The device forced on the first step (`resolve_as`).
+    forced: Option<&'c Registered>,
+    /// Whether the caller wants the base back on failure.
+    keep: bool,
+}
+
+impl<'c> Chain<'c> {
+    /// The segment being resolved.
+    fn key(&self) -> &'c Key {
+        // `index < keys.len()`: `begin` refuses an empty path and `advance`
+        // ends the chain after the last segment.
+        &self.keys[self.index]
+    }
+
+    /// Whether this step hands the base back on failure: only the last.
+    fn keeps_base(&self) -> bool {
+        self.keep && self.index + 1 == self.keys.len()
+    }
+
+    /// The request of this step: the request itself when its `path` is
+    /// this segment, else a copy whose `path` is.
+    fn request(&self) -> Cow<'c, Message> {
+        let request = self.prepared.request;
+        let key = self.key();
+        if request.get_key(&keys::PATH).and_then(Value::as_text) == Some(key.as_str()) {
+            Cow::Borrowed(request)
+        } else {
+            let mut r = request.clone();
+            r.insert_key(keys::PATH.clone(), key.as_str());
+            Cow::Owned(r)
+        }
+    }
+
+    /// The step's request, sharing the prepared request's HashPath part when
+    /// it is that request (`message` as [`request`](Chain::request) gave it).
+    fn step_request<'m>(&self, message: &'m Message, is_request: bool) -> StepRequest<'m>
+    where
+        'c: 'm,
+    {
+        StepRequest {
+            message,
+            shared_part: is_request.then_some(&self.prepared.hashpath_part),
+        }
+    }
+
+    /// After a step: the subject of the next one, or the chain's outcome.
+    fn advance(&mut self, outcome: Outcome) -> Result<ControlFlow<Outcome, Subject>, Failure> {
+        self.index += 1;
+        let Some(next) = self.keys.get(self.index) else {
+            return Ok(ControlFlow::Break(outcome));
+        };
+        Ok(ControlFlow::Continue(match outcome {
+            Outcome::Ok(m) | Outcome::Raw(Value::Message(m)) => Subject::Message(m),
+            Outcome::Raw(list @ Value::List(_)) => Subject::List(list),
+            Outcome::Raw(_) => return Err(ResolveError::not_found(next.as_str()).into()),
+            // Skip and pass end the chain with their message.
+            other => return Ok(ControlFlow::Break(other)),
         }))
     }
 }
@@ -489,21 +619,123 @@ enum Prepared<'r> {
 /// A pending device call and what its outcome needs.
 struct DeviceCall<'r> {
     registered: &'r Registered,
-    base: Message,
+    /// The base, until [`start`](DeviceCall::start) hands it to the device.
+    base: Option<Message>,
     /// The base's part of the HashPath, when HashPaths are updated.
     base_part: Option<String>,
     /// A copy of the base, when the caller keeps it on failure.
     kept: Option<Message>,
 }
 
-impl DeviceCall<'_> {
-    fn span(&self, key: &Key, depth: usize) -> tracing::Span {
-        tracing::debug_span!(
+impl<'r> DeviceCall<'r> {
+    /// Calls the device: its future, polled in a span with panics caught.
+    fn start<'a>(&mut self, key: &'a Key, request: &'a Message, ctx: &'a Context) -> CallFuture<'a>
+    where
+        'r: 'a,
+    {
+        let span = tracing::debug_span!(
             "resolve",
             device = self.registered.device.name(),
             key = key.as_str(),
-            depth
+            depth = ctx.depth()
+        );
+        // `prepare` fills the base and only `start` takes it, once.
+        let base = self.base.take().unwrap_or_default();
+        let device = self.registered.device.as_ref();
+        // A device may run code before its future (a hand-written `call`):
+        // a panic there is caught as well.
+        let inner = std::panic::catch_unwind(AssertUnwindSafe(|| {
+            let _entered = span.enter();
+            device.call(key, base, request, ctx)
+        }))
+        .map_err(Some);
+        CallFuture { inner, span }
+    }
+
+    /// Turns the call's result (or its panic) into the step's outcome.
+    fn finish(
+        &mut self,
+        result: std::thread::Result<Result<Outcome, ResolveError>>,
+        key: &Key,
+        request: StepRequest<'_>,
+    ) -> Result<Outcome, Failure> {
+        after_call(
+            result,
+            self.registered.device.as_ref(),
+            key,
+            request,
+            self.base_part.take(),
+            self.kept.take(),
         )
+    }
+}
+
+/// The future of one step ([`Context::step`]).
+enum StepFuture<'a> {
+    /// Answered without a device call (`None` once taken).
+    Done(Option<Result<Outcome, Failure>>),
+    /// A device call in flight.
+    Call {
+        call: DeviceCall<'a>,
+        future: CallFuture<'a>,
+        key: &'a Key,
+        request: StepRequest<'a>,
+    },
+}
+
+impl Future for StepFuture<'_> {
+    type Output = Result<Outcome, Failure>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Self::Output> {
+        match self.get_mut() {
+            // A future is not polled again once it answered Ready.
+            StepFuture::Done(result) => {
+                Poll::Ready(result.take().expect("step polled after completion"))
+            }
+            StepFuture::Call {
+                call,
+                future,
+                key,
+                request,
+            } => match Pin::new(future).poll(cx) {
+                Poll::Pending => Poll::Pending,
+                Poll::Ready(result) => Poll::Ready(call.finish(result, key, *request)),
+            },
+        }
+    }
+}
+
+/// A device call's future, polled inside its tracing span with panics
+/// caught: one small poll frame per nesting level, where the combinators
+/// (`catch_unwind`, `instrument`) stacked several.
+struct CallFuture<'a> {
+    /// The device's future, or the panic of its `call` (`None` once
+    /// taken).
+    inner: Result<BoxFuture<'a, Result<Outcome, ResolveError>>, Option<PanicPayload>>,
+    span: tracing::Span,
+}
+
+/// What a caught panic carries.
+type PanicPayload = Box<dyn std::any::Any + Send>;
+
+impl Future for CallFuture<'_> {
+    type Output = std::thread::Result<Result<Outcome, ResolveError>>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Self::Output> {
+        let this = self.get_mut();
+        let inner = match &mut this.inner {
+            Ok(inner) => inner,
+            // Taken at most once: a future is not polled after Ready.
+            Err(payload) => {
+                return Poll::Ready(Err(payload.take().expect("call polled after completion")))
+            }
+        };
+        let _entered = this.span.enter();
+        match std::panic::catch_unwind(AssertUnwindSafe(|| inner.as_mut().poll(cx))) {
+            Ok(Poll::Pending) => Poll::Pending,
+            Ok(Poll::Ready(result)) => Poll::Ready(Ok(result)),
+            Err(payload) => Poll::Ready(Err(payload)),
+        }
     }
 }
 
@@ -535,6 +767,27 @@ fn after_call(
             })
         }
     }
+}
+
+/// Runs a device's synchronous code (its `info_for`), turning a panic into
+/// `Panicked { device, key }`.
+pub(crate) fn catch_panic<T>(
+    device: &dyn crate::device::Device,
+    key: &Key,
+    f: impl FnOnce() -> T,
+) -> Result<T, ResolveError> {
+    std::panic::catch_unwind(AssertUnwindSafe(f)).map_err(|payload| {
+        tracing::error!(
+            device = device.name(),
+            key = key.as_str(),
+            panic = panic_text(payload.as_ref()),
+            "device panicked"
+        );
+        ResolveError::Panicked {
+            device: device.name().to_string(),
+            key: key.as_str().to_string(),
+        }
+    })
 }
 
 /// Runs `message@1.0` code, turning a panic into `Panicked`.

@@ -6,7 +6,10 @@
 //! each device answers on its own copy and the results are collected. The
 //! path `transform/D/k` runs `k` on device `D` alone.
 
+use std::ops::ControlFlow;
+
 use async_trait::async_trait;
+use futures::future::BoxFuture;
 use hb_message::{Key, Message, Value};
 
 use crate::config::ErrorStrategy;
@@ -14,35 +17,35 @@ use crate::context::Context;
 use crate::device::{Device, DeviceInfo, Outcome};
 use crate::error::ResolveError;
 use crate::keys;
-use crate::resolve::PreparedRequest;
+use crate::resolve::{Failure, PreparedRequest};
 
 /// The device's name.
 pub const NAME: &str = "stack@1.0";
 
 /// The stack's devices, by position (`"1"`, `"2"`, …) or name.
-pub const DEVICE_STACK: &str = "device-stack";
+pub const DEVICE_STACK: &str = keys::names::DEVICE_STACK;
 /// When present, the only keys the stack runs; others are field reads.
-pub const STACK_KEYS: &str = "stack-keys";
+pub const STACK_KEYS: &str = keys::names::STACK_KEYS;
 /// The running device's position in the stack, as text.
-pub const DEVICE_KEY: &str = "device-key";
+pub const DEVICE_KEY: &str = keys::names::DEVICE_KEY;
 /// The pass counter, from 1.
-pub const PASS: &str = "pass";
+pub const PASS: &str = keys::names::PASS;
 /// Where the running device reads request keys.
-pub const INPUT_PREFIX: &str = "input-prefix";
+pub const INPUT_PREFIX: &str = keys::names::INPUT_PREFIX;
 /// Where the running device writes base keys.
-pub const OUTPUT_PREFIX: &str = "output-prefix";
+pub const OUTPUT_PREFIX: &str = keys::names::OUTPUT_PREFIX;
 /// Per-device input prefixes, keyed like `device-stack`.
-pub const INPUT_PREFIXES: &str = "input-prefixes";
+pub const INPUT_PREFIXES: &str = keys::names::INPUT_PREFIXES;
 /// Per-device output prefixes, keyed like `device-stack`.
-pub const OUTPUT_PREFIXES: &str = "output-prefixes";
+pub const OUTPUT_PREFIXES: &str = keys::names::OUTPUT_PREFIXES;
 /// The device replaced by the latest transform.
-pub const PREVIOUS_DEVICE: &str = "previous-device";
+pub const PREVIOUS_DEVICE: &str = keys::names::PREVIOUS_DEVICE;
 /// The input prefix replaced by the latest transform.
-pub const PREVIOUS_INPUT_PREFIX: &str = "previous-input-prefix";
+pub const PREVIOUS_INPUT_PREFIX: &str = keys::names::PREVIOUS_INPUT_PREFIX;
 /// The output prefix replaced by the latest transform.
-pub const PREVIOUS_OUTPUT_PREFIX: &str = "previous-output-prefix";
+pub const PREVIOUS_OUTPUT_PREFIX: &str = keys::names::PREVIOUS_OUTPUT_PREFIX;
 /// The request (or base) key choosing `Fold` or `Map`.
-pub const MODE: &str = "mode";
+pub const MODE: &str = keys::names::MODE;
 /// The key that starts a `transform/D/k` path.
 pub const TRANSFORM: &str = "transform";
 
@@ -85,43 +88,70 @@ impl Device for StackDevice {
         Some(self.info().exports(names))
     }
 
-    async fn call(
-        &self,
-        key: &Key,
+    /// Written out rather than through `async_trait`: the routing runs
+    /// before the future is made, and the fold's future is the boxed one
+    /// itself, so no extra poll frame sits in every nesting level of a
+    /// stack inside a stack.
+    fn call<'life0, 'life1, 'life2, 'life3, 'async_trait>(
+        &'life0 self,
+        key: &'life1 Key,
         base: Message,
-        request: &Message,
-        ctx: &Context,
-    ) -> Result<Outcome, ResolveError> {
-        if is_transformer(&base) {
-            let mut m = base;
-            clear_transformer(&mut m);
-            let remembered = Remembered::of(&m);
-            transform(&mut m, key.as_str(), &remembered)?;
-            return Ok(Outcome::Ok(m));
-        }
-        if key.as_str() == TRANSFORM {
-            let mut m = base;
-            mark_transformer(&mut m);
-            return Ok(Outcome::Ok(m));
-        }
-        if !matches!(
-            base.get_key(&keys::DEVICE_STACK),
-            Some(Value::Message(_) | Value::List(_))
-        ) {
-            return Err(ResolveError::invalid_input(
-                key,
-                "a stack needs `device-stack`: a message or list of device names",
-            ));
-        }
-        // Bound first, so that no temporary lives across the await.
-        let mode = mode(&base, request)?;
-        match mode {
-            Mode::Fold => fold(base, request, ctx).await,
-            // Map's state is large and rarely needed: boxed, it does not
-            // grow every stack call's future.
-            Mode::Map => Box::pin(map(base, request, ctx)).await,
+        request: &'life2 Message,
+        ctx: &'life3 Context,
+    ) -> BoxFuture<'async_trait, Result<Outcome, ResolveError>>
+    where
+        'life0: 'async_trait,
+        'life1: 'async_trait,
+        'life2: 'async_trait,
+        'life3: 'async_trait,
+        Self: 'async_trait,
+    {
+        match route(key, base, request) {
+            Ok(Routed::Done(m)) => Box::pin(std::future::ready(Ok(Outcome::Ok(m)))),
+            Ok(Routed::Fold(base)) => Box::pin(fold(base, request, ctx)),
+            Ok(Routed::Map(base)) => Box::pin(map(base, request, ctx)),
+            Err(e) => Box::pin(std::future::ready(Err(e))),
         }
     }
+}
+
+/// What a call on a stack does.
+enum Routed {
+    /// Answered at once (the `transform` key and the device it names).
+    Done(Message),
+    /// Run the fold.
+    Fold(Message),
+    /// Run the map.
+    Map(Message),
+}
+
+/// Everything of a stack call before its devices run.
+fn route(key: &Key, base: Message, request: &Message) -> Result<Routed, ResolveError> {
+    if is_transformer(&base) {
+        let mut m = base;
+        clear_transformer(&mut m);
+        let remembered = Remembered::of(&m);
+        transform(&mut m, key.as_str(), &remembered)?;
+        return Ok(Routed::Done(m));
+    }
+    if key.as_str() == TRANSFORM {
+        let mut m = base;
+        mark_transformer(&mut m);
+        return Ok(Routed::Done(m));
+    }
+    if !matches!(
+        base.get_key(&keys::DEVICE_STACK),
+        Some(Value::Message(_) | Value::List(_))
+    ) {
+        return Err(ResolveError::invalid_input(
+            key,
+            "a stack needs `device-stack`: a message or list of device names",
+        ));
+    }
+    Ok(match mode(&base, request)? {
+        Mode::Fold => Routed::Fold(base),
+        Mode::Map => Routed::Map(base),
+    })
 }
 
 /// The mode: the request's `mode`, else the base's, else `Fold`.
@@ -336,53 +366,117 @@ fn strategy_error(ctx: &Context, index: u64, device: String, e: ResolveError) ->
 }
 
 /// `Fold` (SPEC §4.4).
+///
+/// Its poll frame is part of every nesting level of a stack inside a
+/// stack, so the work around the await lives in [`Folding`]'s plain
+/// methods.
 async fn fold(base: Message, request: &Message, ctx: &Context) -> Result<Outcome, ResolveError> {
-    let stack = Remembered::of(&base);
-    let mut msg = base;
-    set_pass(&mut msg, 1);
     // Every device resolves this same request: its path and HashPath part
     // are worked out once.
     let request = PreparedRequest::new(request);
-    let mut n: u64 = 1;
+    let (mut folding, mut msg) = Folding::start(base);
     loop {
-        let device = match transform_key(&mut msg, n.to_string(), &stack) {
-            Ok(device) => device,
-            // No device at this position: the fold is complete.
-            Err(ResolveError::NotFound { .. }) => break,
-            Err(e) => return Err(e),
+        let device = match folding.next_device(&mut msg)? {
+            Some(device) => device,
+            None => break,
         };
-        tracing::trace!(index = n, device = device.as_str(), "stack step");
-        match ctx.resolve_keeping(msg, &request).await {
-            Ok(Outcome::Ok(m)) => {
-                msg = m;
-                n += 1;
-            }
-            Ok(raw @ Outcome::Raw(_)) => return Ok(raw),
-            Ok(Outcome::Skip(m)) => {
+        let result = ctx.resolve_keeping(msg, &request).await;
+        msg = match folding.after(ctx, device, result) {
+            ControlFlow::Continue(m) => m,
+            ControlFlow::Break(Ok(m)) => {
                 msg = m;
                 break;
             }
-            Ok(Outcome::Pass(m)) => {
-                msg = m;
-                let pass = msg
-                    .get_key(&keys::PASS)
-                    .and_then(Value::as_int)
-                    .unwrap_or(1);
-                set_pass(&mut msg, pass.saturating_add(1));
-                n = 1;
+            ControlFlow::Break(Err(done)) => return done,
+        };
+    }
+    Ok(folding.finish(msg))
+}
+
+/// A fold in progress: the remembered stack-level values, the position and
+/// the pass.
+struct Folding {
+    stack: Remembered,
+    /// The position of the next device, from 1.
+    n: u64,
+    /// The pass being made, from 1. The stack's own count: a device that
+    /// rewrites `pass` cannot reset it and escape the cap.
+    pass: u64,
+}
+
+impl Folding {
+    /// Step 1: remember the stack-level values and set `pass = 1`.
+    fn start(base: Message) -> (Folding, Message) {
+        let stack = Remembered::of(&base);
+        let mut msg = base;
+        set_pass(&mut msg, 1);
+        (
+            Folding {
+                stack,
+                n: 1,
+                pass: 1,
+            },
+            msg,
+        )
+    }
+
+    /// Transforms `msg` for device `n`: its name, or `None` when the stack
+    /// has no device there (the fold is complete).
+    fn next_device(&self, msg: &mut Message) -> Result<Option<String>, ResolveError> {
+        match transform_key(msg, self.n.to_string(), &self.stack) {
+            Ok(device) => {
+                tracing::trace!(index = self.n, device = device.as_str(), "stack step");
+                Ok(Some(device))
+            }
+            Err(ResolveError::NotFound { .. }) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Acts on device `n`'s outcome: the message to go on with, the message
+    /// to restore and answer (`Break(Ok)`), or the stack's answer
+    /// (`Break(Err)`).
+    fn after(
+        &mut self,
+        ctx: &Context,
+        device: String,
+        result: Result<Outcome, Failure>,
+    ) -> ControlFlow<Result<Message, Result<Outcome, ResolveError>>, Message> {
+        match result {
+            Ok(Outcome::Ok(m)) => {
+                self.n += 1;
+                ControlFlow::Continue(m)
+            }
+            Ok(raw @ Outcome::Raw(_)) => ControlFlow::Break(Err(Ok(raw))),
+            Ok(Outcome::Skip(m)) => ControlFlow::Break(Ok(m)),
+            Ok(Outcome::Pass(mut m)) => {
+                if self.pass >= ctx.config().stack_max_passes {
+                    tracing::warn!(passes = self.pass, device, "stack pass limit reached");
+                    return ControlFlow::Break(Err(Err(ResolveError::StackPassLimit {
+                        passes: self.pass,
+                    })));
+                }
+                self.pass += 1;
+                set_pass(&mut m, i64::try_from(self.pass).unwrap_or(i64::MAX));
+                self.n = 1;
+                ControlFlow::Continue(m)
             }
             Err(failure) => match (failure.error, failure.base) {
                 // The device lacks the key: skip it.
                 (ResolveError::NotFound { .. }, Some(kept)) => {
-                    msg = kept;
-                    n += 1;
+                    self.n += 1;
+                    ControlFlow::Continue(kept)
                 }
-                (e, _) => return Err(strategy_error(ctx, n, device, e)),
+                (e, _) => ControlFlow::Break(Err(Err(strategy_error(ctx, self.n, device, e)))),
             },
         }
     }
-    restore(&mut msg, stack);
-    Ok(Outcome::Ok(msg))
+
+    /// Step 3: restore the stack-level values.
+    fn finish(self, mut msg: Message) -> Outcome {
+        restore(&mut msg, self.stack);
+        Outcome::Ok(msg)
+    }
 }
 
 /// Sets `pass` (a plain function, so that nothing of it is kept in the

@@ -5,7 +5,7 @@ mod common;
 
 use std::sync::Arc;
 
-use common::probe_context;
+use common::{on_default_stack, probe_context};
 use hb_device::test_support::{test_context, test_node_key};
 use hb_device::{DeviceConfig, ResolveError, DEFAULT_MAX_DEPTH};
 use hb_message::{msg, Value};
@@ -40,28 +40,10 @@ async fn execution_extensions_reach_handlers_by_type() {
     assert!(nested.extension::<String>().is_none());
 }
 
-/// Runs `f` on a current-thread runtime in a thread with a roomy stack:
-/// unoptimised builds take about 10 KiB of stack per nesting level (release
-/// builds about 1.2 KiB), more than a test thread's 2 MiB for 256 levels.
-pub fn on_big_stack<T: Send + 'static>(
-    f: impl FnOnce() -> std::pin::Pin<Box<dyn std::future::Future<Output = T>>> + Send + 'static,
-) -> T {
-    std::thread::Builder::new()
-        .stack_size(32 << 20)
-        .spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .build()
-                .expect("runtime");
-            rt.block_on(f())
-        })
-        .expect("thread")
-        .join()
-        .expect("no panic")
-}
-
 #[test]
 fn execution_nesting_beyond_the_limit_is_depth_exceeded() {
-    let err = on_big_stack(|| {
+    // On a default-sized (2 MiB) thread, in unoptimised builds too.
+    let err = on_default_stack(|| {
         Box::pin(async {
             test_context()
                 .resolve(

@@ -3,9 +3,12 @@
 
 mod common;
 
-use common::{captured, stack_context};
+use common::{captured, on_default_stack, stack_context};
 use hb_device::test_support::{stack_of, test_context, trail};
-use hb_device::{DeviceConfig, ErrorStrategy, Outcome, ResolveError};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use hb_device::{DeviceConfig, ErrorStrategy, Outcome, ResolveError, DEFAULT_STACK_MAX_PASSES};
 use hb_message::hashpath;
 use hb_message::{msg, Message, Value};
 
@@ -335,22 +338,16 @@ async fn mode_comes_from_the_request_then_the_base_and_is_case_sensitive() {
 
 #[test]
 fn fold_a_stack_naming_itself_ends_at_the_depth_limit() {
-    // device-stack ["stack@1.0"] recurses into itself; 256 levels need more
-    // than a test thread's stack in unoptimised builds.
-    let err = std::thread::Builder::new()
-        .stack_size(32 << 20)
-        .spawn(|| {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .build()
-                .unwrap();
-            rt.block_on(
-                test_context().resolve(stack_of(&["stack@1.0"]), &msg! { "path" => "mark" }),
-            )
-            .unwrap_err()
+    // device-stack ["stack@1.0"] recurses into itself; the 256 levels fit
+    // on a default-sized (2 MiB) thread, in unoptimised builds too.
+    let err = on_default_stack(|| {
+        Box::pin(async {
+            test_context()
+                .resolve(stack_of(&["stack@1.0"]), &msg! { "path" => "mark" })
+                .await
+                .unwrap_err()
         })
-        .unwrap()
-        .join()
-        .unwrap();
+    });
     assert!(
         matches!(err.root(), ResolveError::DepthExceeded { limit: 256 }),
         "{err:?}"
@@ -417,5 +414,99 @@ async fn fold_without_a_device_stack_is_invalid_input() {
     assert_eq!(
         m.without_private(),
         msg! { "device" => "stack@1.0", "device-stack" => msg! {}, "x" => 1 }
+    );
+}
+
+/// `spin@test`: `mark` counts its calls and always answers Pass, resetting
+/// `pass` to 1 as well, so only the stack's own cap can end the fold.
+struct SpinDevice {
+    calls: Arc<AtomicU64>,
+}
+
+#[hb_device::async_trait]
+impl hb_device::Device for SpinDevice {
+    fn name(&self) -> &str {
+        "spin@test"
+    }
+    fn info(&self) -> hb_device::DeviceInfo {
+        hb_device::DeviceInfo::with_functions(["mark"]).never_declines()
+    }
+    async fn call(
+        &self,
+        _key: &hb_message::Key,
+        mut base: Message,
+        _request: &Message,
+        _ctx: &hb_device::Context,
+    ) -> Result<Outcome, ResolveError> {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        base.insert("pass", 1)?;
+        Ok(Outcome::Pass(base))
+    }
+}
+
+fn spin_context(calls: &Arc<AtomicU64>) -> hb_device::Context {
+    common::context_with(vec![Arc::new(SpinDevice {
+        calls: Arc::clone(calls),
+    })])
+}
+
+#[tokio::test]
+async fn fold_a_device_that_always_passes_stops_at_the_pass_limit() {
+    let calls = Arc::new(AtomicU64::new(0));
+    let err = spin_context(&calls)
+        .resolve(stack_of(&["mark", "spin"]), &msg! { "path" => "mark" })
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, ResolveError::StackPassLimit { passes } if passes == DEFAULT_STACK_MAX_PASSES),
+        "{err:?}"
+    );
+    // One call per pass: the 64th pass's Pass is the one refused.
+    assert_eq!(calls.load(Ordering::SeqCst), DEFAULT_STACK_MAX_PASSES);
+    assert_eq!(err.code(), "stack-pass-limit");
+    assert_eq!(err.status(), 500);
+}
+
+#[tokio::test]
+async fn fold_the_pass_limit_is_the_node_setting() {
+    let calls = Arc::new(AtomicU64::new(0));
+    let config = DeviceConfig {
+        stack_max_passes: 3,
+        ..DeviceConfig::default()
+    };
+    let err = spin_context(&calls)
+        .with_config(config.clone())
+        .resolve(stack_of(&["spin"]), &msg! { "path" => "mark" })
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, ResolveError::StackPassLimit { passes: 3 }),
+        "{err:?}"
+    );
+    assert_eq!(calls.load(Ordering::SeqCst), 3);
+    // loop@test passes once (pass 1 → 2): fine with a cap of 2, refused
+    // with a cap of 1.
+    let two = test_context().with_config(DeviceConfig {
+        stack_max_passes: 2,
+        ..DeviceConfig::default()
+    });
+    let m = two
+        .resolve(stack_of(&["loop", "mark"]), &msg! { "path" => "mark" })
+        .await
+        .unwrap()
+        .ok_message()
+        .unwrap();
+    assert_eq!(trail(&m), vec!["p1", "p2", "2"]);
+    let one = test_context().with_config(DeviceConfig {
+        stack_max_passes: 1,
+        ..DeviceConfig::default()
+    });
+    let err = one
+        .resolve(stack_of(&["loop", "mark"]), &msg! { "path" => "mark" })
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, ResolveError::StackPassLimit { passes: 1 }),
+        "{err:?}"
     );
 }

@@ -272,3 +272,25 @@ pub fn captured(m: &Message) -> Vec<Message> {
         .filter_map(|v| v.as_message().cloned())
         .collect()
 }
+
+/// The stack size of Rust's test threads and of `std::thread::spawn`.
+pub const DEFAULT_THREAD_STACK: usize = 2 << 20;
+
+/// Runs `f` on a current-thread runtime in a thread with exactly the
+/// default 2 MiB stack, whatever `RUST_MIN_STACK` says: the depth limit
+/// must end deep nesting before such a thread's stack does.
+pub fn on_default_stack<T: Send + 'static>(
+    f: impl FnOnce() -> std::pin::Pin<Box<dyn std::future::Future<Output = T>>> + Send + 'static,
+) -> T {
+    std::thread::Builder::new()
+        .stack_size(DEFAULT_THREAD_STACK)
+        .spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .build()
+                .expect("runtime");
+            rt.block_on(f())
+        })
+        .expect("thread")
+        .join()
+        .expect("no panic")
+}
