@@ -32,8 +32,9 @@ async fn ok(ctx: &Context, base: Message, request: Message) -> Message {
 /// The scheduler error inside a resolution error.
 fn scheduler_error(e: &ResolveError) -> &SchedulerError {
     match e {
-        ResolveError::Device { source, .. } => source
-            .downcast_ref::<SchedulerError>()
+        ResolveError::Device { .. } => e
+            .device_source()
+            .and_then(|s| s.downcast_ref::<SchedulerError>())
             .expect("scheduler@1.0 fails with SchedulerError"),
         other => panic!("expected a device error, got {other:?}"),
     }

@@ -3,11 +3,19 @@
 use std::error::Error as StdError;
 use std::sync::Arc;
 
-use hb_message::MessageError;
+use hb_message::{ErrorCode, MessageError};
 use thiserror::Error;
 
+/// What a device's own error must be: an error with an HTTP code and
+/// status ([`ErrorCode`]), so a failure inside a device reaches the client
+/// with its own code without anyone downcasting. Implemented for every
+/// such type.
+pub trait DeviceError: StdError + ErrorCode + Send + Sync + 'static {}
+
+impl<T: StdError + ErrorCode + Send + Sync + 'static> DeviceError for T {}
+
 /// A device's own failure, shared so that one error can answer many waiters.
-pub type DeviceFailure = Arc<dyn StdError + Send + Sync + 'static>;
+pub type DeviceFailure = Arc<dyn DeviceError>;
 
 /// Everything that can go wrong while resolving a request on a message.
 ///
@@ -156,7 +164,7 @@ impl ResolveError {
     /// Wraps a device's own error.
     pub fn device<E>(device: impl Into<String>, key: impl AsRef<str>, source: E) -> ResolveError
     where
-        E: StdError + Send + Sync + 'static,
+        E: DeviceError,
     {
         ResolveError::Device {
             device: device.into(),
@@ -169,8 +177,8 @@ impl ResolveError {
     /// (SPEC §7.4). The stack wrappers (`StackDeviceFailed`,
     /// `StackCallFailed`) report the code of the error they wrap, found with
     /// [`root`](ResolveError::root): they say where it happened, not what.
-    /// A device's own error (`Device`) is `device-failed`; the HTTP layer
-    /// may look into its source for a more precise code.
+    /// A device's own error (`Device`) reports its own code (every device
+    /// error implements [`ErrorCode`]).
     pub fn code(&self) -> &'static str {
         match self.root() {
             ResolveError::NotFound { .. } => "not-found",
@@ -182,9 +190,9 @@ impl ResolveError {
             ResolveError::Panicked { .. } => "device-panic",
             ResolveError::InvalidInput { .. } => "invalid-value",
             ResolveError::UnexpectedOutcome { .. } => "unexpected-outcome",
-            ResolveError::Device { .. } => "device-failed",
+            ResolveError::Device { source, .. } => source.code(),
             ResolveError::StackPassLimit { .. } => "stack-pass-limit",
-            ResolveError::Message(e) => message_code(e),
+            ResolveError::Message(e) => e.code(),
             // `root` looks through every wrapper.
             ResolveError::StackDeviceFailed { .. } | ResolveError::StackCallFailed { .. } => {
                 "stack-device-failed"
@@ -202,15 +210,26 @@ impl ResolveError {
             | ResolveError::InvalidDeviceName { .. }
             | ResolveError::UnknownDevice { .. }
             | ResolveError::InvalidInput { .. } => 400,
-            ResolveError::Message(e) => message_status(e),
+            ResolveError::Message(e) => e.status(),
+            ResolveError::Device { source, .. } => source.status(),
             ResolveError::DuplicateDevice { .. }
             | ResolveError::DepthExceeded { .. }
             | ResolveError::Panicked { .. }
             | ResolveError::UnexpectedOutcome { .. }
-            | ResolveError::Device { .. }
             | ResolveError::StackPassLimit { .. }
             | ResolveError::StackDeviceFailed { .. }
             | ResolveError::StackCallFailed { .. } => 500,
+        }
+    }
+
+    /// The error a device returned, for `Device` (looking through the
+    /// stack wrappers), to downcast to the device's own type.
+    pub fn device_source(&self) -> Option<&(dyn StdError + 'static)> {
+        match self.root() {
+            ResolveError::Device { source, .. } => {
+                Some(source.as_ref() as &(dyn StdError + 'static))
+            }
+            _ => None,
         }
     }
 
@@ -246,33 +265,6 @@ impl ResolveError {
     }
 }
 
-/// The code of a message-model error (SPEC §7.4).
-fn message_code(e: &MessageError) -> &'static str {
-    match e {
-        MessageError::DuplicateKey(_) => "duplicate-key",
-        MessageError::InvalidJson(_)
-        | MessageError::Malformed { .. }
-        | MessageError::TooDeep { .. } => "malformed-body",
-        MessageError::InvalidCommitment { .. } | MessageError::UnsupportedCommitmentDevice(_) => {
-            "invalid-commitments"
-        }
-        MessageError::RequestedCommittersNotFound(_) => "requested-committers-not-found",
-        MessageError::InvalidKeyFile { .. } | MessageError::Codec(_) => "internal",
-        // Keys, IDs, floats and other values; also any variant hb-message
-        // adds later, until it is given a code here.
-        _ => "invalid-value",
-    }
-}
-
-/// The HTTP status of a message-model error: the node's own failures
-/// (its key file, its record codec) are 500, the rest are bad input.
-fn message_status(e: &MessageError) -> u16 {
-    match e {
-        MessageError::InvalidKeyFile { .. } | MessageError::Codec(_) => 500,
-        _ => 400,
-    }
-}
-
 /// Shortens untrusted input before it is quoted in an error message.
 pub(crate) fn truncate(s: &str) -> String {
     const MAX: usize = 64;
@@ -284,6 +276,32 @@ pub(crate) fn truncate(s: &str) -> String {
         end -= 1;
     }
     format!("{}…", &s[..end])
+}
+
+impl ErrorCode for ResolveError {
+    fn code(&self) -> &'static str {
+        ResolveError::code(self)
+    }
+
+    fn status(&self) -> u16 {
+        ResolveError::status(self)
+    }
+}
+
+#[cfg(test)]
+#[derive(Debug, Error)]
+#[error("I'm a teapot")]
+struct Teapot;
+
+#[cfg(test)]
+impl ErrorCode for Teapot {
+    fn code(&self) -> &'static str {
+        "teapot"
+    }
+
+    fn status(&self) -> u16 {
+        418
+    }
 }
 
 #[cfg(test)]
@@ -381,9 +399,10 @@ mod tests {
                 500,
             ),
             (
-                ResolveError::device("d@1", "k", std::fmt::Error),
-                "device-failed",
-                500,
+                // A device's own error reports its own code and status.
+                ResolveError::device("d@1", "k", Teapot),
+                "teapot",
+                418,
             ),
             (
                 ResolveError::StackPassLimit { passes: 64 },
@@ -408,6 +427,7 @@ mod tests {
             (MessageError::Codec("x".into()).into(), "internal", 500),
         ];
         for (e, code, status) in cases {
+            assert_eq!(ResolveError::code(&e), ErrorCode::code(&e));
             assert_eq!(e.code(), code, "{e:?}");
             assert_eq!(e.status(), status, "{e:?}");
             assert!(

@@ -226,6 +226,16 @@ impl fmt::Display for TestFailure {
 
 impl std::error::Error for TestFailure {}
 
+impl hb_message::ErrorCode for TestFailure {
+    fn code(&self) -> &'static str {
+        "test-failure"
+    }
+
+    fn status(&self) -> u16 {
+        500
+    }
+}
+
 /// `fail@test`: `mark` fails with a device error ([`TestFailure`]).
 #[derive(Debug, Default)]
 pub struct FailDevice;

@@ -20,15 +20,18 @@ impl ErrorCode for crate::MessageError {
                 "invalid-commitments"
             }
             E::RequestedCommittersNotFound(_) => "requested-committers-not-found",
-            E::InvalidKeyFile { .. } => "invalid-key-file",
+            // The node's own failures: its key file, its stored records.
+            E::InvalidKeyFile { .. } | E::Codec(_) | E::DecodedTooLarge { .. } => "internal",
+            // Keys, IDs, floats and other values; also any variant added
+            // later, until it is given a code here.
             _ => "invalid-value",
         }
     }
 
     fn status(&self) -> u16 {
+        use crate::MessageError as E;
         match self {
-            // A key file is the node's own configuration, not client input.
-            crate::MessageError::InvalidKeyFile { .. } => 500,
+            E::InvalidKeyFile { .. } | E::Codec(_) | E::DecodedTooLarge { .. } => 500,
             _ => 400,
         }
     }
