@@ -411,22 +411,7 @@ async fn a_process_on_a_registered_remote_scheduler_is_redirected() -> anyhow::R
     let h = Harness::start(SchedulerConfig::default());
     let ctx = h.context();
     let remote = Harness::client(9);
-    let record = Message::new()
-        .with("type", "scheduler-location")?
-        .with("url", "http://remote:8734")?
-        .with("nonce", 1)?
-        .with("time-to-live", 60_000)?
-        .commit(&remote, None)?;
-    ok(
-        &ctx,
-        scheduler_base(),
-        req(&[
-            ("path", "location".into()),
-            ("method", "POST".into()),
-            ("body", record.into()),
-        ]),
-    )
-    .await;
+    register_remote(&ctx, &remote).await?;
     let def = Message::new()
         .with("type", "Process")?
         .with("scheduler", remote.address())?
@@ -436,6 +421,19 @@ async fn a_process_on_a_registered_remote_scheduler_is_redirected() -> anyhow::R
         SchedulerError::Redirect { url, .. } => assert_eq!(url, "http://remote:8734"),
         other => panic!("{other:?}"),
     }
+    Ok(())
+}
+
+/// Stores `remote`'s own location record: `http://remote:8734`, nonce 1,
+/// time-to-live 60 s.
+async fn register_remote(ctx: &Context, remote: &NodeKey) -> anyhow::Result<()> {
+    let record = Message::new()
+        .with("type", "scheduler-location")?
+        .with("url", "http://remote:8734")?
+        .with("nonce", 1)?
+        .with("time-to-live", 60_000)?
+        .commit(remote, None)?;
+    ok(ctx, scheduler_base(), post_location(record)).await;
     Ok(())
 }
 
@@ -511,13 +509,7 @@ async fn an_expired_location_is_not_used_for_routing() -> anyhow::Result<()> {
     let h = Harness::start(SchedulerConfig::default());
     let ctx = h.context();
     let remote = Harness::client(9);
-    let record = Message::new()
-        .with("type", "scheduler-location")?
-        .with("url", "http://remote:8734")?
-        .with("nonce", 1)?
-        .with("time-to-live", 60_000)?
-        .commit(&remote, None)?;
-    ok(&ctx, scheduler_base(), post_location(record)).await;
+    register_remote(&ctx, &remote).await?;
     let def = Message::new()
         .with("type", "Process")?
         .with("scheduler", remote.address())?

@@ -49,8 +49,8 @@ use std::time::{Duration, Instant};
 use futures::future::join_all;
 use hb_message::{Id, IdSelector, Message, NodeKey, Value};
 use hb_scheduler::{
-    AssignmentDraft, ChainTip, ScheduleRequest, Scheduler, SchedulerBuilder, SchedulerConfig,
-    SchedulerMetrics, SchedulingMode, Sequencer, ServerCore, ServerHandle,
+    AssignmentDraft, ChainTip, ManualClock, ScheduleRequest, Scheduler, SchedulerBuilder,
+    SchedulerConfig, SchedulerMetrics, SchedulingMode, Sequencer, ServerCore, ServerHandle,
 };
 use hb_store::{
     AssignmentRecord, Batch, GroupCommit, GroupCommitStats, MessageCache, SchedulerCache,
@@ -340,14 +340,24 @@ struct Graph {
 
 impl Graph {
     fn start(store: Arc<dyn Store>, config: SchedulerConfig) -> Graph {
+        Graph::start_with_clock(store, config, None)
+    }
+
+    fn start_with_clock(
+        store: Arc<dyn Store>,
+        config: SchedulerConfig,
+        clock: Option<ManualClock>,
+    ) -> Graph {
         let writer = Arc::new(GroupCommit::start(Arc::clone(&store)).expect("group commit starts"));
         let metrics = Arc::new(SchedulerMetrics::default());
-        let scheduler = SchedulerBuilder::new(Arc::clone(&store), node_key())
+        let mut builder = SchedulerBuilder::new(Arc::clone(&store), node_key())
             .config(config)
             .group_commit(Arc::clone(&writer))
-            .metrics(Arc::clone(&metrics))
-            .start()
-            .expect("the scheduler starts");
+            .metrics(Arc::clone(&metrics));
+        if let Some(clock) = clock {
+            builder = builder.clock(Arc::new(clock));
+        }
+        let scheduler = builder.start().expect("the scheduler starts");
         Graph {
             writer,
             metrics,
@@ -438,7 +448,15 @@ async fn memory(opts: &Opts) {
     let n = opts.idle_actors;
     let warmup = 2_000.min(n);
     let dir = tempfile::tempdir().expect("a temporary directory");
-    let graph = Graph::start(open_store(dir.path()), SchedulerConfig::default());
+    // A manual clock: no server goes idle until the measurement is taken;
+    // then moving it retires them all, and what that frees is the servers'
+    // own memory (the store keeps the definitions they wrote).
+    let clock = ManualClock::new(1_000_000);
+    let config = SchedulerConfig {
+        max_idle_ms: 1_000,
+        ..SchedulerConfig::default()
+    };
+    let graph = Graph::start_with_clock(open_store(dir.path()), config, Some(clock.clone()));
     // Slot 0 is the definition: a server starts by registering one
     // (unsigned, so the figure is the server's, not verification's).
     let node = node_key().address().to_string();
@@ -541,6 +559,55 @@ async fn memory(opts: &Opts) {
             per(d as f64) * (class * 8) as f64
         );
     }
+    // Retire every server and count what that frees (frees are counted
+    // while tracking, whenever their allocation was made).
+    let live_before_retiring = LIVE_BYTES.load(Ordering::Relaxed);
+    let classes_before: Vec<i64> = BY_SIZE.iter().map(|c| c.load(Ordering::Relaxed)).collect();
+    TRACK.store(true, Ordering::Relaxed);
+    clock.advance(1_000);
+    let wait_from = Instant::now();
+    let total = (warmup + n) as u64;
+    while graph.metrics.ended.load(Ordering::Relaxed) < total
+        && wait_from.elapsed() < Duration::from_secs(120)
+    {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    TRACK.store(false, Ordering::Relaxed);
+    let ended = graph.metrics.ended.load(Ordering::Relaxed);
+    let freed = live_before_retiring - LIVE_BYTES.load(Ordering::Relaxed);
+    let freed_per = freed as f64 / ended.max(1) as f64;
+    println!(
+        "\nretired and ended {ended} of {total} servers in {:.2} s; live heap freed: {:.1} MiB, \
+         {freed_per:.0} B per server (the servers' own memory): < 4 KiB: **{}**",
+        wait_from.elapsed().as_secs_f64(),
+        freed as f64 / (1 << 20) as f64,
+        if freed_per < 4096.0 && ended == total {
+            "met"
+        } else {
+            "missed"
+        }
+    );
+    let mut freed_classes: Vec<(usize, i64)> = BY_SIZE
+        .iter()
+        .zip(&classes_before)
+        .enumerate()
+        .map(|(i, (c, c0))| (i, c0 - c.load(Ordering::Relaxed)))
+        .filter(|(i, d)| *i < CLASSES - 1 && *d as f64 / ended.max(1) as f64 >= 0.05)
+        .collect();
+    freed_classes.sort_by_key(|(i, d)| std::cmp::Reverse(*d * (*i as i64).max(1)));
+    let freed_list: Vec<String> = freed_classes
+        .iter()
+        .map(|(class, d)| {
+            format!(
+                "{}..={} B × {:.2}",
+                (class * 8).saturating_sub(7),
+                class * 8,
+                *d as f64 / ended.max(1) as f64
+            )
+        })
+        .collect();
+    println!("freed per server by size class: {}", freed_list.join(", "));
     println!(
         "\nsizes: ServerCore {} B, ServerHandle {} B, Sequencer {} B, Id {} B",
         std::mem::size_of::<ServerCore>(),

@@ -169,29 +169,11 @@ impl Cursor {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::chain_tip::ChainTip;
-    use crate::sequencer::Sequencer;
     use hb_message::{msg, ErrorCode, NodeKey};
 
     fn schedule(n: i64) -> (Id, Vec<Message>, NodeKey) {
         let key = NodeKey::from_seed(&[3; 32]);
-        let def = msg! { "type" => "Process", "scheduler" => key.address() };
-        let pid = def.id_all().unwrap();
-        let mut s = Sequencer::new(pid);
-        let msgs = (0..n)
-            .map(|i| {
-                let body = if i == 0 {
-                    def.clone()
-                } else {
-                    msg! { "n" => i }
-                };
-                s.assign(body, ChainTip::LOCAL, i)
-                    .unwrap()
-                    .sign(&key)
-                    .unwrap()
-                    .message
-            })
-            .collect();
+        let (pid, msgs) = crate::verify_chain::schedule_of(n, &key, &key);
         (pid, msgs, key)
     }
 

@@ -7,7 +7,9 @@
 //! after group commit drained, so a retired predecessor's last writes are
 //! seen), later callers for the same process wait for that one load, and
 //! all receive the same server. Dead servers are replaced on the next
-//! lookup. Only the crate talks to it: the public face is
+//! lookup. Idle servers are retired by one sweep over the map, not by a
+//! timer per server (a timer costs more than an idle server otherwise
+//! does). Only the crate talks to it: the public face is
 //! [`Scheduler`](crate::Scheduler).
 
 use std::collections::HashMap;
@@ -25,7 +27,8 @@ use crate::config::DedupPolicy;
 use crate::deps::SchedulerDeps;
 use crate::error::SchedulerError;
 use crate::schedule_store;
-use crate::server::{Retire, SchedulerServer, ServerHandle, Shared};
+use crate::server::{SchedulerServer, ServerHandle, Shared};
+use crate::server_core::is_idle;
 
 /// Look a server up without creating one.
 pub(crate) struct Find(pub Id);
@@ -117,8 +120,63 @@ impl SchedulerRegistry {
     }
 }
 
+impl SchedulerRegistry {
+    /// Retires every server idle by [`is_idle`]: under the server's
+    /// retirement lock, so a caller that took a capacity slot meanwhile
+    /// keeps it, and the server (which decides under the same lock) never
+    /// writes after a successor loaded its schedule. A retired server's
+    /// actor ends when its last address is dropped.
+    fn sweep(&mut self) {
+        let max_idle = self.deps.config.max_idle_ms;
+        let now = self.deps.clock.now_ms();
+        let idle = |shared: &Shared| {
+            is_idle(
+                now,
+                shared.last_request_ms.load(Ordering::Acquire),
+                shared.inflight.load(Ordering::Acquire),
+                max_idle,
+            )
+        };
+        let candidates: Vec<Id> = self
+            .servers
+            .read()
+            .iter()
+            .filter(|(_, h)| idle(h.shared()))
+            .map(|(pid, _)| *pid)
+            .collect();
+        if candidates.is_empty() {
+            return;
+        }
+        let mut servers = self.servers.write();
+        for pid in candidates {
+            let Some(handle) = servers.get(&pid) else {
+                continue;
+            };
+            let shared = Arc::clone(handle.shared());
+            let mut retired = shared.retired.lock();
+            if !idle(&shared) {
+                continue; // a caller came meanwhile
+            }
+            *retired = true;
+            drop(retired);
+            servers.remove(&pid);
+            self.deps.metrics.retired.fetch_add(1, Ordering::Relaxed);
+            tracing::debug!(%pid, "idle scheduler server retired");
+        }
+    }
+}
+
 impl Actor for SchedulerRegistry {
     type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        let max_idle = self.deps.config.max_idle_ms;
+        if max_idle > 0 {
+            // A few sweeps per idle period, at most one a second.
+            let tick = Duration::from_millis((max_idle / 4).clamp(1, 1_000));
+            ctx.run_interval(tick, |act, _| act.sweep());
+        }
+    }
 }
 
 impl Handler<Stop> for SchedulerRegistry {
@@ -164,30 +222,6 @@ impl Handler<LiveProcesses> for SchedulerRegistry {
     }
 }
 
-impl Handler<Retire> for SchedulerRegistry {
-    type Result = ();
-
-    fn handle(&mut self, Retire { pid, id }: Retire, _: &mut Context<Self>) {
-        let mut servers = self.servers.write();
-        let Some(handle) = servers.get(&pid) else {
-            return;
-        };
-        if handle.shared().id != id {
-            return; // an older server of this process
-        }
-        let shared = Arc::clone(handle.shared());
-        let mut retired = shared.retired.lock();
-        // A caller took a capacity slot since the server asked: keep it.
-        if shared.inflight.load(Ordering::Acquire) > 0 {
-            return;
-        }
-        *retired = true;
-        servers.remove(&pid);
-        self.deps.metrics.retired.fetch_add(1, Ordering::Relaxed);
-        tracing::debug!(%pid, "idle scheduler server retired");
-    }
-}
-
 impl Handler<FindOrCreate> for SchedulerRegistry {
     type Result = ResponseFuture<Result<ServerHandle, SchedulerError>>;
 
@@ -213,7 +247,6 @@ impl Handler<FindOrCreate> for SchedulerRegistry {
                     })?
             };
             let requested = req.dedup;
-            let registry = ctx.address().recipient::<Retire>();
             ctx.spawn(load.into_actor(self).map(move |loaded, act, _| {
                 let result = loaded.and_then(|loaded| {
                     let arbiter = act.arbiter_for(&pid).ok_or(SchedulerError::NotRunning)?;
@@ -222,10 +255,10 @@ impl Handler<FindOrCreate> for SchedulerRegistry {
                     let deps = act.deps.clone();
                     let capacity = deps.config.server_capacity;
                     let timeout = Duration::from_millis(deps.config.schedule_timeout_ms);
-                    let shared = Shared::new(seq.current());
+                    let shared = Shared::new(seq.current(), deps.clock.now_ms());
                     let server_shared = Arc::clone(&shared);
                     let addr = Supervisor::start_in_arbiter(&arbiter, move |_| {
-                        SchedulerServer::new(deps, seq, dedup, server_shared, registry)
+                        SchedulerServer::new(deps, seq, dedup, server_shared)
                     });
                     let handle = ServerHandle::new(pid, addr, shared, capacity, timeout);
                     act.servers.write().insert(pid, handle.clone());

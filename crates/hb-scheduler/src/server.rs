@@ -12,7 +12,7 @@
 //! stuck disk meets `Busy` instead of a growing queue.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::atomic::{AtomicI64, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -33,26 +33,24 @@ use crate::server_core::{CurrentSlot, Decision, Request, ServerCore};
 /// What a server and its handles share.
 #[derive(Debug)]
 pub(crate) struct Shared {
-    /// Distinguishes this server from a later one of the same process.
-    pub id: u64,
     /// The last assigned slot, published after each assignment (−1: none).
     pub current: AtomicI64,
-    /// Calls holding a capacity slot.
+    /// Calls holding a capacity slot (each until its write is acknowledged).
     pub inflight: AtomicUsize,
+    /// When the server last took a request, on the scheduler's clock.
+    pub last_request_ms: AtomicI64,
     /// Set (under this lock) when the registry retired the server for
     /// idleness; a server takes it to decide and submit, so no write lands
     /// after a successor loaded the schedule.
     pub retired: Mutex<bool>,
 }
 
-static NEXT_SERVER_ID: AtomicU64 = AtomicU64::new(1);
-
 impl Shared {
-    pub(crate) fn new(current: i64) -> Arc<Shared> {
+    pub(crate) fn new(current: i64, now_ms: i64) -> Arc<Shared> {
         Arc::new(Shared {
-            id: NEXT_SERVER_ID.fetch_add(1, Ordering::Relaxed),
             current: AtomicI64::new(current),
             inflight: AtomicUsize::new(0),
+            last_request_ms: AtomicI64::new(now_ms),
             retired: Mutex::new(false),
         })
     }
@@ -110,17 +108,6 @@ impl actix::Message for Current {
     type Result = CurrentSlot;
 }
 
-/// A server asks its registry to retire it after `scheduler_max_idle_ms`
-/// without activity (SPEC §5.1: servers start lazily and stop when idle).
-pub(crate) struct Retire {
-    pub pid: Id,
-    pub id: u64,
-}
-
-impl actix::Message for Retire {
-    type Result = ();
-}
-
 /// Fault injection for tests: the handler panics, as a bug would.
 #[cfg(feature = "test-support")]
 struct InjectPanic;
@@ -135,8 +122,6 @@ pub struct SchedulerServer {
     core: ServerCore,
     deps: SchedulerDeps,
     shared: Arc<Shared>,
-    registry: Recipient<Retire>,
-    idle_timer: Option<SpawnHandle>,
 }
 
 impl SchedulerServer {
@@ -145,15 +130,11 @@ impl SchedulerServer {
         sequencer: Sequencer,
         dedup: DedupPolicy,
         shared: Arc<Shared>,
-        registry: Recipient<Retire>,
     ) -> SchedulerServer {
-        let now = deps.clock.now_ms();
         SchedulerServer {
-            core: ServerCore::new(sequencer, dedup, now),
+            core: ServerCore::new(sequencer, dedup),
             deps,
             shared,
-            registry,
-            idle_timer: None,
         }
     }
 
@@ -177,6 +158,10 @@ impl SchedulerServer {
                 pid: self.pid_text(),
             });
         }
+        let now_ms = self.deps.clock.now_ms();
+        self.shared
+            .last_request_ms
+            .fetch_max(now_ms, Ordering::AcqRel);
         if Instant::now() >= req.deadline {
             // Nobody waits for this answer: do not assign a slot for it.
             return Err(self.timed_out());
@@ -196,7 +181,7 @@ impl SchedulerServer {
                 idempotent,
                 stored_original,
                 tip: self.deps.tip.cached(),
-                now_ms: self.deps.clock.now_ms(),
+                now_ms,
                 key: &self.deps.key,
             });
             if matches!(decided, Ok(Decision::New(..))) {
@@ -301,35 +286,6 @@ impl SchedulerServer {
         self.core.restart();
         ctx.stop();
     }
-
-    fn start_idle_timer(&mut self, ctx: &mut Context<Self>) {
-        let max_idle = self.deps.config.max_idle_ms;
-        if max_idle == 0 {
-            return;
-        }
-        // Check a few times per idle period, at most once a second.
-        let tick = Duration::from_millis((max_idle / 4).clamp(1, 1_000));
-        self.idle_timer = Some(ctx.run_interval(tick, |act, ctx| act.check_idle(ctx)));
-    }
-
-    fn check_idle(&mut self, ctx: &mut Context<Self>) {
-        if *self.shared.retired.lock() {
-            // Retired: stop ticking, so the actor ends with its last address.
-            if let Some(timer) = self.idle_timer.take() {
-                ctx.cancel_future(timer);
-            }
-            return;
-        }
-        let now = self.deps.clock.now_ms();
-        if self.core.is_idle(now, self.deps.config.max_idle_ms)
-            && self.shared.inflight.load(Ordering::Acquire) == 0
-        {
-            self.registry.do_send(Retire {
-                pid: self.core.pid(),
-                id: self.shared.id,
-            });
-        }
-    }
 }
 
 fn panic_text(panic: &Box<dyn std::any::Any + Send>) -> String {
@@ -345,7 +301,6 @@ impl Actor for SchedulerServer {
 
     fn started(&mut self, ctx: &mut Context<Self>) {
         ctx.set_mailbox_capacity(self.deps.config.server_capacity.max(1));
-        self.start_idle_timer(ctx);
     }
 
     fn stopped(&mut self, _: &mut Context<Self>) {
@@ -387,7 +342,6 @@ impl Supervised for SchedulerServer {
                 ctx.stop();
             }
         }));
-        self.start_idle_timer(ctx);
     }
 }
 
@@ -452,7 +406,10 @@ impl Handler<Current> for SchedulerServer {
     type Result = MessageResult<Current>;
 
     fn handle(&mut self, _: Current, _: &mut Context<Self>) -> Self::Result {
-        self.core.touch(self.deps.clock.now_ms());
+        let now_ms = self.deps.clock.now_ms();
+        self.shared
+            .last_request_ms
+            .fetch_max(now_ms, Ordering::AcqRel);
         MessageResult(self.core.current())
     }
 }
@@ -561,7 +518,7 @@ impl ServerHandle {
         }
         let permit = Permit(Arc::clone(&self.shared));
         // Checked after taking the slot: the registry retires a server only
-        // while no slot is taken, under the same lock (see `Retire`).
+        // while no slot is taken, under the same lock (see the registry's sweep).
         if self.is_retired() {
             return Attempt::Retired(body);
         }

@@ -4,8 +4,9 @@
 //! its batches to group commit.
 //!
 //! The core owns the sequencer, the slot-0 invariant, the dedup decision,
-//! the in-flight dedup entries, the count of writes not yet acknowledged,
-//! the restart generation and the time of last activity (for idle stops).
+//! the in-flight dedup entries, the count of writes not yet acknowledged and
+//! the restart generation. [`is_idle`] is the rule the registry applies to
+//! retire servers.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -73,12 +74,20 @@ pub struct ServerCore {
     /// Bumped on every restart, so acknowledgements of writes made before
     /// it are recognised as stale.
     generation: u64,
-    last_active_ms: i64,
+}
+
+/// Whether a server may stop for idleness: no caller holds a capacity slot
+/// (a slot is held from the call until its write is acknowledged) and no
+/// request came for `max_idle_ms` (0: never idle). Write acknowledgements
+/// are not requests.
+pub fn is_idle(now_ms: i64, last_request_ms: i64, inflight: usize, max_idle_ms: u64) -> bool {
+    let max_idle = i64::try_from(max_idle_ms).unwrap_or(i64::MAX);
+    max_idle > 0 && inflight == 0 && now_ms.saturating_sub(last_request_ms) >= max_idle
 }
 
 impl ServerCore {
     /// A core resuming `sequencer` (loaded from the store).
-    pub fn new(sequencer: Sequencer, dedup: DedupPolicy, now_ms: i64) -> ServerCore {
+    pub fn new(sequencer: Sequencer, dedup: DedupPolicy) -> ServerCore {
         ServerCore {
             pid: sequencer.pid(),
             sequencer: Some(sequencer),
@@ -86,7 +95,6 @@ impl ServerCore {
             inflight: HashMap::new(),
             pending_writes: 0,
             generation: 0,
-            last_active_ms: now_ms,
         }
     }
 
@@ -131,7 +139,6 @@ impl ServerCore {
     /// Checks 9 and 10 and the slot-0 invariant: dedup, then the next slot,
     /// its chain link, the signed assignment and its batch.
     pub fn decide(&mut self, req: Request<'_>) -> Result<Decision, SchedulerError> {
-        self.last_active_ms = self.last_active_ms.max(req.now_ms);
         let sequencer = self
             .sequencer
             .as_ref()
@@ -218,21 +225,6 @@ impl ServerCore {
     pub fn reloaded(&mut self, sequencer: Sequencer) {
         self.sequencer = Some(sequencer);
     }
-
-    /// Whether the server may stop for idleness: nothing in flight and no
-    /// activity for `max_idle_ms` (0: never idle).
-    pub fn is_idle(&self, now_ms: i64, max_idle_ms: u64) -> bool {
-        let max_idle = i64::try_from(max_idle_ms).unwrap_or(i64::MAX);
-        max_idle > 0
-            && self.pending_writes == 0
-            && self.inflight.is_empty()
-            && now_ms.saturating_sub(self.last_active_ms) >= max_idle
-    }
-
-    /// Notes activity that is not a schedule call (a read of `current`).
-    pub fn touch(&mut self, now_ms: i64) {
-        self.last_active_ms = self.last_active_ms.max(now_ms);
-    }
 }
 
 #[cfg(test)]
@@ -261,7 +253,7 @@ mod tests {
     }
 
     fn core_for(def: &Message, dedup: DedupPolicy) -> ServerCore {
-        ServerCore::new(Sequencer::new(def.id_all().unwrap()), dedup, 0)
+        ServerCore::new(Sequencer::new(def.id_all().unwrap()), dedup)
     }
 
     #[test]
@@ -368,22 +360,21 @@ mod tests {
     }
 
     #[test]
-    fn idle_means_quiet_for_long_enough_with_nothing_pending() {
-        let k = key();
-        let def = definition();
-        let mut core = core_for(&def, DedupPolicy::Off);
-        assert!(!core.is_idle(99, 100));
-        assert!(core.is_idle(100, 100));
-        assert!(!core.is_idle(1_000_000, 0), "0 disables idle stops");
-        let mut late = request(def, false, &k);
-        late.now_ms = 500;
-        core.decide(late).unwrap();
-        assert!(!core.is_idle(1_000, 100), "a write is pending");
-        // The acknowledgement is not activity: quiet since the request.
-        core.written(0, None, 0, None).unwrap();
-        assert!(!core.is_idle(599, 100));
-        assert!(core.is_idle(600, 100));
-        core.touch(700);
-        assert!(!core.is_idle(750, 100));
+    fn idle_means_no_request_for_long_enough_and_no_slot_held() {
+        assert!(!is_idle(99, 0, 0, 100));
+        assert!(is_idle(100, 0, 0, 100));
+        assert!(
+            !is_idle(1_000, 0, 1, 100),
+            "a caller or a write holds a slot"
+        );
+        assert!(!is_idle(i64::MAX, 0, 0, 0), "0 disables idle stops");
+        assert!(
+            !is_idle(50, 100, 0, 10),
+            "a clock that stepped back is not idle"
+        );
+        assert!(
+            is_idle(i64::MAX, i64::MIN, 0, u64::MAX),
+            "no overflow at the limits"
+        );
     }
 }

@@ -288,6 +288,36 @@ pub fn verify_chain<'a>(
     Ok(v.report())
 }
 
+/// A schedule for unit tests: `n` slots, the definition at slot 0 naming
+/// `named` as its scheduler, every assignment signed by `signer`.
+#[cfg(test)]
+pub(crate) fn schedule_of(
+    n: i64,
+    named: &hb_message::NodeKey,
+    signer: &hb_message::NodeKey,
+) -> (Id, Vec<Message>) {
+    use crate::chain_tip::ChainTip;
+    use crate::sequencer::Sequencer;
+    use hb_message::msg;
+    let def = msg! { "type" => "Process", "scheduler" => named.address() };
+    let pid = def.id_all().expect("a literal message has an ID");
+    let mut s = Sequencer::new(pid);
+    let msgs = (0..n)
+        .map(|i| {
+            let body = if i == 0 {
+                def.clone()
+            } else {
+                msg! { "n" => i }
+            };
+            s.assign(body, ChainTip::LOCAL, i)
+                .and_then(|d| Ok(d.sign(signer)?))
+                .expect("assign and sign")
+                .message
+        })
+        .collect();
+    (pid, msgs)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -299,26 +329,8 @@ mod tests {
         NodeKey::from_seed(&[5; 32])
     }
 
-    /// A schedule of `n` slots: the definition naming `key()`, then messages.
     fn schedule_signed_by(n: i64, signer: &NodeKey) -> (Id, Vec<Message>) {
-        let def = msg! { "type" => "Process", "scheduler" => key().address() };
-        let pid = def.id_all().unwrap();
-        let mut s = Sequencer::new(pid);
-        let msgs = (0..n)
-            .map(|i| {
-                let body = if i == 0 {
-                    def.clone()
-                } else {
-                    msg! { "n" => i }
-                };
-                s.assign(body, ChainTip::LOCAL, i)
-                    .unwrap()
-                    .sign(signer)
-                    .unwrap()
-                    .message
-            })
-            .collect();
-        (pid, msgs)
+        schedule_of(n, &key(), signer)
     }
 
     fn schedule(n: i64) -> (Id, Vec<Message>) {
