@@ -104,6 +104,12 @@ impl SchedulerBuilder {
 
     /// Starts the actors. Must be called inside a running actix system.
     pub fn start(self) -> Result<Scheduler, SchedulerError> {
+        if self.config.validate_process_devices && self.device_check.is_none() {
+            tracing::warn!(
+                "validate_process_devices is on but no device check was given \
+                 (SchedulerBuilder::device_check): process definitions are not checked for devices"
+            );
+        }
         let (writer, owns_writer) = match self.writer {
             Some(w) => (w, false),
             None => (Arc::new(GroupCommit::start(Arc::clone(&self.store))?), true),

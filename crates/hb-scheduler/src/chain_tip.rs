@@ -117,6 +117,35 @@ mod tests {
         }
     }
 
+    struct Counting(std::sync::atomic::AtomicU64);
+
+    impl ChainTipSource for Counting {
+        fn tip(&self) -> Result<ChainTip, String> {
+            let n = self.0.fetch_add(1, Ordering::SeqCst) as i64 + 1;
+            Ok(ChainTip {
+                height: n,
+                timestamp: n,
+                hash: Id([1; 32]),
+            })
+        }
+    }
+
+    #[test]
+    fn the_cached_tip_never_asks_the_source_and_a_refresh_updates_it() {
+        let source = Arc::new(Counting(std::sync::atomic::AtomicU64::new(0)));
+        let tip = CachedChainTip::new(Arc::clone(&source) as Arc<dyn ChainTipSource>);
+        assert_eq!(tip.cached(), ChainTip::LOCAL);
+        assert_eq!(tip.cached(), ChainTip::LOCAL);
+        assert_eq!(
+            source.0.load(Ordering::SeqCst),
+            0,
+            "cached() asked the source"
+        );
+        assert_eq!(tip.refresh().height, 1);
+        assert_eq!(tip.cached().height, 1);
+        assert_eq!(source.0.load(Ordering::SeqCst), 1);
+    }
+
     #[test]
     fn local_tip_is_zero() {
         let tip = LocalChainTip.tip().unwrap();
