@@ -6,6 +6,9 @@
 //! Owns everything that turns a process's schedule into its state
 //! (SPEC §6):
 //!
+//! - [`Computation`]: a process's state advanced one slot at a time (SPEC
+//!   §6.4), with snapshots and restores, as a plain struct;
+//! - device swapping ([`run_as`], SPEC §6.2);
 //! - execution devices: [`test_device`] (`test-device@1.0`, SPEC §6.9).
 //!
 //! It does not sequence messages (that is hb-scheduler) and does not speak
@@ -13,4 +16,10 @@
 
 #![deny(missing_docs)]
 
+pub mod computation;
+mod error;
+pub mod run_as;
 pub mod test_device;
+
+pub use computation::{Computation, ComputeEnv, Computed, LastError};
+pub use error::{ComputeError, Phase};
