@@ -85,10 +85,14 @@ pub struct Computed {
 }
 
 impl Computed {
-    fn from_record(r: StateRecord) -> Computed {
+    /// A stored state as answered: without its `snapshot`, which is the
+    /// execution device's restore data, not part of the state.
+    pub(crate) fn from_record(r: StateRecord) -> Computed {
+        let mut state = r.state;
+        state.remove("snapshot");
         Computed {
             slot: r.slot,
-            state: r.state,
+            state,
             computed_at_ms: r.computed_at_ms,
         }
     }
@@ -507,11 +511,6 @@ async fn blocking<T: Send + 'static>(
 ) -> Result<T, ComputeError> {
     tokio::task::spawn_blocking(f)
         .await
-        .map_err(|e| {
-            ComputeError::Store(hb_store::StoreError::Io {
-                path: Default::default(),
-                detail: format!("store task failed: {e}"),
-            })
-        })?
+        .map_err(crate::error::task_failed)?
         .map_err(ComputeError::from)
 }

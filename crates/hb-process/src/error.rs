@@ -119,6 +119,14 @@ pub enum ComputeError {
     Scheduler(#[from] SchedulerError),
 }
 
+/// A blocking store task that could not run to completion.
+pub(crate) fn task_failed(e: impl fmt::Display) -> ComputeError {
+    ComputeError::Store(StoreError::Io {
+        path: Default::default(),
+        detail: format!("store task failed: {e}"),
+    })
+}
+
 impl ComputeError {
     /// The phase and slot of a `Compute` failure.
     pub fn phase(&self) -> Option<(Phase, i64)> {

@@ -9,6 +9,10 @@
 //! - [`Computation`]: a process's state advanced one slot at a time (SPEC
 //!   §6.4), with snapshots and restores, as a plain struct;
 //! - device swapping ([`run_as`], SPEC §6.2);
+//! - the actors: one worker per process (shared computation, deadlines,
+//!   `Busy`), found or created atomically by a registry, behind the
+//!   [`Processes`] handle that [`ProcessBuilder`] starts on a running
+//!   scheduler: `compute`, `now` with freshness hints, `status`;
 //! - execution devices: [`test_device`] (`test-device@1.0`, SPEC §6.9).
 //!
 //! It does not sequence messages (that is hb-scheduler) and does not speak
@@ -18,8 +22,13 @@
 
 pub mod computation;
 mod error;
+mod processes;
+mod registry;
 pub mod run_as;
 pub mod test_device;
+mod worker;
 
 pub use computation::{Computation, ComputeEnv, Computed, LastError};
 pub use error::{ComputeError, Phase};
+pub use processes::{Freshness, ProcessBuilder, ProcessConfig, Processes};
+pub use worker::WorkerHandle;

@@ -1,0 +1,338 @@
+//! `ProcessBuilder` and the `Processes` handle: the process layer as an
+//! embedder starts it, on a running [`Scheduler`].
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix::prelude::*;
+use hb_device::{Context, DeviceRegistry};
+use hb_message::{Id, Message, Value};
+use hb_scheduler::{Clock, Scheduler, SchedulerDevice};
+use hb_store::{ProcessCache, RequiredPath};
+
+use crate::computation::{ComputeEnv, Computed};
+use crate::error::ComputeError;
+use crate::registry::{All, Find, FindOrCreate, ProcessRegistry, Stop};
+use crate::test_device::TestDevice;
+
+/// The process layer's settings (SPEC §6.6, §6.7).
+#[derive(Clone, Debug)]
+pub struct ProcessConfig {
+    /// `process_cache_frequency`: a snapshot every this many slots (and at
+    /// slot 0); 0 means only at slot 0.
+    pub snapshot_every: u64,
+    /// `compute_timeout_ms`: how long one waiter waits.
+    pub compute_timeout_ms: u64,
+    /// Requests one worker's mailbox holds before callers get `Busy`.
+    pub worker_capacity: usize,
+    /// Threads the workers are spread over.
+    pub arbiters: usize,
+    /// `test_device_panics`: `test-device@1.0` panics on `fail: "panic"`.
+    pub test_device_panics: bool,
+}
+
+impl Default for ProcessConfig {
+    fn default() -> ProcessConfig {
+        ProcessConfig {
+            snapshot_every: 1,
+            compute_timeout_ms: 60_000,
+            worker_capacity: 1024,
+            arbiters: std::thread::available_parallelism().map_or(2, |n| n.get()),
+            test_device_panics: false,
+        }
+    }
+}
+
+/// Freshness hints of `now` (SPEC §6.5).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Freshness {
+    /// Accept a state computed at most this many ms ago.
+    pub max_age_ms: Option<u64>,
+    /// Accept only a state at this slot or later.
+    pub min_slot: Option<u64>,
+}
+
+/// Builds the process layer on a running scheduler.
+pub struct ProcessBuilder {
+    scheduler: Scheduler,
+    config: ProcessConfig,
+    devices: DeviceRegistry,
+    clock: Option<Arc<dyn Clock>>,
+}
+
+impl std::fmt::Debug for ProcessBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ProcessBuilder")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The system clock, read through the scheduler's for one time base.
+struct SchedulerClock(Scheduler);
+
+impl Clock for SchedulerClock {
+    fn now_ms(&self) -> i64 {
+        self.0.now_ms()
+    }
+}
+
+impl ProcessBuilder {
+    /// A builder on `scheduler` (its store and node key are the layer's),
+    /// with SPEC's settings and the built-in devices (`message@1.0`,
+    /// `stack@1.0`, `scheduler@1.0`, `test-device@1.0`).
+    pub fn new(scheduler: Scheduler) -> ProcessBuilder {
+        ProcessBuilder {
+            scheduler,
+            config: ProcessConfig::default(),
+            devices: DeviceRegistry::new(),
+            clock: None,
+        }
+    }
+
+    /// The settings.
+    pub fn config(mut self, config: ProcessConfig) -> ProcessBuilder {
+        self.config = config;
+        self
+    }
+
+    /// Registers an execution device (or any device processes name).
+    pub fn device(
+        mut self,
+        device: Arc<dyn hb_device::Device>,
+    ) -> Result<ProcessBuilder, ComputeError> {
+        self.devices
+            .register(device)
+            .map_err(|e| ComputeError::InvalidSlot {
+                detail: format!("cannot register the device: {e}"),
+            })?;
+        Ok(self)
+    }
+
+    /// The clock for `computed-at` (default: the scheduler's).
+    pub fn clock(mut self, clock: Arc<dyn Clock>) -> ProcessBuilder {
+        self.clock = Some(clock);
+        self
+    }
+
+    /// Starts the registry and its arbiters. Inside a running actix system.
+    pub fn start(mut self) -> Result<Processes, ComputeError> {
+        for device in [
+            Arc::new(SchedulerDevice) as Arc<dyn hb_device::Device>,
+            Arc::new(TestDevice::new(self.config.test_device_panics)),
+        ] {
+            if !self.devices.contains(device.name()) {
+                self.devices
+                    .register(device)
+                    .map_err(|e| ComputeError::InvalidSlot {
+                        detail: format!("cannot register a built-in device: {e}"),
+                    })?;
+            }
+        }
+        let scheduler = self.scheduler;
+        let ctx = Context::builder(scheduler.key().clone())
+            .store(Arc::clone(scheduler.store()))
+            .registry(self.devices)
+            .build();
+        ctx.insert_extension(Arc::new(scheduler.clone()));
+        let clock = self
+            .clock
+            .unwrap_or_else(|| Arc::new(SchedulerClock(scheduler.clone())));
+        let env = ComputeEnv {
+            ctx: ctx.clone(),
+            scheduler: scheduler.clone(),
+            cache: ProcessCache::new(Arc::clone(scheduler.store())),
+            clock,
+            snapshot_every: self.config.snapshot_every,
+        };
+        let registry = ProcessRegistry::new(
+            env.clone(),
+            self.config.arbiters,
+            self.config.worker_capacity,
+            Duration::from_millis(self.config.compute_timeout_ms),
+        )
+        .start();
+        Ok(Processes {
+            inner: Arc::new(Inner {
+                env,
+                registry,
+                stopped: tokio::sync::OnceCell::new(),
+            }),
+        })
+    }
+}
+
+/// Handle to the process layer. Cheap to clone.
+#[derive(Clone)]
+pub struct Processes {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    env: ComputeEnv,
+    registry: Addr<ProcessRegistry>,
+    stopped: tokio::sync::OnceCell<()>,
+}
+
+impl std::fmt::Debug for Processes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Processes").finish_non_exhaustive()
+    }
+}
+
+impl Processes {
+    /// The resolution context processes are computed in.
+    pub fn context(&self) -> &Context {
+        &self.inner.env.ctx
+    }
+
+    /// The state of `pid` at `slot` (SPEC §6.4): from the cache without
+    /// queueing behind the worker, else computed by the process's worker.
+    pub async fn compute(&self, pid: Id, slot: u64) -> Result<Computed, ComputeError> {
+        let span = tracing::info_span!("compute", %pid, slot);
+        let _enter = span.enter();
+        if let Some(hit) = self.cached(pid, slot).await? {
+            return Ok(hit);
+        }
+        let worker = self.worker(pid).await?;
+        match worker.compute(slot).await {
+            // A worker that vanished is replaced once.
+            Err(ComputeError::WorkerStopped { .. }) => self.worker(pid).await?.compute(slot).await,
+            other => other,
+        }
+    }
+
+    /// The latest state of `pid` (SPEC §6.5): the latest cached state when
+    /// it satisfies `hints`, else the state at the scheduler's current slot.
+    pub async fn now(&self, pid: Id, hints: Freshness) -> Result<Computed, ComputeError> {
+        let current = self.scheduled(pid).await?;
+        if let Some(min) = hints.min_slot {
+            if i64::try_from(min).map_or(true, |m| m > current) {
+                return Err(ComputeError::SlotNotAvailable {
+                    requested: min,
+                    latest: current,
+                });
+            }
+        }
+        if hints != Freshness::default() {
+            if let Some(candidate) = self.latest_cached(pid).await? {
+                let now = u64::try_from(self.inner.env.clock.now_ms()).unwrap_or(0);
+                let fresh = hints
+                    .max_age_ms
+                    .is_none_or(|max| now.saturating_sub(candidate.computed_at_ms) <= max);
+                let late_enough = hints.min_slot.is_none_or(|min| candidate.slot >= min);
+                if fresh && late_enough {
+                    return Ok(candidate);
+                }
+            }
+        }
+        let target = u64::try_from(current).map_err(|_| ComputeError::SlotNotAvailable {
+            requested: 0,
+            latest: current,
+        })?;
+        self.compute(pid, target).await
+    }
+
+    /// What a process's computation looks like now (SPEC §6.5.2), without
+    /// computing anything: `{process, scheduled-slot, computed-slot,
+    /// snapshot-slot, worker, last-error?, cache-control: no-store}`.
+    pub async fn status(&self, pid: Id) -> Result<Message, ComputeError> {
+        let scheduled = self.scheduled(pid).await?;
+        let computed = self.latest_cached(pid).await?.map_or(-1, |c| c.slot as i64);
+        let cache = self.inner.env.cache.clone();
+        let snapshot = tokio::task::spawn_blocking(move || cache.nearest_snapshot(&pid, u64::MAX))
+            .await
+            .map_err(crate::error::task_failed)??
+            .map_or(-1, |r| i64::try_from(r.slot).unwrap_or(i64::MAX));
+        let worker = self
+            .inner
+            .registry
+            .send(Find(pid))
+            .await
+            .map_err(|_| ComputeError::NotRunning)?;
+        let mut m = Message::new()
+            .with("process", pid.to_human())?
+            .with("scheduled-slot", scheduled)?
+            .with("computed-slot", computed)?
+            .with("snapshot-slot", snapshot)?
+            .with(
+                "worker",
+                match &worker {
+                    Some(w) if w.is_running() => "running",
+                    Some(_) => "idle",
+                    None => "stopped",
+                },
+            )?
+            .with("cache-control", "no-store")?;
+        if let Some(e) = worker.and_then(|w| w.last_error()) {
+            let err = Message::new()
+                .with("slot", e.slot)?
+                .with("phase", e.phase)?
+                .with("code", e.code)?
+                .with("detail", e.detail)?;
+            m.insert("last-error", Value::Message(err))?;
+        }
+        Ok(m)
+    }
+
+    /// Snapshots every worker's live state, stops the workers and their
+    /// arbiters. Does not stop the scheduler (its owner does). Safe to call
+    /// more than once.
+    pub async fn shutdown(&self) {
+        let inner = Arc::clone(&self.inner);
+        inner
+            .stopped
+            .get_or_init(|| async {
+                let workers = inner.registry.send(All).await.unwrap_or_default();
+                futures::future::join_all(workers.iter().map(|w| w.snapshot())).await;
+                let arbiters = inner.registry.send(Stop).await.unwrap_or_default();
+                let joined = tokio::task::spawn_blocking(move || {
+                    for a in arbiters {
+                        a.stop();
+                        if a.join().is_err() {
+                            tracing::error!("a process arbiter panicked while stopping");
+                        }
+                    }
+                })
+                .await;
+                if let Err(e) = joined {
+                    tracing::error!(error = %e, "process shutdown task failed");
+                }
+            })
+            .await;
+    }
+
+    async fn worker(&self, pid: Id) -> Result<crate::worker::WorkerHandle, ComputeError> {
+        self.inner
+            .registry
+            .send(FindOrCreate(pid))
+            .await
+            .map_err(|_| ComputeError::NotRunning)
+    }
+
+    async fn scheduled(&self, pid: Id) -> Result<i64, ComputeError> {
+        match self.inner.env.scheduler.current(pid).await? {
+            Some(c) => Ok(c.slot),
+            None => Err(ComputeError::UnknownProcess {
+                pid: pid.to_human(),
+            }),
+        }
+    }
+
+    async fn cached(&self, pid: Id, slot: u64) -> Result<Option<Computed>, ComputeError> {
+        let cache = self.inner.env.cache.clone();
+        let record = tokio::task::spawn_blocking(move || cache.read_slot(&pid, slot))
+            .await
+            .map_err(crate::error::task_failed)??;
+        Ok(record.map(Computed::from_record))
+    }
+
+    async fn latest_cached(&self, pid: Id) -> Result<Option<Computed>, ComputeError> {
+        let cache = self.inner.env.cache.clone();
+        let record =
+            tokio::task::spawn_blocking(move || cache.latest(&pid, &RequiredPath::any(), None))
+                .await
+                .map_err(crate::error::task_failed)??;
+        Ok(record.map(Computed::from_record))
+    }
+}

@@ -1,0 +1,266 @@
+//! `ProcessWorker`: the one actor that computes a process on this node
+//! (SPEC §6.7). A thin shell around [`Computation`]: it keeps waiters keyed
+//! by integer slot, runs the computation toward the highest slot asked for
+//! while it goes on taking requests, and answers every waiter of slot k as
+//! soon as k completes, so concurrent requests for one slot share one
+//! computation.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix::prelude::*;
+use hb_message::Id;
+use parking_lot::Mutex;
+use tokio::sync::oneshot;
+
+use crate::computation::{Computation, Computed, LastError};
+use crate::error::ComputeError;
+
+type Reply = oneshot::Sender<Result<Computed, ComputeError>>;
+
+/// What a worker and its handles share.
+#[derive(Debug, Default)]
+pub(crate) struct Shared {
+    /// The slot the live state is at (−1: none).
+    pub at_slot: AtomicI64,
+    /// Whether a computation is running.
+    pub running: AtomicBool,
+    /// Requests sent and not yet answered.
+    pub inflight: AtomicUsize,
+    /// The last failure, for `status`.
+    pub last_error: Mutex<Option<LastError>>,
+}
+
+/// Compute the state at a slot.
+pub(crate) struct Compute {
+    pub slot: u64,
+    pub reply: Reply,
+}
+
+impl actix::Message for Compute {
+    type Result = ();
+}
+
+/// A slot finished on the live state (sent by the running computation).
+struct SlotDone(Computed);
+
+impl actix::Message for SlotDone {
+    type Result = ();
+}
+
+/// Store the live state with a snapshot (before an idle stop or shutdown).
+pub(crate) struct Snapshot;
+
+impl actix::Message for Snapshot {
+    type Result = ();
+}
+
+/// The worker actor.
+pub struct ProcessWorker {
+    pid: Id,
+    /// `None` while a run holds it.
+    computation: Option<Computation>,
+    waiters: BTreeMap<u64, Vec<Reply>>,
+    shared: Arc<Shared>,
+}
+
+impl ProcessWorker {
+    pub(crate) fn new(computation: Computation, shared: Arc<Shared>) -> ProcessWorker {
+        ProcessWorker {
+            pid: computation.pid(),
+            computation: Some(computation),
+            waiters: BTreeMap::new(),
+            shared,
+        }
+    }
+
+    fn answer(&mut self, done: &Computed) {
+        let slot_i = i64::try_from(done.slot).unwrap_or(i64::MAX);
+        self.shared.at_slot.fetch_max(slot_i, Ordering::AcqRel);
+        if let Some(waiters) = self.waiters.remove(&done.slot) {
+            for w in waiters {
+                // A waiter past its deadline no longer listens.
+                let _ = w.send(Ok(done.clone()));
+            }
+        }
+    }
+
+    /// Starts a run toward the highest slot asked for, unless one runs.
+    fn run(&mut self, ctx: &mut Context<Self>) {
+        let Some(target) = self.waiters.keys().next_back().copied() else {
+            return;
+        };
+        let Some(mut computation) = self.computation.take() else {
+            return; // a run is in flight; it picks the new target up after
+        };
+        self.shared.running.store(true, Ordering::Release);
+        let me = ctx.address();
+        let span = tracing::debug_span!("compute", pid = %self.pid, target);
+        let fut = async move {
+            let _enter = span.enter();
+            let result = computation
+                .compute_to(target, &mut |done| me.do_send(SlotDone(done.clone())))
+                .await;
+            (computation, target, result)
+        };
+        ctx.spawn(
+            fut.into_actor(self)
+                .map(|(mut computation, target, result), act, ctx| {
+                    act.shared.running.store(false, Ordering::Release);
+                    *act.shared.last_error.lock() = computation.last_error().cloned();
+                    match result {
+                        Ok(done) => {
+                            // A cache hit or a replayed copy answers its waiters here;
+                            // live slots were answered as they completed.
+                            act.answer(&done);
+                        }
+                        Err(e) => {
+                            if matches!(e, ComputeError::DevicePanicked { .. }) {
+                                // The live state is suspect: start again from the
+                                // latest snapshot next time.
+                                computation.discard();
+                            }
+                            // Every waiter up to the target failed with it; waiters
+                            // beyond were added meanwhile and get a run of their own.
+                            let failed: Vec<u64> =
+                                act.waiters.range(..=target).map(|(s, _)| *s).collect();
+                            for slot in failed {
+                                for w in act.waiters.remove(&slot).unwrap_or_default() {
+                                    let _ = w.send(Err(e.clone()));
+                                }
+                            }
+                        }
+                    }
+                    act.computation = Some(computation);
+                    act.run(ctx);
+                }),
+        );
+    }
+}
+
+impl Actor for ProcessWorker {
+    type Context = Context<Self>;
+}
+
+impl Handler<Compute> for ProcessWorker {
+    type Result = ();
+
+    fn handle(&mut self, req: Compute, ctx: &mut Context<Self>) {
+        self.waiters.entry(req.slot).or_default().push(req.reply);
+        self.run(ctx);
+    }
+}
+
+impl Handler<SlotDone> for ProcessWorker {
+    type Result = ();
+
+    fn handle(&mut self, SlotDone(done): SlotDone, _: &mut Context<Self>) {
+        self.answer(&done);
+    }
+}
+
+impl Handler<Snapshot> for ProcessWorker {
+    type Result = ResponseActFuture<ProcessWorker, ()>;
+
+    fn handle(&mut self, _: Snapshot, _: &mut Context<Self>) -> Self::Result {
+        let Some(mut computation) = self.computation.take() else {
+            return Box::pin(actix::fut::ready(()));
+        };
+        let pid = self.pid;
+        Box::pin(
+            async move {
+                if let Err(e) = computation.snapshot_live().await {
+                    tracing::warn!(%pid, error = %e, "could not snapshot the live state");
+                }
+                computation
+            }
+            .into_actor(self)
+            .map(|computation, act, _| act.computation = Some(computation)),
+        )
+    }
+}
+
+/// The address of a running worker, with backpressure and deadlines.
+#[derive(Clone)]
+pub struct WorkerHandle {
+    pid: Id,
+    addr: Addr<ProcessWorker>,
+    shared: Arc<Shared>,
+    timeout: Duration,
+}
+
+impl WorkerHandle {
+    pub(crate) fn new(
+        pid: Id,
+        addr: Addr<ProcessWorker>,
+        shared: Arc<Shared>,
+        timeout: Duration,
+    ) -> WorkerHandle {
+        WorkerHandle {
+            pid,
+            addr,
+            shared,
+            timeout,
+        }
+    }
+
+    /// The process.
+    pub fn pid(&self) -> Id {
+        self.pid
+    }
+
+    /// Whether the worker is alive.
+    pub fn is_alive(&self) -> bool {
+        self.addr.connected()
+    }
+
+    /// Whether a computation is running.
+    pub fn is_running(&self) -> bool {
+        self.shared.running.load(Ordering::Acquire)
+    }
+
+    /// The last failure of this worker's computation.
+    pub fn last_error(&self) -> Option<LastError> {
+        self.shared.last_error.lock().clone()
+    }
+
+    /// The state at `slot`: `Busy` when the mailbox is full, `Timeout`
+    /// after `compute_timeout_ms` (the computation goes on),
+    /// `WorkerStopped` if the worker vanished.
+    pub async fn compute(&self, slot: u64) -> Result<Computed, ComputeError> {
+        let (reply, answer) = oneshot::channel();
+        match self.addr.try_send(Compute { slot, reply }) {
+            Ok(()) => {}
+            Err(SendError::Full(_)) => {
+                return Err(ComputeError::Busy {
+                    pid: self.pid.to_human(),
+                })
+            }
+            Err(SendError::Closed(_)) => {
+                return Err(ComputeError::WorkerStopped {
+                    pid: self.pid.to_human(),
+                })
+            }
+        }
+        self.shared.inflight.fetch_add(1, Ordering::AcqRel);
+        let outcome = tokio::time::timeout(self.timeout, answer).await;
+        self.shared.inflight.fetch_sub(1, Ordering::AcqRel);
+        match outcome {
+            Err(_) => Err(ComputeError::Timeout {
+                pid: self.pid.to_human(),
+                at_slot: self.shared.at_slot.load(Ordering::Acquire),
+            }),
+            Ok(Err(_)) => Err(ComputeError::WorkerStopped {
+                pid: self.pid.to_human(),
+            }),
+            Ok(Ok(result)) => result,
+        }
+    }
+
+    /// Stores the live state with a snapshot.
+    pub(crate) async fn snapshot(&self) {
+        let _ = self.addr.send(Snapshot).await;
+    }
+}

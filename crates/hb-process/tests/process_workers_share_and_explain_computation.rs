@@ -1,0 +1,263 @@
+//! SPEC §6.4–6.7 through the `Processes` handle on a real scheduler
+//! (hb-testkit): one worker per process shares computation between
+//! concurrent requests (each slot computed once), `now` computes to the
+//! scheduler's current slot and honours freshness hints, a waiter's
+//! deadline answers `Timeout` while the computation goes on, a device
+//! panic fails its slot each time without a restart loop, and `status`
+//! explains a halted process without computing anything.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use futures::future::join_all;
+use hb_device::{Context, Device, DeviceInfo, Outcome, ResolveError};
+use hb_message::{ErrorCode, Id, Key, Message};
+use hb_process::test_device::TestDevice;
+use hb_process::{ComputeError, Freshness, ProcessBuilder, ProcessConfig, Processes};
+use hb_scheduler::SchedulerConfig;
+use hb_testkit::Harness;
+
+/// `test-device@1.0` under another name, counting the slots it computes.
+struct Counting {
+    inner: TestDevice,
+    slots: Arc<AtomicU64>,
+}
+
+#[async_trait]
+impl Device for Counting {
+    fn name(&self) -> &str {
+        "counting@1.0"
+    }
+    fn info(&self) -> DeviceInfo {
+        self.inner.info()
+    }
+    async fn call(
+        &self,
+        key: &Key,
+        base: Message,
+        request: &Message,
+        ctx: &Context,
+    ) -> Result<Outcome, ResolveError> {
+        if !["init", "snapshot", "normalize"].contains(&key.as_str()) {
+            self.slots.fetch_add(1, Ordering::SeqCst);
+        }
+        self.inner.call(key, base, request, ctx).await
+    }
+}
+
+fn harness() -> Harness {
+    Harness::start(SchedulerConfig {
+        // The counting device is known to the process layer only.
+        validate_process_devices: false,
+        ..SchedulerConfig::default()
+    })
+}
+
+fn start(h: &Harness, config: ProcessConfig) -> (Processes, Arc<AtomicU64>) {
+    let slots = Arc::new(AtomicU64::new(0));
+    let counting = Counting {
+        inner: TestDevice::new(config.test_device_panics),
+        slots: Arc::clone(&slots),
+    };
+    let processes = ProcessBuilder::new(h.scheduler.clone())
+        .config(config)
+        .device(Arc::new(counting))
+        .expect("counting@1.0 registers")
+        .start()
+        .expect("the process layer starts");
+    (processes, slots)
+}
+
+async fn register(h: &Harness, device: &str) -> anyhow::Result<Id> {
+    let def = Message::new()
+        .with("type", "Process")?
+        .with("device", "process@1.0")?
+        .with("scheduler", h.key.address())?
+        .with("execution-device", device)?
+        .commit(&Harness::client(1), None)?;
+    let pid = def.id_all()?;
+    h.schedule(def).await?;
+    Ok(pid)
+}
+
+async fn send(h: &Harness, pid: &Id, pairs: &[(&str, hb_message::Value)]) -> anyhow::Result<u64> {
+    let mut m = Message::new().with("target", pid.to_human())?;
+    for (k, v) in pairs {
+        m.insert(k, v.clone())?;
+    }
+    Ok(h.schedule(m.commit(&Harness::client(1), None)?).await?.slot)
+}
+
+#[actix_rt::test]
+async fn a_hundred_concurrent_requests_for_one_slot_compute_each_slot_once() -> anyhow::Result<()> {
+    let h = harness();
+    let (p, slots) = start(&h, ProcessConfig::default());
+    let pid = register(&h, "counting@1.0").await?;
+    for n in 1..=20 {
+        send(&h, &pid, &[("add", n.into())]).await?;
+    }
+    let answers = join_all((0..100).map(|_| p.compute(pid, 20))).await;
+    let states: Vec<_> = answers.into_iter().collect::<Result<_, _>>()?;
+    let first = states[0].state.id_all()?;
+    assert!(states.iter().all(|s| s.state.id_all().ok() == Some(first)));
+    assert_eq!(states[0].state.get_int("sum"), Some(210));
+    assert_eq!(slots.load(Ordering::SeqCst), 21, "slots 0..=20, each once");
+    // Earlier slots are cache hits now: nothing runs again.
+    assert_eq!(p.compute(pid, 7).await?.state.get_int("at-slot"), Some(7));
+    assert_eq!(slots.load(Ordering::SeqCst), 21);
+    p.shutdown().await;
+    Ok(())
+}
+
+#[actix_rt::test]
+async fn now_computes_to_the_current_slot_and_freshness_hints_accept_a_cached_state(
+) -> anyhow::Result<()> {
+    let h = harness();
+    let (p, _) = start(&h, ProcessConfig::default());
+    let pid = register(&h, "counting@1.0").await?;
+    send(&h, &pid, &[("add", 2.into())]).await?;
+    let now = p.now(pid, Freshness::default()).await?;
+    assert_eq!((now.slot, now.state.get_int("sum")), (1, Some(2)));
+    send(&h, &pid, &[("add", 3.into())]).await?;
+    // A hint the cached slot 1 satisfies: answered without computing slot 2.
+    let hinted = p
+        .now(
+            pid,
+            Freshness {
+                max_age_ms: Some(60_000),
+                min_slot: Some(1),
+            },
+        )
+        .await?;
+    assert_eq!(hinted.slot, 1);
+    // One it does not: computed to the scheduler's current slot.
+    let fresh = p
+        .now(
+            pid,
+            Freshness {
+                max_age_ms: None,
+                min_slot: Some(2),
+            },
+        )
+        .await?;
+    assert_eq!((fresh.slot, fresh.state.get_int("sum")), (2, Some(5)));
+    // A state older than max-age is not accepted (the harness clock moves).
+    send(&h, &pid, &[("add", 4.into())]).await?;
+    h.clock.advance(10_000);
+    let aged = p
+        .now(
+            pid,
+            Freshness {
+                max_age_ms: Some(5_000),
+                min_slot: None,
+            },
+        )
+        .await?;
+    assert_eq!(aged.slot, 3);
+    let err = p
+        .now(
+            pid,
+            Freshness {
+                max_age_ms: None,
+                min_slot: Some(9),
+            },
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), "slot-not-available");
+    p.shutdown().await;
+    Ok(())
+}
+
+#[actix_rt::test]
+async fn a_deadline_answers_timeout_and_the_computation_goes_on() -> anyhow::Result<()> {
+    let h = harness();
+    let (p, _) = start(
+        &h,
+        ProcessConfig {
+            compute_timeout_ms: 100,
+            ..ProcessConfig::default()
+        },
+    );
+    let pid = register(&h, "counting@1.0").await?;
+    send(&h, &pid, &[("add", 1.into()), ("delay-ms", 600.into())]).await?;
+    let err = p.compute(pid, 1).await.unwrap_err();
+    assert!(matches!(err, ComputeError::Timeout { .. }), "{err:?}");
+    assert_eq!((err.code(), err.status()), ("compute-timeout", 504));
+    // The computation went on and was cached.
+    hb_testkit::wait_until(
+        "slot 1 is computed",
+        std::time::Duration::from_secs(20),
+        || {
+            hb_store::ProcessCache::new(h.store.clone())
+                .read_slot(&pid, 1)
+                .ok()
+                .flatten()
+                .is_some()
+        },
+    )
+    .await;
+    assert_eq!(p.compute(pid, 1).await?.state.get_int("sum"), Some(1));
+    p.shutdown().await;
+    Ok(())
+}
+
+#[actix_rt::test]
+async fn a_device_panic_fails_its_slot_each_time_without_a_restart_loop() -> anyhow::Result<()> {
+    let h = harness();
+    let (p, slots) = start(
+        &h,
+        ProcessConfig {
+            test_device_panics: true,
+            ..ProcessConfig::default()
+        },
+    );
+    let pid = register(&h, "counting@1.0").await?;
+    send(&h, &pid, &[("add", 1.into())]).await?;
+    send(&h, &pid, &[("fail", "panic".into())]).await?;
+    for _ in 0..3 {
+        let err = p.compute(pid, 2).await.unwrap_err();
+        assert!(
+            matches!(err, ComputeError::DevicePanicked { slot: 2, .. }),
+            "{err:?}"
+        );
+        assert_eq!(err.status(), 500);
+    }
+    // Each request tried slot 2 once: no loop.
+    assert_eq!(slots.load(Ordering::SeqCst), 2 + 3);
+    assert_eq!(p.compute(pid, 1).await?.state.get_int("sum"), Some(1));
+    p.shutdown().await;
+    Ok(())
+}
+
+#[actix_rt::test]
+async fn status_explains_a_halted_process_without_computing() -> anyhow::Result<()> {
+    let h = harness();
+    let (p, slots) = start(&h, ProcessConfig::default());
+    let pid = register(&h, "counting@1.0").await?;
+    send(&h, &pid, &[("add", 1.into())]).await?;
+    send(&h, &pid, &[("add", 2.into())]).await?;
+    send(&h, &pid, &[("fail", "error".into())]).await?;
+    send(&h, &pid, &[("add", 3.into())]).await?;
+    let before = p.status(pid).await?;
+    assert_eq!(before.get_text("worker"), Some("stopped"));
+    assert_eq!(before.get_int("computed-slot"), Some(-1));
+    assert_eq!(slots.load(Ordering::SeqCst), 0, "status computes nothing");
+    let err = p.compute(pid, 4).await.unwrap_err();
+    assert_eq!(err.phase(), Some((hb_process::Phase::Compute, 3)), "{err}");
+    let status = p.status(pid).await?;
+    assert_eq!(status.get_int("scheduled-slot"), Some(4));
+    assert_eq!(status.get_int("computed-slot"), Some(2));
+    assert_eq!(status.get_int("snapshot-slot"), Some(2));
+    assert_eq!(status.get_text("worker"), Some("idle"));
+    let last = status
+        .get_message("last-error")
+        .expect("the halt is explained");
+    assert_eq!(last.get_int("slot"), Some(3));
+    assert_eq!(last.get_text("phase"), Some("compute"));
+    assert_eq!(last.get_text("code"), Some("compute-failed"));
+    assert_eq!(status.get_text("cache-control"), Some("no-store"));
+    p.shutdown().await;
+    Ok(())
+}
