@@ -13,15 +13,43 @@
 //!   `Busy`), found or created atomically by a registry, behind the
 //!   [`Processes`] handle that [`ProcessBuilder`] starts on a running
 //!   scheduler: `compute`, `now` with freshness hints, `status`;
+//! - the `process@1.0` device ([`process_device`]): `compute`, `now`,
+//!   `status`, `schedule`, `slot`;
 //! - execution devices: [`test_device`] (`test-device@1.0`, SPEC §6.9).
 //!
 //! It does not sequence messages (that is hb-scheduler) and does not speak
 //! HTTP (that is hb-node).
+//!
+//! ## Embedding
+//!
+//! ```
+//! # use std::sync::Arc;
+//! # use hb_message::{Message, NodeKey};
+//! # use hb_scheduler::{ScheduleRequest, SchedulerBuilder};
+//! # use hb_process::ProcessBuilder;
+//! # #[actix_rt::main]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let key = NodeKey::from_seed(&[1; 32]);
+//! let scheduler = SchedulerBuilder::new(Arc::new(hb_store::MemoryStore::new()), key.clone()).start()?;
+//! let processes = ProcessBuilder::new(scheduler.clone()).start()?;
+//! let process = Message::new().with("type", "Process")?.with("scheduler", key.address())?
+//!     .with("execution-device", "test-device@1.0")?;
+//! let pid = process.id_all()?;
+//! scheduler.schedule(ScheduleRequest { message: process, ..Default::default() }).await?;
+//! let add = Message::new().with("target", pid.to_human())?.with("add", 5)?;
+//! scheduler.schedule(ScheduleRequest { message: add, ..Default::default() }).await?;
+//! assert_eq!(processes.compute(pid, 1).await?.state.get_int("sum"), Some(5));
+//! processes.shutdown().await;
+//! scheduler.shutdown().await;
+//! # Ok(())
+//! # }
+//! ```
 
 #![deny(missing_docs)]
 
 pub mod computation;
 mod error;
+pub mod process_device;
 mod processes;
 mod registry;
 pub mod run_as;
@@ -30,5 +58,6 @@ mod worker;
 
 pub use computation::{Computation, ComputeEnv, Computed, LastError};
 pub use error::{ComputeError, Phase};
+pub use process_device::ProcessDevice;
 pub use processes::{Freshness, ProcessBuilder, ProcessConfig, Processes};
 pub use worker::WorkerHandle;

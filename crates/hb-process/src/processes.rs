@@ -80,7 +80,7 @@ impl Clock for SchedulerClock {
 impl ProcessBuilder {
     /// A builder on `scheduler` (its store and node key are the layer's),
     /// with SPEC's settings and the built-in devices (`message@1.0`,
-    /// `stack@1.0`, `scheduler@1.0`, `test-device@1.0`).
+    /// `stack@1.0`, `scheduler@1.0`, `test-device@1.0`, `process@1.0`).
     pub fn new(scheduler: Scheduler) -> ProcessBuilder {
         ProcessBuilder {
             scheduler,
@@ -120,6 +120,7 @@ impl ProcessBuilder {
         for device in [
             Arc::new(SchedulerDevice) as Arc<dyn hb_device::Device>,
             Arc::new(TestDevice::new(self.config.test_device_panics)),
+            Arc::new(crate::process_device::ProcessDevice),
         ] {
             if !self.devices.contains(device.name()) {
                 self.devices
@@ -152,23 +153,25 @@ impl ProcessBuilder {
             Duration::from_millis(self.config.compute_timeout_ms),
         )
         .start();
-        Ok(Processes {
+        let processes = Processes {
             inner: Arc::new(Inner {
                 env,
                 registry,
                 stopped: tokio::sync::OnceCell::new(),
             }),
-        })
+        };
+        crate::process_device::install(&processes);
+        Ok(processes)
     }
 }
 
 /// Handle to the process layer. Cheap to clone.
 #[derive(Clone)]
 pub struct Processes {
-    inner: Arc<Inner>,
+    pub(crate) inner: Arc<Inner>,
 }
 
-struct Inner {
+pub(crate) struct Inner {
     env: ComputeEnv,
     registry: Addr<ProcessRegistry>,
     stopped: tokio::sync::OnceCell<()>,

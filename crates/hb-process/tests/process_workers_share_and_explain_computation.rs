@@ -261,3 +261,72 @@ async fn status_explains_a_halted_process_without_computing() -> anyhow::Result<
     p.shutdown().await;
     Ok(())
 }
+
+async fn resolve(
+    p: &Processes,
+    base: &Message,
+    pairs: &[(&str, hb_message::Value)],
+) -> Result<Message, ResolveError> {
+    let mut req = Message::new();
+    for (k, v) in pairs {
+        req.insert(k, v.clone()).expect("valid key");
+    }
+    match p.context().resolve(base.clone(), &req).await? {
+        Outcome::Ok(m) => Ok(m),
+        other => panic!("expected a message, got {other:?}"),
+    }
+}
+
+#[actix_rt::test]
+async fn process_device_keys_compute_now_status_and_slot_through_resolution() -> anyhow::Result<()>
+{
+    let h = harness();
+    let (p, _) = start(&h, ProcessConfig::default());
+    let def = Message::new()
+        .with("type", "Process")?
+        .with("device", "process@1.0")?
+        .with("scheduler", h.key.address())?
+        .with("execution-device", "counting@1.0")?
+        .commit(&Harness::client(1), None)?;
+    let pid = def.id_all()?;
+    h.schedule(def.clone()).await?;
+    send(&h, &pid, &[("add", 5.into())]).await?;
+    send(&h, &pid, &[("add", 6.into())]).await?;
+    let at1 = resolve(
+        &p,
+        &def,
+        &[("path", "compute".into()), ("slot", "1".into())],
+    )
+    .await?;
+    assert_eq!(
+        (at1.get_int("at-slot"), at1.get_int("sum")),
+        (Some(1), Some(5))
+    );
+    let now = resolve(&p, &def, &[("path", "now".into())]).await?;
+    assert_eq!(
+        (now.get_int("at-slot"), now.get_int("sum")),
+        (Some(2), Some(11))
+    );
+    // `compute` without a slot behaves as `now`.
+    let latest = resolve(&p, &def, &[("path", "compute".into())]).await?;
+    assert_eq!(latest.get_int("at-slot"), Some(2));
+    let status = resolve(&p, &def, &[("path", "status".into())]).await?;
+    assert_eq!(status.get_int("computed-slot"), Some(2));
+    let slot = resolve(&p, &def, &[("path", "slot".into())]).await?;
+    assert_eq!(slot.get_int("current"), Some(2));
+    // A state works as the base too (its `process` names the process).
+    let again = resolve(&p, &now, &[("path", "compute".into()), ("slot", 1.into())]).await?;
+    assert_eq!(again.get_int("sum"), Some(5));
+    for (slot, code, status) in [
+        (hb_message::Value::from("1a"), "invalid-slot", 400),
+        (hb_message::Value::Int(-1), "invalid-slot", 400),
+        (hb_message::Value::Int(99), "slot-not-available", 404),
+    ] {
+        let err = resolve(&p, &def, &[("path", "compute".into()), ("slot", slot)])
+            .await
+            .unwrap_err();
+        assert_eq!((err.code(), err.status()), (code, status), "{err}");
+    }
+    p.shutdown().await;
+    Ok(())
+}

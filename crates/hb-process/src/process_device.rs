@@ -1,0 +1,160 @@
+//! `process@1.0` (SPEC §6.3–6.5.2) through the resolution engine: `compute`
+//! (with `slot`, else as `now`), `now` (with `max-age` and `min-slot`),
+//! `status`, and `schedule` / `slot` run as the process's scheduler device.
+//! The device finds the [`Processes`](crate::Processes) handle in the
+//! context's extensions.
+//!
+//! Not yet here (issue 9, in progress): `push`, `snapshot`, `dry-run`.
+
+use std::sync::{Arc, Weak};
+
+use async_trait::async_trait;
+use hb_device::{Context, Device, DeviceInfo, Outcome, ResolveError};
+use hb_message::{Id, Key, Message, Value};
+
+use crate::error::ComputeError;
+use crate::processes::{Freshness, Inner, Processes};
+use crate::run_as::{run_as, Kind, PROCESS_DEVICE};
+
+/// The handle as the device finds it: weak, so the context that holds it
+/// does not keep the process layer alive.
+#[derive(Clone)]
+pub(crate) struct ProcessesRef(pub(crate) Weak<Inner>);
+
+/// `process@1.0`.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct ProcessDevice;
+
+const EXPORTS: [&str; 5] = ["compute", "now", "status", "schedule", "slot"];
+
+fn fail(key: &Key, e: ComputeError) -> ResolveError {
+    ResolveError::device(PROCESS_DEVICE, key.as_str(), e)
+}
+
+#[async_trait]
+impl Device for ProcessDevice {
+    fn name(&self) -> &str {
+        PROCESS_DEVICE
+    }
+
+    fn info(&self) -> DeviceInfo {
+        DeviceInfo::with_functions(EXPORTS)
+            .exports(EXPORTS)
+            .never_declines()
+    }
+
+    async fn call(
+        &self,
+        key: &Key,
+        base: Message,
+        request: &Message,
+        ctx: &Context,
+    ) -> Result<Outcome, ResolveError> {
+        if matches!(key.as_str(), "schedule" | "slot") {
+            return run_as(ctx, Kind::Scheduler, base, request).await;
+        }
+        let processes = ctx
+            .extension::<ProcessesRef>()
+            .and_then(|r| r.0.upgrade())
+            .map(|inner| Processes { inner })
+            .ok_or_else(|| fail(key, ComputeError::NotRunning))?;
+        let pid = process_id(&base).map_err(|e| fail(key, e))?;
+        let answer = match key.as_str() {
+            "compute" => match uint_param(request, "slot").map_err(|e| fail(key, e))? {
+                Some(slot) => processes.compute(pid, slot).await,
+                None => {
+                    processes
+                        .now(pid, hints(request).map_err(|e| fail(key, e))?)
+                        .await
+                }
+            },
+            "now" => {
+                processes
+                    .now(pid, hints(request).map_err(|e| fail(key, e))?)
+                    .await
+            }
+            "status" => {
+                return processes
+                    .status(pid)
+                    .await
+                    .map(Outcome::Ok)
+                    .map_err(|e| fail(key, e))
+            }
+            _ => {
+                return Err(ResolveError::NotFound {
+                    key: key.as_str().to_string(),
+                })
+            }
+        };
+        answer
+            .map(|c| Outcome::Ok(c.state))
+            .map_err(|e| fail(key, e))
+    }
+}
+
+/// id(base.process, all), else id(base, all) for a definition.
+fn process_id(base: &Message) -> Result<Id, ComputeError> {
+    match base.get_message("process") {
+        Some(p) => Ok(p.id_all()?),
+        None => Ok(base.id_all()?),
+    }
+}
+
+/// A non-negative integer or digit-only text parameter (`invalid-slot`
+/// otherwise).
+fn uint_param(request: &Message, key: &str) -> Result<Option<u64>, ComputeError> {
+    let invalid = |detail: String| ComputeError::InvalidSlot { detail };
+    match request.get(key) {
+        None => Ok(None),
+        Some(Value::Int(n)) => u64::try_from(*n)
+            .map(Some)
+            .map_err(|_| invalid(format!("`{key}` must be ≥ 0, got {n}"))),
+        Some(Value::Text(t)) if !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit()) => t
+            .parse()
+            .map(Some)
+            .map_err(|_| invalid(format!("`{key}` {t:?} is too large"))),
+        Some(other) => Err(invalid(format!(
+            "`{key}` must be a non-negative integer or digit-only text, got {other:?}"
+        ))),
+    }
+}
+
+fn hints(request: &Message) -> Result<Freshness, ComputeError> {
+    Ok(Freshness {
+        max_age_ms: uint_param(request, "max-age")?,
+        min_slot: uint_param(request, "min-slot")?,
+    })
+}
+
+/// Installs the device's view of `processes` in its context.
+pub(crate) fn install(processes: &Processes) {
+    processes
+        .context()
+        .insert_extension(Arc::new(ProcessesRef(Arc::downgrade(&processes.inner))));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hb_message::{msg, ErrorCode};
+
+    #[test]
+    fn slots_are_non_negative_integers_or_digit_text() {
+        assert_eq!(uint_param(&msg! { "slot" => 5 }, "slot").unwrap(), Some(5));
+        assert_eq!(
+            uint_param(&msg! { "slot" => "5" }, "slot").unwrap(),
+            Some(5)
+        );
+        assert_eq!(uint_param(&msg! {}, "slot").unwrap(), None);
+        for bad in [
+            msg! { "slot" => -1 },
+            msg! { "slot" => "5a" },
+            msg! { "slot" => "" },
+            msg! { "slot" => true },
+            msg! { "slot" => "99999999999999999999999" },
+        ] {
+            let err = uint_param(&bad, "slot").unwrap_err();
+            assert_eq!((err.code(), err.status()), ("invalid-slot", 400), "{bad:?}");
+        }
+    }
+}
