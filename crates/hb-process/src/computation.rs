@@ -425,9 +425,9 @@ impl Computation {
         Ok(at)
     }
 
-    /// Stores the live state again with a snapshot (for an idle stop), if
-    /// its slot has none yet. First write wins, so a slot already stored is
-    /// left as it is.
+    /// Adds a snapshot to the live state's stored slot (for an idle stop
+    /// or shutdown), if that slot has none yet, so the next worker restarts
+    /// from it instead of replaying.
     pub async fn snapshot_live(&mut self) -> Result<(), ComputeError> {
         let Some(state) = self.live.clone() else {
             return Ok(());
@@ -438,7 +438,20 @@ impl Computation {
         if self.snapshot_slot == Some(slot) {
             return Ok(());
         }
-        self.store(slot, &state).await.map(|_| ())
+        let snapshot = self.snapshot_of(&state).await.map_err(|source| {
+            self.failed(
+                Phase::Compute,
+                i64::try_from(slot).unwrap_or(i64::MAX),
+                source,
+            )
+        })?;
+        let state_id = hb_store::state_id_of(&state)?;
+        let cache = self.env.cache.clone();
+        let pid = self.pid;
+        if blocking(move || cache.attach_snapshot(&pid, slot, &state_id, snapshot)).await? {
+            self.snapshot_slot = Some(slot);
+        }
+        Ok(())
     }
 
     /// The execution device's `snapshot` of `state` (Map mode, HashPath

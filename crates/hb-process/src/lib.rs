@@ -60,4 +60,4 @@ pub use computation::{Computation, ComputeEnv, Computed, LastError};
 pub use error::{ComputeError, Phase};
 pub use process_device::ProcessDevice;
 pub use processes::{Freshness, ProcessBuilder, ProcessConfig, Processes};
-pub use worker::WorkerHandle;
+pub use worker::{is_idle, ProcessMetrics, WorkerHandle};

@@ -14,6 +14,7 @@ use crate::computation::{ComputeEnv, Computed};
 use crate::error::ComputeError;
 use crate::registry::{All, Find, FindOrCreate, ProcessRegistry, Stop};
 use crate::test_device::TestDevice;
+use crate::worker::ProcessMetrics;
 
 /// The process layer's settings (SPEC §6.6, §6.7).
 #[derive(Clone, Debug)]
@@ -29,6 +30,9 @@ pub struct ProcessConfig {
     pub arbiters: usize,
     /// `test_device_panics`: `test-device@1.0` panics on `fail: "panic"`.
     pub test_device_panics: bool,
+    /// `process_worker_max_idle_ms`: a worker without requests this long
+    /// stores a snapshot and stops (0: never).
+    pub worker_max_idle_ms: u64,
 }
 
 impl Default for ProcessConfig {
@@ -39,6 +43,7 @@ impl Default for ProcessConfig {
             worker_capacity: 1024,
             arbiters: std::thread::available_parallelism().map_or(2, |n| n.get()),
             test_device_panics: false,
+            worker_max_idle_ms: 300_000,
         }
     }
 }
@@ -146,17 +151,21 @@ impl ProcessBuilder {
             clock,
             snapshot_every: self.config.snapshot_every,
         };
+        let metrics = Arc::new(ProcessMetrics::default());
         let registry = ProcessRegistry::new(
             env.clone(),
             self.config.arbiters,
             self.config.worker_capacity,
             Duration::from_millis(self.config.compute_timeout_ms),
+            self.config.worker_max_idle_ms,
+            Arc::clone(&metrics),
         )
         .start();
         let processes = Processes {
             inner: Arc::new(Inner {
                 env,
                 registry,
+                metrics,
                 stopped: tokio::sync::OnceCell::new(),
             }),
         };
@@ -174,6 +183,7 @@ pub struct Processes {
 pub(crate) struct Inner {
     env: ComputeEnv,
     registry: Addr<ProcessRegistry>,
+    metrics: Arc<ProcessMetrics>,
     stopped: tokio::sync::OnceCell<()>,
 }
 
@@ -184,6 +194,11 @@ impl std::fmt::Debug for Processes {
 }
 
 impl Processes {
+    /// The layer's counters (workers started, retired, ended).
+    pub fn metrics(&self) -> &Arc<ProcessMetrics> {
+        &self.inner.metrics
+    }
+
     /// The resolution context processes are computed in.
     pub fn context(&self) -> &Context {
         &self.inner.env.ctx

@@ -5,6 +5,7 @@
 
 use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -12,7 +13,7 @@ use actix::prelude::*;
 use hb_message::Id;
 
 use crate::computation::{Computation, ComputeEnv};
-use crate::worker::{ProcessWorker, Shared, WorkerHandle};
+use crate::worker::{is_idle, ProcessMetrics, ProcessWorker, Shared, WorkerHandle};
 
 /// Look a worker up without creating one.
 pub(crate) struct Find(pub Id);
@@ -47,6 +48,8 @@ pub(crate) struct ProcessRegistry {
     env: ComputeEnv,
     mailbox: usize,
     timeout: Duration,
+    max_idle_ms: u64,
+    metrics: Arc<ProcessMetrics>,
     workers: HashMap<Id, WorkerHandle>,
     arbiters: Vec<ArbiterHandle>,
     owned: Vec<Arbiter>,
@@ -58,12 +61,16 @@ impl ProcessRegistry {
         arbiters: usize,
         mailbox: usize,
         timeout: Duration,
+        max_idle_ms: u64,
+        metrics: Arc<ProcessMetrics>,
     ) -> ProcessRegistry {
         let owned: Vec<Arbiter> = (0..arbiters.max(1)).map(|_| Arbiter::new()).collect();
         ProcessRegistry {
             env,
             mailbox: mailbox.max(1),
             timeout,
+            max_idle_ms,
+            metrics,
             workers: HashMap::new(),
             arbiters: owned.iter().map(Arbiter::handle).collect(),
             owned,
@@ -83,8 +90,57 @@ impl ProcessRegistry {
     }
 }
 
+impl ProcessRegistry {
+    /// Retires every idle worker (see [`is_idle`]), under its retirement
+    /// lock so no request is sent to it afterwards; the worker stores a
+    /// snapshot of its live state and stops.
+    fn sweep(&mut self) {
+        let now = self.env.clock.now_ms();
+        let max_idle = self.max_idle_ms;
+        let idle = |s: &Shared| {
+            is_idle(
+                now,
+                s.last_request_ms.load(Ordering::Acquire),
+                s.running.load(Ordering::Acquire),
+                s.inflight.load(Ordering::Acquire),
+                max_idle,
+            )
+        };
+        let candidates: Vec<Id> = self
+            .workers
+            .iter()
+            .filter(|(_, h)| idle(h.shared()))
+            .map(|(pid, _)| *pid)
+            .collect();
+        for pid in candidates {
+            let Some(handle) = self.workers.get(&pid).cloned() else {
+                continue;
+            };
+            let shared = Arc::clone(handle.shared());
+            let mut retired = shared.retired.lock();
+            if !idle(&shared) {
+                continue;
+            }
+            *retired = true;
+            drop(retired);
+            self.workers.remove(&pid);
+            self.metrics.retired.fetch_add(1, Ordering::Relaxed);
+            handle.retire();
+            tracing::debug!(%pid, "idle process worker retired");
+        }
+    }
+}
+
 impl Actor for ProcessRegistry {
     type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        if self.max_idle_ms > 0 {
+            // A few sweeps per idle period, at most one a second.
+            let tick = Duration::from_millis((self.max_idle_ms / 4).clamp(1, 1_000));
+            ctx.run_interval(tick, |act, _| act.sweep());
+        }
+    }
 }
 
 impl Handler<Find> for ProcessRegistry {
@@ -120,16 +176,20 @@ impl Handler<FindOrCreate> for ProcessRegistry {
         pid.hash(&mut hasher);
         let arbiter = &self.arbiters[(hasher.finish() as usize) % self.arbiters.len()];
         let shared = Arc::new(Shared::default());
+        shared.at_slot.store(-1, Ordering::Release);
         shared
-            .at_slot
-            .store(-1, std::sync::atomic::Ordering::Release);
+            .last_request_ms
+            .store(self.env.clock.now_ms(), Ordering::Release);
         let env = self.env.clone();
         let mailbox = self.mailbox;
         let worker_shared = Arc::clone(&shared);
+        let metrics = Arc::clone(&self.metrics);
         let addr = ProcessWorker::start_in_arbiter(arbiter, move |ctx| {
             ctx.set_mailbox_capacity(mailbox);
-            ProcessWorker::new(Computation::new(pid, env), worker_shared)
+            let clock = Arc::clone(&env.clock);
+            ProcessWorker::new(Computation::new(pid, env), worker_shared, clock, metrics)
         });
+        self.metrics.started.fetch_add(1, Ordering::Relaxed);
         let handle = WorkerHandle::new(pid, addr, shared, self.timeout);
         self.workers.insert(pid, handle.clone());
         MessageResult(handle)

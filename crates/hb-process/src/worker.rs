@@ -6,7 +6,7 @@
 //! computation.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicBool, AtomicI64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -31,6 +31,35 @@ pub(crate) struct Shared {
     pub inflight: AtomicUsize,
     /// The last failure, for `status`.
     pub last_error: Mutex<Option<LastError>>,
+    /// When the worker last took a request (the layer's clock).
+    pub last_request_ms: AtomicI64,
+    /// Set (under this lock) when the registry retired the worker; a
+    /// handle takes it to send, so nothing reaches a retired worker.
+    pub retired: Mutex<bool>,
+}
+
+/// Counters of the process layer, for metrics and tests.
+#[derive(Debug, Default)]
+pub struct ProcessMetrics {
+    /// Workers started.
+    pub started: AtomicU64,
+    /// Workers retired after `worker_max_idle_ms` without requests.
+    pub retired: AtomicU64,
+    /// Retired workers that stored their snapshot and ended.
+    pub ended: AtomicU64,
+}
+
+/// Whether a worker may stop for idleness: no computation running, no
+/// request waiting, and none for `max_idle_ms` (0: never).
+pub fn is_idle(
+    now_ms: i64,
+    last_request_ms: i64,
+    running: bool,
+    inflight: usize,
+    max_idle_ms: u64,
+) -> bool {
+    let max_idle = i64::try_from(max_idle_ms).unwrap_or(i64::MAX);
+    max_idle > 0 && !running && inflight == 0 && now_ms.saturating_sub(last_request_ms) >= max_idle
 }
 
 /// Compute the state at a slot.
@@ -50,6 +79,13 @@ impl actix::Message for SlotDone {
     type Result = ();
 }
 
+/// Store the live state with a snapshot, then stop (idle retirement).
+pub(crate) struct Retire;
+
+impl actix::Message for Retire {
+    type Result = ();
+}
+
 /// Store the live state with a snapshot (before an idle stop or shutdown).
 pub(crate) struct Snapshot;
 
@@ -60,6 +96,8 @@ impl actix::Message for Snapshot {
 /// The worker actor.
 pub struct ProcessWorker {
     pid: Id,
+    clock: Arc<dyn hb_scheduler::Clock>,
+    metrics: Arc<ProcessMetrics>,
     /// `None` while a run holds it.
     computation: Option<Computation>,
     waiters: BTreeMap<u64, Vec<Reply>>,
@@ -67,9 +105,16 @@ pub struct ProcessWorker {
 }
 
 impl ProcessWorker {
-    pub(crate) fn new(computation: Computation, shared: Arc<Shared>) -> ProcessWorker {
+    pub(crate) fn new(
+        computation: Computation,
+        shared: Arc<Shared>,
+        clock: Arc<dyn hb_scheduler::Clock>,
+        metrics: Arc<ProcessMetrics>,
+    ) -> ProcessWorker {
         ProcessWorker {
             pid: computation.pid(),
+            clock,
+            metrics,
             computation: Some(computation),
             waiters: BTreeMap::new(),
             shared,
@@ -148,6 +193,9 @@ impl Handler<Compute> for ProcessWorker {
     type Result = ();
 
     fn handle(&mut self, req: Compute, ctx: &mut Context<Self>) {
+        self.shared
+            .last_request_ms
+            .fetch_max(self.clock.now_ms(), Ordering::AcqRel);
         self.waiters.entry(req.slot).or_default().push(req.reply);
         self.run(ctx);
     }
@@ -179,6 +227,35 @@ impl Handler<Snapshot> for ProcessWorker {
             .into_actor(self)
             .map(|computation, act, _| act.computation = Some(computation)),
         )
+    }
+}
+
+impl Handler<Retire> for ProcessWorker {
+    type Result = ();
+
+    fn handle(&mut self, _: Retire, ctx: &mut Context<Self>) {
+        // The registry retired it with nothing running or waiting, and no
+        // request can reach it any more: snapshot, then stop.
+        let Some(mut computation) = self.computation.take() else {
+            ctx.stop();
+            return;
+        };
+        let pid = self.pid;
+        let metrics = Arc::clone(&self.metrics);
+        ctx.wait(
+            async move {
+                if let Err(e) = computation.snapshot_live().await {
+                    tracing::warn!(%pid, error = %e, "could not snapshot the live state before stopping");
+                }
+                computation
+            }
+            .into_actor(self)
+            .map(move |computation, act, ctx| {
+                act.computation = Some(computation);
+                metrics.ended.fetch_add(1, Ordering::Relaxed);
+                ctx.stop();
+            }),
+        );
     }
 }
 
@@ -231,20 +308,30 @@ impl WorkerHandle {
     /// `WorkerStopped` if the worker vanished.
     pub async fn compute(&self, slot: u64) -> Result<Computed, ComputeError> {
         let (reply, answer) = oneshot::channel();
-        match self.addr.try_send(Compute { slot, reply }) {
-            Ok(()) => {}
-            Err(SendError::Full(_)) => {
-                return Err(ComputeError::Busy {
-                    pid: self.pid.to_human(),
-                })
-            }
-            Err(SendError::Closed(_)) => {
+        {
+            // Under the retirement lock: the registry retires a worker only
+            // while no request is in flight, so none is sent to a retired one.
+            let retired = self.shared.retired.lock();
+            if *retired {
                 return Err(ComputeError::WorkerStopped {
                     pid: self.pid.to_human(),
-                })
+                });
             }
+            match self.addr.try_send(Compute { slot, reply }) {
+                Ok(()) => {}
+                Err(SendError::Full(_)) => {
+                    return Err(ComputeError::Busy {
+                        pid: self.pid.to_human(),
+                    })
+                }
+                Err(SendError::Closed(_)) => {
+                    return Err(ComputeError::WorkerStopped {
+                        pid: self.pid.to_human(),
+                    })
+                }
+            }
+            self.shared.inflight.fetch_add(1, Ordering::AcqRel);
         }
-        self.shared.inflight.fetch_add(1, Ordering::AcqRel);
         let outcome = tokio::time::timeout(self.timeout, answer).await;
         self.shared.inflight.fetch_sub(1, Ordering::AcqRel);
         match outcome {
@@ -262,5 +349,13 @@ impl WorkerHandle {
     /// Stores the live state with a snapshot.
     pub(crate) async fn snapshot(&self) {
         let _ = self.addr.send(Snapshot).await;
+    }
+
+    pub(crate) fn shared(&self) -> &Arc<Shared> {
+        &self.shared
+    }
+
+    pub(crate) fn retire(&self) {
+        self.addr.do_send(Retire);
     }
 }

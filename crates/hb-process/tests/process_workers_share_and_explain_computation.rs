@@ -330,3 +330,88 @@ async fn process_device_keys_compute_now_status_and_slot_through_resolution() ->
     p.shutdown().await;
     Ok(())
 }
+
+#[actix_rt::test]
+async fn an_idle_worker_stops_with_a_snapshot_and_a_cold_worker_resumes_to_the_same_state(
+) -> anyhow::Result<()> {
+    let h = harness();
+    let slots = Arc::new(AtomicU64::new(0));
+    let counting = Counting {
+        inner: TestDevice::new(false),
+        slots: Arc::clone(&slots),
+    };
+    let p = ProcessBuilder::new(h.scheduler.clone())
+        .config(ProcessConfig {
+            // Snapshots only at slot 0 while running: the idle stop adds one.
+            snapshot_every: 1_000,
+            worker_max_idle_ms: 1_000,
+            ..ProcessConfig::default()
+        })
+        .clock(Arc::new(h.clock.clone()))
+        .device(Arc::new(counting))
+        .expect("registers")
+        .start()?;
+    let pid = register(&h, "counting@1.0").await?;
+    for n in 1..=10 {
+        send(&h, &pid, &[("add", n.into())]).await?;
+    }
+    p.compute(pid, 5).await?;
+    let cache = hb_store::ProcessCache::new(h.store.clone());
+    assert!(cache
+        .read_slot(&pid, 5)?
+        .expect("stored")
+        .state
+        .get("snapshot")
+        .is_none());
+    h.clock.advance(1_000);
+    hb_testkit::wait_until(
+        "the idle worker stored its snapshot and ended",
+        std::time::Duration::from_secs(20),
+        || p.metrics().ended.load(Ordering::SeqCst) == 1,
+    )
+    .await;
+    assert_eq!(p.metrics().retired.load(Ordering::SeqCst), 1);
+    assert!(cache
+        .read_slot(&pid, 5)?
+        .expect("stored")
+        .state
+        .get("snapshot")
+        .is_some());
+    assert_eq!(p.status(pid).await?.get_text("worker"), Some("stopped"));
+    // A new worker resumes from the snapshot at 5, not from init.
+    let resumed = p.compute(pid, 10).await?;
+    assert_eq!(p.metrics().started.load(Ordering::SeqCst), 2);
+    assert_eq!(
+        slots.load(Ordering::SeqCst),
+        6 + 5,
+        "slots 0..=5, then 6..=10"
+    );
+    // The same state as a computation that never stopped.
+    let straight_cache: Arc<dyn hb_store::Store> = Arc::new(hb_store::MemoryStore::new());
+    let mut straight = hb_process::Computation::new(
+        pid,
+        hb_process::ComputeEnv {
+            cache: hb_store::ProcessCache::new(straight_cache),
+            snapshot_every: 0,
+            ..p_env(&p, &h)
+        },
+    );
+    let expected = straight.compute_to(10, &mut |_| {}).await?;
+    assert_eq!(
+        hb_store::state_id_of(&resumed.state)?,
+        hb_store::state_id_of(&expected.state)?
+    );
+    p.shutdown().await;
+    Ok(())
+}
+
+/// The computation environment of `p`, for a straight run beside it.
+fn p_env(p: &Processes, h: &Harness) -> hb_process::ComputeEnv {
+    hb_process::ComputeEnv {
+        ctx: p.context().clone(),
+        scheduler: h.scheduler.clone(),
+        cache: hb_store::ProcessCache::new(h.store.clone()),
+        clock: Arc::new(h.clock.clone()),
+        snapshot_every: 1,
+    }
+}

@@ -81,7 +81,7 @@ pub use group_commit::{Ack, GroupCommit, GroupCommitOptions, GroupCommitStats};
 pub use location_cache::{LocationCache, LocationRecord, LocationUpdate};
 pub use memory::MemoryStore;
 pub use message_cache::{MessageCache, MessageIds};
-pub use process_cache::{parse_limit, ProcessCache, RequiredPath, StateRecord};
+pub use process_cache::{parse_limit, state_id_of, ProcessCache, RequiredPath, StateRecord};
 pub use push_cache::PushCache;
 pub use scheduler_cache::{AssignmentRecord, DedupEntry, Head, SchedulerCache};
 pub use sled_store::{SledOptions, SledStore, CREATING_FILE, FORMAT_KEY, FORMAT_VERSION};

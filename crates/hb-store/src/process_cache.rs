@@ -119,7 +119,7 @@ impl ProcessCache {
         state: &Message,
         computed_at_ms: u64,
     ) -> Result<Id, StoreError> {
-        let state_id = state.id_all()?;
+        let state_id = state_id_of(state)?;
         let record = StateRecord {
             pid: *pid,
             slot,
@@ -237,6 +237,46 @@ impl ProcessCache {
 }
 
 /// Decodes a state and checks it belongs at `key`.
+/// A state's ID: id(state, all) without its `snapshot` (restore data of
+/// the execution device, present on some stored copies only), so a state
+/// has one ID however it was stored.
+pub fn state_id_of(state: &Message) -> Result<Id, StoreError> {
+    if state.get("snapshot").is_none() {
+        return Ok(state.id_all()?);
+    }
+    let mut bare = state.clone();
+    bare.remove("snapshot");
+    Ok(bare.id_all()?)
+}
+
+impl ProcessCache {
+    /// Adds `snapshot` to the stored state of `slot` (the worker's idle
+    /// stop), replacing the record only if it still holds the same state
+    /// (same state ID) without a snapshot. Returns whether it was added:
+    /// `false` when the slot is not stored, already has a snapshot, or holds
+    /// another state. Atomic (compare-and-swap), so it never loses a
+    /// concurrent write.
+    pub fn attach_snapshot(
+        &self,
+        pid: &Id,
+        slot: u64,
+        state_id: &Id,
+        snapshot: Message,
+    ) -> Result<bool, StoreError> {
+        let key = keys::proc_slot(pid, slot);
+        let Some(old) = self.store.get(&key)? else {
+            return Ok(false);
+        };
+        let mut record = decode_checked(&key, &old)?;
+        if record.state_id != *state_id || record.state.get("snapshot").is_some() {
+            return Ok(false);
+        }
+        record.state.insert("snapshot", snapshot)?;
+        let new = record::encode(&record)?;
+        self.store.compare_and_swap(&key, Some(&old), Some(&new))
+    }
+}
+
 fn decode_checked(key: &[u8], bytes: &[u8]) -> Result<StateRecord, StoreError> {
     let record: StateRecord = record::decode(key, bytes)?;
     if keys::parse_proc_slot(key) != Some((record.pid, record.slot)) {
@@ -265,6 +305,45 @@ mod tests {
             m.insert("snapshot", msg! { "data" => "mem" }).unwrap();
         }
         m
+    }
+
+    #[test]
+    fn a_snapshot_attaches_once_to_the_same_state_and_keeps_its_id() {
+        let (_, cache) = cache();
+        let pid = Id::hash(b"p");
+        let state = msg! { "at-slot" => 3, "n" => 1 };
+        assert!(cache.write(&pid, 3, &state, 10).unwrap());
+        let id = state.id_all().unwrap();
+        // Another state's ID is refused; the right one attaches once.
+        assert!(!cache
+            .attach_snapshot(&pid, 3, &Id::hash(b"x"), msg! { "n" => 1 })
+            .unwrap());
+        assert!(cache
+            .attach_snapshot(&pid, 3, &id, msg! { "n" => 1 })
+            .unwrap());
+        assert!(!cache
+            .attach_snapshot(&pid, 3, &id, msg! { "n" => 2 })
+            .unwrap());
+        assert!(
+            !cache
+                .attach_snapshot(&pid, 4, &id, msg! { "n" => 1 })
+                .unwrap(),
+            "not stored"
+        );
+        let record = cache.read_slot(&pid, 3).unwrap().unwrap();
+        assert_eq!(
+            record.state.get_message("snapshot"),
+            Some(&msg! { "n" => 1 })
+        );
+        assert_eq!(
+            record.state_id, id,
+            "the snapshot is not part of the state's ID"
+        );
+        assert_eq!(cache.read_id(&pid, &id).unwrap().map(|r| r.slot), Some(3));
+        assert_eq!(
+            cache.nearest_snapshot(&pid, 10).unwrap().map(|r| r.slot),
+            Some(3)
+        );
     }
 
     #[test]
