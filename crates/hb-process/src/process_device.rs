@@ -4,7 +4,9 @@
 //! The device finds the [`Processes`](crate::Processes) handle in the
 //! context's extensions.
 //!
-//! Not yet here (issue 9, in progress): `push`, `snapshot`, `dry-run`.
+//! `dry-run` evaluates the request's `body` (or the request) on a copy of
+//! the latest state. Not yet here (issue 9, in progress): `push`,
+//! `snapshot`.
 
 use std::sync::{Arc, Weak};
 
@@ -25,7 +27,7 @@ pub(crate) struct ProcessesRef(pub(crate) Weak<Inner>);
 #[derive(Debug, Default, Clone, Copy)]
 pub struct ProcessDevice;
 
-const EXPORTS: [&str; 5] = ["compute", "now", "status", "schedule", "slot"];
+const EXPORTS: [&str; 6] = ["compute", "now", "status", "schedule", "slot", "dry-run"];
 
 fn fail(key: &Key, e: ComputeError) -> ResolveError {
     ResolveError::device(PROCESS_DEVICE, key.as_str(), e)
@@ -79,6 +81,24 @@ impl Device for ProcessDevice {
                     .await
                     .map(Outcome::Ok)
                     .map_err(|e| fail(key, e))
+            }
+            "dry-run" => {
+                let message = match request.get("body") {
+                    Some(Value::Message(m)) => m.clone(),
+                    _ => {
+                        let mut m = request.clone();
+                        for routing in ["path", "method", "slot", "max-age", "min-slot"] {
+                            m.remove(routing);
+                        }
+                        m
+                    }
+                };
+                let hints = hints(request).map_err(|e| fail(key, e))?;
+                return processes
+                    .dry_run(pid, message, hints)
+                    .await
+                    .map(Outcome::Ok)
+                    .map_err(|e| fail(key, e));
             }
             _ => {
                 return Err(ResolveError::NotFound {

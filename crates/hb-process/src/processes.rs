@@ -251,6 +251,70 @@ impl Processes {
         self.compute(pid, target).await
     }
 
+    /// Evaluates `message` as if it were assigned the slot after the
+    /// starting state (SPEC §6.5.1): the latest state satisfying `hints`,
+    /// else the state at the scheduler's current slot. It runs on a copy:
+    /// nothing is scheduled, stored or cached, and the worker's state is
+    /// untouched. Answers `{results, at-slot}`; outbox entries are returned,
+    /// never pushed. Runs on the caller's task, beside the worker.
+    pub async fn dry_run(
+        &self,
+        pid: Id,
+        message: Message,
+        hints: Freshness,
+    ) -> Result<Message, ComputeError> {
+        let start = self.now(pid, hints).await?;
+        let at = i64::try_from(start.slot).unwrap_or(i64::MAX);
+        let slot = at.saturating_add(1);
+        let body = message.with_only_committed()?;
+        let key = body
+            .get_text("path")
+            .filter(|p| !["init", "snapshot", "normalize"].contains(p))
+            .unwrap_or("compute")
+            .to_string();
+        let assignment = Message::new()
+            .with("path", key.as_str())?
+            .with("process", pid.to_human())?
+            .with("slot", slot)?
+            .with("dry-run", true)?
+            .with("body", body)?;
+        let mut state = start.state;
+        state.remove("results");
+        let ran = crate::run_as::run_as(
+            &self.inner.env.ctx,
+            crate::run_as::Kind::Execution,
+            state,
+            &assignment,
+        )
+        .await
+        .map_err(|source| ComputeError::Compute {
+            pid: pid.to_human(),
+            phase: crate::error::Phase::Compute,
+            attempted_slot: slot,
+            source,
+        })?;
+        let results = match ran {
+            hb_device::Outcome::Ok(m) => m
+                .get("results")
+                .cloned()
+                .unwrap_or(Value::Message(Message::new())),
+            other => {
+                return Err(ComputeError::Compute {
+                    pid: pid.to_human(),
+                    phase: crate::error::Phase::Compute,
+                    attempted_slot: slot,
+                    source: hb_device::ResolveError::invalid_input(
+                        key,
+                        format!("expected a message, the device answered {}", other.kind()),
+                    ),
+                })
+            }
+        };
+        Ok(Message::new()
+            .with("results", results)?
+            .with("at-slot", at)?)
+    }
+
     /// What a process's computation looks like now (SPEC §6.5.2), without
     /// computing anything: `{process, scheduled-slot, computed-slot,
     /// snapshot-slot, worker, last-error?, cache-control: no-store}`.

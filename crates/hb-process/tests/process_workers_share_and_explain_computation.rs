@@ -415,3 +415,65 @@ fn p_env(p: &Processes, h: &Harness) -> hb_process::ComputeEnv {
         snapshot_every: 1,
     }
 }
+
+#[actix_rt::test]
+async fn dry_runs_interleaved_with_real_slots_change_nothing() -> anyhow::Result<()> {
+    let h = harness();
+    let (p, _) = start(&h, ProcessConfig::default());
+    let pid = register(&h, "counting@1.0").await?;
+    send(&h, &pid, &[("add", 1.into())]).await?;
+    send(&h, &pid, &[("add", 2.into())]).await?;
+    p.compute(pid, 1).await?;
+    // Dry-runs on the latest state, through the handle and the device.
+    let probe = Message::new().with("add", 100)?;
+    let dry = p.dry_run(pid, probe.clone(), Freshness::default()).await?;
+    assert_eq!(
+        dry.get_int("at-slot"),
+        Some(2),
+        "ran on the state at the current slot"
+    );
+    assert_eq!(
+        dry.get_message("results").and_then(|r| r.get_int("sum")),
+        Some(103)
+    );
+    let def_base = Message::new().with("device", "process@1.0")?.with(
+        "process",
+        h.scheduler
+            .assignment(pid, 0)
+            .await?
+            .and_then(|a| a.get_message("body").cloned())
+            .expect("definition"),
+    )?;
+    let via_device = resolve(
+        &p,
+        &def_base,
+        &[("path", "dry-run".into()), ("body", probe.clone().into())],
+    )
+    .await?;
+    assert_eq!(
+        via_device
+            .get_message("results")
+            .and_then(|r| r.get_int("sum")),
+        Some(103)
+    );
+    // Nothing was scheduled, stored or changed.
+    assert_eq!(h.scheduler.current(pid).await?.map(|c| c.slot), Some(2));
+    send(&h, &pid, &[("add", 3.into())]).await?;
+    let real = p.compute(pid, 3).await?;
+    assert_eq!(real.state.get_int("sum"), Some(6));
+    let mut straight = hb_process::Computation::new(
+        pid,
+        hb_process::ComputeEnv {
+            cache: hb_store::ProcessCache::new(Arc::new(hb_store::MemoryStore::new())),
+            ..p_env(&p, &h)
+        },
+    );
+    let expected = straight.compute_to(3, &mut |_| {}).await?;
+    assert_eq!(
+        hb_store::state_id_of(&real.state)?,
+        hb_store::state_id_of(&expected.state)?,
+        "the next real slot's state is the same with and without dry-runs"
+    );
+    p.shutdown().await;
+    Ok(())
+}
