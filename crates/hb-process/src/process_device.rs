@@ -5,8 +5,10 @@
 //! context's extensions.
 //!
 //! `dry-run` evaluates the request's `body` (or the request) on a copy of
-//! the latest state. Not yet here (issue 9, in progress): `push`,
-//! `snapshot`.
+//! the latest state; `push` pushes a slot's outbox (SPEC §6.12), given
+//! `slot` or a `body` it first schedules. Not yet here (issue 9, in
+//! progress): `snapshot`, and `push` through a swappable `push-device`
+//! (it is built in).
 
 use std::sync::{Arc, Weak};
 
@@ -27,7 +29,9 @@ pub(crate) struct ProcessesRef(pub(crate) Weak<Inner>);
 #[derive(Debug, Default, Clone, Copy)]
 pub struct ProcessDevice;
 
-const EXPORTS: [&str; 6] = ["compute", "now", "status", "schedule", "slot", "dry-run"];
+const EXPORTS: [&str; 7] = [
+    "compute", "now", "status", "schedule", "slot", "dry-run", "push",
+];
 
 fn fail(key: &Key, e: ComputeError) -> ResolveError {
     ResolveError::device(PROCESS_DEVICE, key.as_str(), e)
@@ -81,6 +85,34 @@ impl Device for ProcessDevice {
                     .await
                     .map(Outcome::Ok)
                     .map_err(|e| fail(key, e))
+            }
+            "push" => {
+                let slot = match (uint_param(request, "slot"), request.get_message("body")) {
+                    (Err(e), _) => return Err(fail(key, e)),
+                    (Ok(Some(slot)), _) => slot,
+                    (Ok(None), Some(body)) => {
+                        // The body is first scheduled on this process.
+                        let scheduled = processes
+                            .schedule_on(pid, body.clone())
+                            .await
+                            .map_err(|e| fail(key, e))?;
+                        scheduled
+                    }
+                    (Ok(None), None) => {
+                        return Err(fail(
+                            key,
+                            ComputeError::InvalidSlot {
+                                detail: "missing-slot: push needs a `slot` or a `body`".into(),
+                            },
+                        ))
+                    }
+                };
+                let max_depth = uint_param(request, "max-depth").map_err(|e| fail(key, e))?;
+                return processes
+                    .push(pid, slot, max_depth)
+                    .await
+                    .map(Outcome::Ok)
+                    .map_err(|e| fail(key, e));
             }
             "dry-run" => {
                 let message = match request.get("body") {

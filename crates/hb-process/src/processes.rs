@@ -33,6 +33,8 @@ pub struct ProcessConfig {
     /// `process_worker_max_idle_ms`: a worker without requests this long
     /// stores a snapshot and stops (0: never).
     pub worker_max_idle_ms: u64,
+    /// `push_max_depth`: how deep a push recurses into its targets' slots.
+    pub push_max_depth: u64,
 }
 
 impl Default for ProcessConfig {
@@ -44,6 +46,7 @@ impl Default for ProcessConfig {
             arbiters: std::thread::available_parallelism().map_or(2, |n| n.get()),
             test_device_panics: false,
             worker_max_idle_ms: 300_000,
+            push_max_depth: 4,
         }
     }
 }
@@ -166,6 +169,8 @@ impl ProcessBuilder {
                 env,
                 registry,
                 metrics,
+                pushing: parking_lot::Mutex::new(std::collections::HashMap::new()),
+                push_max_depth: self.config.push_max_depth,
                 stopped: tokio::sync::OnceCell::new(),
             }),
         };
@@ -184,6 +189,10 @@ pub(crate) struct Inner {
     env: ComputeEnv,
     registry: Addr<ProcessRegistry>,
     metrics: Arc<ProcessMetrics>,
+    /// One lock per `(pid, slot)` being pushed: pushes of one slot are
+    /// serialised (SPEC §6.12).
+    pushing: parking_lot::Mutex<std::collections::HashMap<(Id, u64), Arc<tokio::sync::Mutex<()>>>>,
+    push_max_depth: u64,
     stopped: tokio::sync::OnceCell<()>,
 }
 
@@ -313,6 +322,150 @@ impl Processes {
         Ok(Message::new()
             .with("results", results)?
             .with("at-slot", at)?)
+    }
+
+    /// Pushes the outbox of `(pid, slot)` (SPEC §6.12): each entry with a
+    /// target scheduled on this node is signed by the node (deterministic,
+    /// so its ID is too), scheduled on its target idempotently, recorded
+    /// durably, and pushed on recursively while `depth + 1 < max_depth`;
+    /// entries without a target, or whose target is not scheduled here, are
+    /// recorded as skipped with the reason. Pushing a slot again schedules
+    /// nothing twice. Answers `{process, slot, depth, pushed: [...]}`.
+    pub async fn push(
+        &self,
+        pid: Id,
+        slot: u64,
+        max_depth: Option<u64>,
+    ) -> Result<Message, ComputeError> {
+        let max = self.inner.push_max_depth;
+        let max_depth = match max_depth {
+            Some(d) if d > max => {
+                return Err(ComputeError::InvalidSlot {
+                    detail: format!("max-depth {d} exceeds push_max_depth {max}"),
+                })
+            }
+            Some(d) => d,
+            None => max,
+        };
+        self.push_at(pid, slot, 0, max_depth).await
+    }
+
+    /// Schedules `body` on `pid` (with every check of SPEC §5.6.2) and
+    /// returns its slot.
+    pub(crate) async fn schedule_on(&self, pid: Id, body: Message) -> Result<u64, ComputeError> {
+        let assignment = self
+            .inner
+            .env
+            .scheduler
+            .schedule(hb_scheduler::ScheduleRequest {
+                message: body,
+                request_target: Some(pid.to_human()),
+                ..Default::default()
+            })
+            .await?;
+        Ok(assignment.slot)
+    }
+
+    fn push_at(
+        &self,
+        pid: Id,
+        slot: u64,
+        depth: u64,
+        max_depth: u64,
+    ) -> futures::future::BoxFuture<'_, Result<Message, ComputeError>> {
+        Box::pin(async move {
+            let lock = Arc::clone(self.inner.pushing.lock().entry((pid, slot)).or_default());
+            let _serialised = lock.lock().await;
+            let computed = self.compute(pid, slot).await?;
+            let outbox: Vec<Value> = computed
+                .state
+                .get_path("results/outbox")
+                .and_then(Value::as_list)
+                .map(<[Value]>::to_vec)
+                .unwrap_or_default();
+            let records = hb_store::PushCache::new(Arc::clone(self.inner.env.scheduler.store()));
+            let mut pushed = Vec::new();
+            for (i, entry) in outbox.into_iter().enumerate() {
+                let index = u64::try_from(i).unwrap_or(u64::MAX).saturating_add(1);
+                let record = self
+                    .push_entry(pid, slot, index, entry, depth, max_depth)
+                    .await?;
+                let store_record = record.clone();
+                let records = records.clone();
+                tokio::task::spawn_blocking(move || records.put(&pid, slot, index, &store_record))
+                    .await
+                    .map_err(crate::error::task_failed)??;
+                pushed.push(Value::Message(record));
+            }
+            self.inner.pushing.lock().remove(&(pid, slot));
+            Ok(Message::new()
+                .with("process", pid.to_human())?
+                .with("slot", i64::try_from(slot).unwrap_or(i64::MAX))?
+                .with("depth", i64::try_from(depth).unwrap_or(i64::MAX))?
+                .with("pushed", Value::List(pushed))?)
+        })
+    }
+
+    /// One outbox entry: its record (`{index, status, target?, slot?,
+    /// message?, reason?, pushed?}`).
+    async fn push_entry(
+        &self,
+        pid: Id,
+        slot: u64,
+        index: u64,
+        entry: Value,
+        depth: u64,
+        max_depth: u64,
+    ) -> Result<Message, ComputeError> {
+        let index_i = i64::try_from(index).unwrap_or(i64::MAX);
+        let skipped = |reason: &str| -> Result<Message, ComputeError> {
+            Ok(Message::new()
+                .with("index", index_i)?
+                .with("status", "skipped")?
+                .with("reason", reason)?)
+        };
+        let Value::Message(entry) = entry else {
+            return skipped("not-a-message");
+        };
+        let Some(target_text) = entry.get_text("target").map(str::to_string) else {
+            return skipped("no-target");
+        };
+        let Ok(target) = Id::parse(&target_text) else {
+            return skipped("invalid-target");
+        };
+        if !self.inner.env.scheduler.has_schedule(target).await? {
+            return skipped("remote-target");
+        }
+        let mut message = entry;
+        message.remove(hb_message::COMMITMENTS);
+        message.insert("from-process", pid.to_human())?;
+        message.insert("from-slot", i64::try_from(slot).unwrap_or(i64::MAX))?;
+        message.insert("outbox-index", index_i)?;
+        let message = message.commit(self.inner.env.scheduler.key(), None)?;
+        let message_id = message.id_all()?;
+        let assignment = self
+            .inner
+            .env
+            .scheduler
+            .schedule(hb_scheduler::ScheduleRequest {
+                message,
+                idempotent: true,
+                ..Default::default()
+            })
+            .await?;
+        let mut record = Message::new()
+            .with("index", index_i)?
+            .with("status", "delivered")?
+            .with("target", target.to_human())?
+            .with("slot", i64::try_from(assignment.slot).unwrap_or(i64::MAX))?
+            .with("message", message_id.to_human())?;
+        if depth.saturating_add(1) < max_depth {
+            let nested = self
+                .push_at(target, assignment.slot, depth.saturating_add(1), max_depth)
+                .await?;
+            record.insert("pushed", nested)?;
+        }
+        Ok(record)
     }
 
     /// What a process's computation looks like now (SPEC §6.5.2), without
