@@ -185,13 +185,16 @@ pub struct Processes {
     pub(crate) inner: Arc<Inner>,
 }
 
+/// One async lock per `(pid, slot)` being pushed.
+type PushLocks = std::collections::HashMap<(Id, u64), Arc<tokio::sync::Mutex<()>>>;
+
 pub(crate) struct Inner {
     env: ComputeEnv,
     registry: Addr<ProcessRegistry>,
     metrics: Arc<ProcessMetrics>,
     /// One lock per `(pid, slot)` being pushed: pushes of one slot are
     /// serialised (SPEC §6.12).
-    pushing: parking_lot::Mutex<std::collections::HashMap<(Id, u64), Arc<tokio::sync::Mutex<()>>>>,
+    pushing: parking_lot::Mutex<PushLocks>,
     push_max_depth: u64,
     stopped: tokio::sync::OnceCell<()>,
 }
