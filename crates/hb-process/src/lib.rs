@@ -13,4 +13,5 @@
 
 #![deny(missing_docs)]
 
+pub mod patch;
 pub mod test_device;
