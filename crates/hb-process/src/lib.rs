@@ -15,7 +15,9 @@
 //!   scheduler: `compute`, `now` with freshness hints, `status`;
 //! - the `process@1.0` device ([`process_device`]): `compute`, `now`,
 //!   `status`, `schedule`, `slot`;
-//! - execution devices: [`test_device`] (`test-device@1.0`, SPEC §6.9).
+//! - execution devices: [`test_device`] (`test-device@1.0`, SPEC §6.9) and
+//!   [`patch`] (`patch@1.0`, SPEC §6.11, placed after an execution device
+//!   in a stack).
 //!
 //! It does not sequence messages (that is hb-scheduler) and does not speak
 //! HTTP (that is hb-node).
@@ -49,6 +51,7 @@
 
 pub mod computation;
 mod error;
+pub mod patch;
 pub mod process_device;
 mod processes;
 mod registry;
