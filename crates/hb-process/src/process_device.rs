@@ -6,9 +6,9 @@
 //!
 //! `dry-run` evaluates the request's `body` (or the request) on a copy of
 //! the latest state; `push` pushes a slot's outbox (SPEC §6.12), given
-//! `slot` or a `body` it first schedules. Not yet here (issue 9, in
-//! progress): `snapshot`, and `push` through a swappable `push-device`
-//! (it is built in).
+//! `slot` or a `body` it first schedules; `snapshot` runs the execution
+//! device's `snapshot` on the base. Not yet here (issue 9, in progress):
+//! `push` through a swappable `push-device` (it is built in).
 
 use std::sync::{Arc, Weak};
 
@@ -29,8 +29,8 @@ pub(crate) struct ProcessesRef(pub(crate) Weak<Inner>);
 #[derive(Debug, Default, Clone, Copy)]
 pub struct ProcessDevice;
 
-const EXPORTS: [&str; 7] = [
-    "compute", "now", "status", "schedule", "slot", "dry-run", "push",
+const EXPORTS: [&str; 8] = [
+    "compute", "now", "status", "schedule", "slot", "dry-run", "push", "snapshot",
 ];
 
 fn fail(key: &Key, e: ComputeError) -> ResolveError {
@@ -58,6 +58,15 @@ impl Device for ProcessDevice {
     ) -> Result<Outcome, ResolveError> {
         if matches!(key.as_str(), "schedule" | "slot") {
             return run_as(ctx, Kind::Scheduler, base, request).await;
+        }
+        if key.as_str() == "snapshot" {
+            // The execution device's snapshot of this state, in Map mode,
+            // with HashPaths off (SPEC §6.3).
+            let ctx = ctx.with_hashpath(hb_device::HashpathMode::Ignore);
+            let request = Message::new()
+                .with("path", "snapshot")?
+                .with("mode", "Map")?;
+            return run_as(&ctx, Kind::Execution, base, &request).await;
         }
         let processes = ctx
             .extension::<ProcessesRef>()

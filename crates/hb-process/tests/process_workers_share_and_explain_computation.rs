@@ -103,6 +103,7 @@ async fn a_hundred_concurrent_requests_for_one_slot_compute_each_slot_once() -> 
     assert!(states.iter().all(|s| s.state.id_all().ok() == Some(first)));
     assert_eq!(states[0].state.get_int("sum"), Some(210));
     assert_eq!(slots.load(Ordering::SeqCst), 21, "slots 0..=20, each once");
+    assert_eq!(p.metrics().started.load(Ordering::SeqCst), 1, "one worker");
     // Earlier slots are cache hits now: nothing runs again.
     assert_eq!(p.compute(pid, 7).await?.state.get_int("at-slot"), Some(7));
     assert_eq!(slots.load(Ordering::SeqCst), 21);
@@ -314,6 +315,12 @@ async fn process_device_keys_compute_now_status_and_slot_through_resolution() ->
     assert_eq!(status.get_int("computed-slot"), Some(2));
     let slot = resolve(&p, &def, &[("path", "slot".into())]).await?;
     assert_eq!(slot.get_int("current"), Some(2));
+    // `snapshot` is the execution device's, on the state given as base.
+    let snap = resolve(&p, &now, &[("path", "snapshot".into())]).await?;
+    assert_eq!(
+        (snap.get_int("count"), snap.get_int("sum")),
+        (Some(3), Some(11))
+    );
     // A state works as the base too (its `process` names the process).
     let again = resolve(&p, &now, &[("path", "compute".into()), ("slot", 1.into())]).await?;
     assert_eq!(again.get_int("sum"), Some(5));
