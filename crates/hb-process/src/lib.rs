@@ -13,4 +13,5 @@
 
 #![deny(missing_docs)]
 
+pub mod lua;
 pub mod test_device;
