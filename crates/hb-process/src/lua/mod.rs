@@ -455,7 +455,8 @@ fn call(vm: &Vm, f: &Function, args: MultiValue) -> (bool, Vec<LuaValue>) {
 }
 
 /// The early end of a call, if any: a limit recorded by the host, else a
-/// Lua error (the text `not enough memory` means the memory limit).
+/// Lua error (an error text containing `not enough memory`, as Lua and its
+/// auxiliary library report allocation failures, means the memory limit).
 fn classify(vm: &Vm, ok: bool, rest: &[LuaValue]) -> Option<LuaOutcome> {
     let hit = vm.host.try_lock().and_then(|h| h.limit);
     if let Some(hit) = hit {
@@ -468,7 +469,7 @@ fn classify(vm: &Vm, ok: bool, rest: &[LuaValue]) -> Option<LuaOutcome> {
         Some(LuaValue::String(s)) => String::from_utf8_lossy(&s.as_bytes()).into_owned(),
         _ => "unknown error".to_string(),
     };
-    if text == MEMERR {
+    if text.contains(MEMERR) {
         return Some(LuaOutcome::limit(LimitHit::Memory));
     }
     Some(LuaOutcome::error(text))

@@ -26,12 +26,19 @@ local raw = {
   create = coroutine.create,
   format = string.format,
   lower = string.lower,
+  find = string.find,
   concat = table.concat,
   unpack = table.unpack,
 }
 
 local limit_hit = host.limit_hit
 local MEMERR = "not enough memory"
+
+-- Lua reports memory exhaustion as "not enough memory", and its auxiliary
+-- library as "...: not enough memory for buffer allocation".
+local function is_memerr(e)
+  return raw.type(e) == "string" and raw.find(e, MEMERR, 1, true) ~= nil
+end
 
 -- tostring without addresses: tables, functions, threads and userdata
 -- print as their type unless a __tostring metamethod says otherwise.
@@ -54,7 +61,7 @@ end
 local function pass(ok, ...)
   if not ok then
     local e = ...
-    if e == MEMERR or limit_hit() then
+    if is_memerr(e) or limit_hit() then
       raw.error(e, 0)
     end
   end
@@ -78,7 +85,7 @@ local function wrap_results(ok, ...)
     return ...
   end
   local e = ...
-  if raw.type(e) == "string" and not (e == MEMERR or limit_hit()) then
+  if raw.type(e) == "string" and not (is_memerr(e) or limit_hit()) then
     raw.error(e, 2)
   end
   raw.error(e, 0)
@@ -289,7 +296,7 @@ coroutine.resume = safe_resume
 coroutine.wrap = safe_wrap
 string.format = safe_format
 Send = safe_send
-Handlers = Handlers
+_ENV.Handlers = Handlers
 ao = {}
 
 return {

@@ -24,8 +24,9 @@ const PRELUDE: &str = include_str!("prelude.lua");
 /// The count is exact at this granularity, and the same on every run.
 pub const HOOK_INTERVAL: u32 = 1000;
 
-/// The string Lua raises on memory exhaustion. An error whose value is this
-/// exact string is reported as `lua-memory-limit`.
+/// What Lua says on memory exhaustion. An error whose text contains it is
+/// reported as `lua-memory-limit` (a script raising such text itself only
+/// changes its own error code).
 pub(crate) const MEMERR: &str = "not enough memory";
 
 /// Which limit a call hit.
