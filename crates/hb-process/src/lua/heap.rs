@@ -21,14 +21,21 @@
 //! the deterministic order (tables, functions) and metatables with `__gc`
 //! or `__mode` make the snapshot fail with [`LuaError::Unpersistable`].
 //!
-//! Format (all integers big-endian): `HBLUAHEAP` ‖ version `01` ‖ u32
-//! object count ‖ four root values ‖ objects. A value is `00` nil, `01`
+//! Format (all integers big-endian): `HBLUAHEAP` ‖ version `01` ‖ u64
+//! FNV-1a checksum of what follows ‖ u32 object count ‖ four root values ‖
+//! objects. A value is `00` nil, `01`
 //! false, `02` true, `03` i64, `04` f64 bits, `05` u32 length ‖ bytes (a
 //! string), `06` u32 object index. An object is `01` table (u32 sequence
 //! length hint, metatable value, u32 entry count, entries), `02` permanent
 //! table (name, then as a table), `03` permanent function (name), `04` Lua
 //! function (code, u32 upvalue count, per upvalue `00` value or `01` u32
 //! closure index ‖ u32 upvalue index).
+//!
+//! Heaps are trusted data (SPEC: written by this node, stored under content
+//! IDs): Lua 5.3 does not verify bytecode, so a crafted heap could crash
+//! the VM. The checksum makes accidental corruption a typed error instead
+//! (any single changed byte changes an FNV-1a hash), and every length and
+//! index is checked before it is used.
 
 use std::collections::{HashMap, VecDeque};
 
@@ -208,6 +215,16 @@ impl<'a> Writer<'a> {
     }
 }
 
+/// FNV-1a, 64 bits.
+fn checksum(b: &[u8]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for &x in b {
+        h ^= u64::from(x);
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    h
+}
+
 fn u32_of(n: usize) -> Result<u32, LuaError> {
     u32::try_from(n)
         .map_err(|_| LuaError::Unpersistable("a value is too large to persist".to_string()))
@@ -242,12 +259,15 @@ pub(crate) fn snapshot(vm: &Vm, state: &Table) -> Result<Vec<u8>, LuaError> {
     while let Some((i, obj)) = w.queue.pop_front() {
         w.object(i, obj)?;
     }
-    let mut out = Vec::with_capacity(w.out.len() + 64);
+    let mut body = Vec::with_capacity(w.out.len() + roots.len() + 4);
+    body.extend_from_slice(&w.next.to_be_bytes());
+    body.extend_from_slice(&roots);
+    body.extend_from_slice(&w.out);
+    let mut out = Vec::with_capacity(body.len() + MAGIC.len() + 9);
     out.extend_from_slice(MAGIC);
     out.push(VERSION);
-    out.extend_from_slice(&w.next.to_be_bytes());
-    out.extend_from_slice(&roots);
-    out.extend_from_slice(&w.out);
+    out.extend_from_slice(&checksum(&body).to_be_bytes());
+    out.extend_from_slice(&body);
     Ok(out)
 }
 
@@ -391,6 +411,10 @@ pub(crate) fn restore(vm: &Vm, bytes: &[u8]) -> Result<Table, LuaError> {
         return Err(LuaError::BadSnapshot(
             "not a version 1 Lua heap".to_string(),
         ));
+    }
+    let sum = r.u64()?;
+    if checksum(&bytes[r.pos..]) != sum {
+        return Err(LuaError::BadSnapshot("checksum mismatch".to_string()));
     }
     let count = r.u32()?;
     if count as usize > bytes.len() {
