@@ -143,11 +143,11 @@ fn tostring_hides_addresses() {
         r#"print(tostring({}), tostring(print), tostring(function() end), tostring(coroutine.create(function() end)))
            print({}, string.format("%s|%s", {}, print))
            print(tostring(setmetatable({}, {__tostring = function() return "custom" end})))
-           print(1, 2.5, "x", nil, true)"#,
+           print(1, 2.5, "x", nil, true, 0/0, -(0/0), 1/0)"#,
     );
     assert_eq!(
         output(&h),
-        "table\tfunction\tfunction\tthread\ntable\ttable|function\ncustom\n1\t2.5\tx\tnil\ttrue\n"
+        "table\tfunction\tfunction\tthread\ntable\ttable|function\ncustom\n1\t2.5\tx\tnil\ttrue\tnan\tnan\tinf\n"
     );
     assert!(!output(&h).contains("0x"));
 }

@@ -33,6 +33,8 @@ Handlers.add("base", {action = "Step"}, function(msg, state)
   for k, v in pairs(Numbers) do keys[#keys + 1] = tostring(k) .. "=" .. v end
   print(table.concat(keys, ";"))
   Send({target = "t", n = Counter})
+  if LastState ~= nil then print("same state table", LastState == state) end
+  LastState = state
 end)
 
 Handlers.add("learn", {action = "Learn"}, function(msg, state)
@@ -156,13 +158,19 @@ fn restored_at_every_slot_equals_never_stopped() {
     );
     assert!(a.outputs[0].contains("-7=minus seven;1=one;2.5=two and a half;true=yes"));
     assert_eq!(a.outputs[4], "learned\tHello\t2\t2\t2\t2\n");
-    assert_eq!(a.outputs[8], "step\t3\t3\t3\t3\t3\t3\tmeta:x\t3\tHI!\n-7=minus seven;1=one;2.5=two and a half;true=yes\n");
+    assert_eq!(a.outputs[8], "step\t3\t3\t3\t3\t3\t3\tmeta:x\t3\tHI!\n-7=minus seven;1=one;2.5=two and a half;true=yes\nsame state table\ttrue\n");
     assert_eq!(a.outputs[10], "learned\tHello\t3\t3\t3\t3\n");
     // The failed slot kept its in-place state change and dropped its outbox.
     assert_eq!(a.outputs[7], "about to fail\n");
     // Re-learning Hello replaced the handler with a fresh closure.
     assert_eq!(a.outputs[12], "learned\tHello\t1\t1\t3\t3\n");
     assert_eq!(a.outputs[13], "globals\td\to\n");
+    // A global holding the state table still holds it after a restore.
+    assert!(
+        b.outputs[14].ends_with("same state table\ttrue\n"),
+        "{}",
+        b.outputs[14]
+    );
 }
 
 #[test]

@@ -255,30 +255,25 @@ impl LuaProcess {
             _ if key == "compute" => None,
             _ => return Ok(None),
         };
-        if state != &self.last_state {
-            self.state = message_to_lua(&self.vm.lua, state, &self.vm.message_mt)?;
-            self.last_state = state.clone();
-        }
-        if let LuaValue::Table(ao) = globals.raw_get::<LuaValue>("ao")? {
-            ao.raw_set("id", process_id)?;
-        }
-        let assignment_table = message_to_lua(&self.vm.lua, assignment, &self.vm.message_mt)?;
-        let body_table = match assignment_table.raw_get::<LuaValue>("body")? {
-            LuaValue::Table(t) => t,
-            _ => {
-                let t = self.vm.lua.create_table()?;
-                t.set_metatable(Some(self.vm.message_mt.clone()))?;
-                t
-            }
-        };
-        let from = from_of(assignment.get_message("body"), node_address);
-        let from = match from {
-            Some(v) => value_to_lua(&self.vm.lua, &v, &self.vm.message_mt, 0)?,
-            None => LuaValue::Nil,
-        };
-        body_table.raw_set("from", from)?;
-
         self.vm.begin_call()?;
+        let (assignment_table, body_table) =
+            match self.prepare(state, assignment, process_id, node_address) {
+                Ok(tables) => tables,
+                Err(e) => {
+                    // The slot's own input does not fit (memory, nesting):
+                    // the slot completes with an error, the state unchanged.
+                    let outcome = if memory_error(&e) {
+                        LuaOutcome::limit(LimitHit::Memory)
+                    } else {
+                        LuaOutcome::error(format!("cannot convert the assignment: {e}"))
+                    };
+                    let results = self.results(Some(outcome))?;
+                    return Ok(Some(Handled {
+                        state: self.last_state.clone(),
+                        results,
+                    }));
+                }
+            };
         let (f, args) = match &target {
             Some(f) => (
                 f.clone(),
@@ -330,6 +325,42 @@ impl LuaProcess {
             state: new_state,
             results,
         }))
+    }
+
+    /// Installs `state` if it is not the one the engine last produced, sets
+    /// `ao.id`, and builds the assignment table and its body (with `from`).
+    fn prepare(
+        &mut self,
+        state: &Message,
+        assignment: &Message,
+        process_id: &str,
+        node_address: &str,
+    ) -> mlua::Result<(Table, Table)> {
+        let globals = self.vm.lua.globals();
+        if state != &self.last_state {
+            self.state = message_to_lua(&self.vm.lua, state, &self.vm.message_mt)?;
+            self.last_state = state.clone();
+        }
+        if let LuaValue::Table(ao) = globals.raw_get::<LuaValue>("ao")? {
+            ao.raw_set("id", process_id)?;
+        }
+        let assignment_table = message_to_lua(&self.vm.lua, assignment, &self.vm.message_mt)?;
+        let body_table = match assignment_table.raw_get::<LuaValue>("body")? {
+            LuaValue::Table(t) => t,
+            _ => {
+                let t = self.vm.lua.create_table()?;
+                t.set_metatable(Some(self.vm.message_mt.clone()))?;
+                t
+            }
+        };
+        let from = from_of(assignment.get_message("body"), node_address);
+        let from = match from {
+            Some(v) => value_to_lua(&self.vm.lua, &v, &self.vm.message_mt, 0)?,
+            None => LuaValue::Nil,
+        };
+        body_table.raw_set("from", from)?;
+
+        Ok((assignment_table, body_table))
     }
 
     fn results(&self, outcome: Option<LuaOutcome>) -> Result<Message, LuaError> {
@@ -473,4 +504,37 @@ fn classify(vm: &Vm, ok: bool, rest: &[LuaValue]) -> Option<LuaOutcome> {
         return Some(LuaOutcome::limit(LimitHit::Memory));
     }
     Some(LuaOutcome::error(text))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_engine_can_move_between_threads() {
+        // The device wiring runs Lua off the actor's thread
+        // (spawn_blocking): the engine must be Send.
+        fn assert_send<T: Send>() {}
+        assert_send::<LuaProcess>();
+    }
+
+    #[test]
+    fn a_too_deep_assignment_is_a_slot_error_not_a_halt() {
+        let (mut p, s) = LuaProcess::init(
+            &Message::new().with("script", "x = 1").unwrap(),
+            LuaLimits::default(),
+        )
+        .unwrap();
+        let mut deep = Message::new();
+        for _ in 0..(MAX_DEPTH + 5) {
+            deep = Message::new().with("d", deep).unwrap();
+        }
+        let a = Message::new().with("body", deep).unwrap();
+        let h = p.handle("compute", &s, &a, "pid", "node").unwrap().unwrap();
+        assert_eq!(
+            h.results.get_path("error/code").and_then(|v| v.as_text()),
+            Some("lua-error")
+        );
+        assert_eq!(h.state, s);
+    }
 }

@@ -52,6 +52,9 @@ local function safe_tostring(v)
     return t
   elseif t == "function" or t == "thread" then
     return t
+  elseif t == "number" and v ~= v then
+    -- C libraries print NaN as "nan" or "-nan" depending on the platform.
+    return "nan"
   end
   return raw.tostring(v)
 end
