@@ -56,6 +56,7 @@ pub mod process_device;
 mod processes;
 mod registry;
 pub mod run_as;
+pub mod lua;
 pub mod test_device;
 mod worker;
 
