@@ -15,7 +15,8 @@
 //!   scheduler: `compute`, `now` with freshness hints, `status`;
 //! - the `process@1.0` device ([`process_device`]): `compute`, `now`,
 //!   `status`, `schedule`, `slot`;
-//! - execution devices: [`test_device`] (`test-device@1.0`, SPEC §6.9) and
+//! - execution devices: [`lua_device`] (`lua@5.3a`, SPEC §6.10, on the
+//!   [`lua`] engine), [`test_device`] (`test-device@1.0`, SPEC §6.9) and
 //!   [`patch`] (`patch@1.0`, SPEC §6.11, placed after an execution device
 //!   in a stack).
 //!
@@ -51,17 +52,19 @@
 
 pub mod computation;
 mod error;
+pub mod lua;
+pub mod lua_device;
 pub mod patch;
 pub mod process_device;
 mod processes;
 mod registry;
 pub mod run_as;
-pub mod lua;
 pub mod test_device;
 mod worker;
 
 pub use computation::{Computation, ComputeEnv, Computed, LastError};
 pub use error::{ComputeError, Phase};
+pub use lua_device::LuaDevice;
 pub use process_device::ProcessDevice;
 pub use processes::{Freshness, ProcessBuilder, ProcessConfig, Processes};
 pub use worker::{is_idle, ProcessMetrics, WorkerHandle};

@@ -89,7 +89,7 @@ impl ProcessBuilder {
     /// A builder on `scheduler` (its store and node key are the layer's),
     /// with SPEC's settings and the built-in devices (`message@1.0`,
     /// `stack@1.0`, `scheduler@1.0`, `test-device@1.0`, `process@1.0`,
-    /// `patch@1.0`).
+    /// `patch@1.0`, `lua@5.3a`).
     pub fn new(scheduler: Scheduler) -> ProcessBuilder {
         ProcessBuilder {
             scheduler,
@@ -131,6 +131,7 @@ impl ProcessBuilder {
             Arc::new(TestDevice::new(self.config.test_device_panics)),
             Arc::new(crate::process_device::ProcessDevice),
             Arc::new(crate::patch::PatchDevice::new()),
+            Arc::new(crate::lua_device::LuaDevice::default()),
         ] {
             if !self.devices.contains(device.name()) {
                 self.devices

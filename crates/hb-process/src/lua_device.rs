@@ -1,0 +1,285 @@
+//! `lua@5.3a` as an execution device (SPEC §6.8, §6.10): the wiring of the
+//! [`lua`](crate::lua) engine into process states.
+//!
+//! - One VM per process, kept between slots in the device (keyed by
+//!   process ID), together with the slot it reflects.
+//! - The Lua state table lives at the process state's `state` key (read it
+//!   as `compute/state/<key>`); each slot's `results` at `results`.
+//! - `init` creates the VM from `process/script` and runs the script;
+//!   `snapshot` is the engine's `{state, heap}`; `normalize` rebuilds the
+//!   VM from the stored `snapshot` (or `snapshot/<device-key>` inside a
+//!   stack) without re-running the script.
+//! - Any other key is the assignment's path: the engine's global function
+//!   of that name, else for `compute` the aos-style `Handlers`.
+//! - A dry-run (an assignment marked `dry-run`) runs on a copy of the VM
+//!   made through a snapshot and dropped afterwards, so the live VM never
+//!   sees it.
+//! - Lua runs on the blocking pool, never on an arbiter thread.
+//!
+//! Not yet here: a VM for a state that is not the process's latest (a
+//! replay of a past slot on a copy) is refused with a typed error instead
+//! of being rebuilt.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use hb_device::{Context, Device, DeviceInfo, Outcome, ResolveError};
+use hb_message::{ErrorCode, Id, Key, Message, Value};
+use parking_lot::Mutex;
+
+use crate::lua::{LuaError, LuaLimits, LuaProcess, DEVICE};
+
+impl ErrorCode for LuaError {
+    fn code(&self) -> &'static str {
+        LuaError::code(self)
+    }
+
+    fn status(&self) -> u16 {
+        500
+    }
+}
+
+/// Why the device could not run a key.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LuaDeviceError {
+    /// The engine failed.
+    #[error(transparent)]
+    Engine(#[from] LuaError),
+    /// No VM for this process: it was never initialised or restored here.
+    #[error("no Lua VM for process {0}: init or normalize first")]
+    NoVm(String),
+    /// The VM reflects another slot than the state it was given.
+    #[error("the Lua VM of process {pid} is at slot {vm}, the state at slot {state}")]
+    OutOfStep {
+        /// The process.
+        pid: String,
+        /// The VM's slot.
+        vm: i64,
+        /// The state's slot.
+        state: i64,
+    },
+    /// The snapshot to restore is missing or malformed.
+    #[error("no Lua snapshot to restore: {0}")]
+    NoSnapshot(&'static str),
+    /// The blocking task running Lua failed.
+    #[error("the Lua task failed: {0}")]
+    Task(String),
+}
+
+impl ErrorCode for LuaDeviceError {
+    fn code(&self) -> &'static str {
+        match self {
+            LuaDeviceError::Engine(e) => LuaError::code(e),
+            LuaDeviceError::NoVm(_) => "lua-no-vm",
+            LuaDeviceError::OutOfStep { .. } => "lua-out-of-step",
+            LuaDeviceError::NoSnapshot(_) => "lua-no-snapshot",
+            LuaDeviceError::Task(_) => "internal",
+        }
+    }
+
+    fn status(&self) -> u16 {
+        500
+    }
+}
+
+struct Held {
+    vm: LuaProcess,
+    at_slot: i64,
+}
+
+/// `lua@5.3a`.
+#[derive(Default)]
+pub struct LuaDevice {
+    limits: LuaLimits,
+    vms: Mutex<HashMap<Id, Arc<Mutex<Held>>>>,
+}
+
+impl std::fmt::Debug for LuaDevice {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LuaDevice")
+            .field("limits", &self.limits)
+            .field("vms", &self.vms.lock().len())
+            .finish()
+    }
+}
+
+impl LuaDevice {
+    /// The device with these per-process limits.
+    pub fn new(limits: LuaLimits) -> LuaDevice {
+        LuaDevice {
+            limits,
+            vms: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn held(&self, pid: &Id) -> Option<Arc<Mutex<Held>>> {
+        self.vms.lock().get(pid).cloned()
+    }
+
+    fn install(&self, pid: Id, vm: LuaProcess, at_slot: i64) {
+        self.vms
+            .lock()
+            .insert(pid, Arc::new(Mutex::new(Held { vm, at_slot })));
+    }
+
+    /// Forgets the VM of `pid` (its worker stopped).
+    pub fn forget(&self, pid: &Id) {
+        self.vms.lock().remove(pid);
+    }
+}
+
+fn fail(key: &Key, e: impl Into<LuaDeviceError>) -> ResolveError {
+    ResolveError::device(DEVICE, key.as_str(), e.into())
+}
+
+/// Runs Lua on the blocking pool.
+async fn blocking<T: Send + 'static>(
+    key: &Key,
+    f: impl FnOnce() -> Result<T, LuaDeviceError> + Send + 'static,
+) -> Result<T, ResolveError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| fail(key, LuaDeviceError::Task(e.to_string())))?
+        .map_err(|e| fail(key, e))
+}
+
+fn process_of(base: &Message) -> Result<(Id, Message), hb_message::MessageError> {
+    let def = base
+        .get_message("process")
+        .cloned()
+        .unwrap_or_else(|| base.clone());
+    Ok((def.id_all()?, def))
+}
+
+/// The stored snapshot for this device: `snapshot` itself when it holds
+/// `heap` or `state`, else the entry inside it that does (a stack's Map
+/// mode keys entries by position).
+fn snapshot_of(base: &Message) -> Option<Message> {
+    let snap = base.get_message("snapshot")?;
+    if snap.get("heap").is_some() || snap.get("state").is_some() {
+        return Some(snap.clone());
+    }
+    snap.iter()
+        .filter_map(|(_, v)| v.as_message())
+        .find(|m| m.get("heap").is_some() || m.get("state").is_some())
+        .cloned()
+}
+
+#[async_trait]
+impl Device for LuaDevice {
+    fn name(&self) -> &str {
+        DEVICE
+    }
+
+    fn info(&self) -> DeviceInfo {
+        DeviceInfo::handler()
+    }
+
+    async fn call(
+        &self,
+        key: &Key,
+        mut base: Message,
+        request: &Message,
+        ctx: &Context,
+    ) -> Result<Outcome, ResolveError> {
+        let (pid, definition) = process_of(&base)?;
+        let limits = self.limits;
+        match key.as_str() {
+            "init" => {
+                let (vm, state) =
+                    blocking(key, move || Ok(LuaProcess::init(&definition, limits)?)).await?;
+                self.install(pid, vm, -1);
+                base.insert("state", state)?;
+                Ok(Outcome::Ok(base))
+            }
+            "snapshot" => {
+                let held = self
+                    .held(&pid)
+                    .ok_or_else(|| fail(key, LuaDeviceError::NoVm(pid.to_human())))?;
+                let snap = blocking(key, move || Ok(held.lock().vm.snapshot()?)).await?;
+                Ok(Outcome::Ok(snap))
+            }
+            "normalize" => {
+                let snap = snapshot_of(&base).ok_or_else(|| {
+                    fail(
+                        key,
+                        LuaDeviceError::NoSnapshot("no `snapshot` in the state"),
+                    )
+                })?;
+                let state = snap.get_message("state").cloned().unwrap_or_default();
+                let at_slot = base.get_int("at-slot").unwrap_or(-1);
+                let heap = match snap.get("heap") {
+                    Some(Value::Bytes(b)) => Some(b.clone()),
+                    Some(_) => {
+                        return Err(fail(key, LuaDeviceError::NoSnapshot("`heap` is not bytes")))
+                    }
+                    None => None,
+                };
+                let restored_state = state.clone();
+                let vm = blocking(key, move || {
+                    Ok(match heap {
+                        Some(heap) => LuaProcess::restore(&heap, &restored_state, limits)?,
+                        // A v1 snapshot: run the script, install the state.
+                        None => {
+                            LuaProcess::restore_without_heap(&definition, &restored_state, limits)?
+                        }
+                    })
+                })
+                .await?;
+                self.install(pid, vm, at_slot);
+                base.insert("state", state)?;
+                Ok(Outcome::Ok(base))
+            }
+            _ => {
+                let dry_run = request.get("dry-run") == Some(&Value::Bool(true));
+                let held = self
+                    .held(&pid)
+                    .ok_or_else(|| fail(key, LuaDeviceError::NoVm(pid.to_human())))?;
+                let at_slot = base.get_int("at-slot").unwrap_or(-1);
+                let state = base.get_message("state").cloned().unwrap_or_default();
+                let assignment = request.clone();
+                let name = key.as_str().to_string();
+                let node = ctx.node_key().address().to_string();
+                let pid_text = pid.to_human();
+                let slot = request.get_int("slot");
+                let handled = blocking(key, move || {
+                    let mut held = held.lock();
+                    if held.at_slot != at_slot {
+                        return Err(LuaDeviceError::OutOfStep {
+                            pid: pid_text,
+                            vm: held.at_slot,
+                            state: at_slot,
+                        });
+                    }
+                    if dry_run {
+                        // A copy of the VM, dropped afterwards.
+                        let snap = held.vm.snapshot()?;
+                        let heap = match snap.get("heap") {
+                            Some(Value::Bytes(b)) => b.clone(),
+                            _ => Vec::new(),
+                        };
+                        let mut copy = LuaProcess::restore(&heap, &state, limits)?;
+                        return Ok(copy.handle(&name, &state, &assignment, &pid_text, &node)?);
+                    }
+                    let handled = held
+                        .vm
+                        .handle(&name, &state, &assignment, &pid_text, &node)?;
+                    if handled.is_some() {
+                        held.at_slot = slot.unwrap_or(at_slot.saturating_add(1));
+                    }
+                    Ok(handled)
+                })
+                .await?;
+                let Some(handled) = handled else {
+                    return Err(ResolveError::NotFound {
+                        key: key.as_str().to_string(),
+                    });
+                };
+                base.insert("state", handled.state)?;
+                base.insert("results", handled.results)?;
+                Ok(Outcome::Ok(base))
+            }
+        }
+    }
+}

@@ -1,0 +1,118 @@
+//! SPEC §6.10 through the whole process layer: a Lua process registered on
+//! the scheduler, computed by its worker with aos-style `Handlers`,
+//! restored by a fresh process layer from a whole-heap snapshot without
+//! re-running the script (a handler added at run time survives), and
+//! dry-run on a copy of its VM that leaves the live VM untouched.
+
+use hb_message::{Id, Message, Value};
+use hb_process::{Freshness, ProcessBuilder, ProcessConfig};
+use hb_testkit::Harness;
+
+const COUNTER: &str = r#"
+function init(process) return { count = 0 } end
+Handlers.add("inc", { action = "Inc" }, function(msg, state)
+  state.count = state.count + 1
+  print("count " .. state.count)
+end)
+Handlers.add("learn", { action = "Learn" }, function(msg, state)
+  -- A handler added while running: only a whole-heap snapshot keeps it.
+  Handlers.add("double", { action = "Double" }, function(m, s)
+    s.count = s.count * 2
+  end)
+end)
+"#;
+
+fn harness() -> Harness {
+    Harness::start(hb_scheduler::SchedulerConfig {
+        validate_process_devices: false,
+        ..Default::default()
+    })
+}
+
+async fn register(h: &Harness) -> anyhow::Result<Id> {
+    let def = Message::new()
+        .with("type", "Process")?
+        .with("device", "process@1.0")?
+        .with("scheduler", h.key.address())?
+        .with("execution-device", "lua@5.3a")?
+        .with("script", COUNTER)?
+        .commit(&Harness::client(1), None)?;
+    let pid = def.id_all()?;
+    h.schedule(def).await?;
+    Ok(pid)
+}
+
+async fn send(h: &Harness, pid: &Id, action: &str) -> anyhow::Result<u64> {
+    let m = Message::new()
+        .with("target", pid.to_human())?
+        .with("action", action)?
+        .commit(&Harness::client(1), None)?;
+    Ok(h.schedule(m).await?.slot)
+}
+
+fn count(state: &Message) -> Option<i64> {
+    state
+        .get_path("state/count")
+        .and_then(Value::to_int_lenient)
+}
+
+#[actix_rt::test]
+async fn a_lua_counter_survives_a_cold_restart_from_its_heap_and_dry_runs_touch_nothing(
+) -> anyhow::Result<()> {
+    let h = harness();
+    let pid = register(&h).await?;
+    send(&h, &pid, "Inc").await?;
+    send(&h, &pid, "Learn").await?;
+    send(&h, &pid, "Inc").await?;
+    let first = ProcessBuilder::new(h.scheduler.clone())
+        .config(ProcessConfig {
+            snapshot_every: 1_000,
+            ..ProcessConfig::default()
+        })
+        .start()?;
+    let at3 = first.compute(pid, 3).await?.state;
+    assert_eq!(count(&at3), Some(2));
+    assert_eq!(
+        at3.get_path("results/output").and_then(Value::as_text),
+        Some("count 2\n")
+    );
+    // Shutdown attaches a snapshot of the live VM's whole heap at slot 3.
+    first.shutdown().await;
+    let stored = hb_store::ProcessCache::new(h.store.clone())
+        .read_slot(&pid, 3)?
+        .expect("stored");
+    assert!(
+        stored.state.get_path("snapshot/heap").is_some(),
+        "a heap snapshot"
+    );
+
+    // A fresh layer (no VM in memory) resumes from it: the handler added at
+    // run time is still there without re-running the script.
+    send(&h, &pid, "Double").await?;
+    let second = ProcessBuilder::new(h.scheduler.clone())
+        .config(ProcessConfig {
+            snapshot_every: 1_000,
+            ..ProcessConfig::default()
+        })
+        .start()?;
+    let at4 = second.compute(pid, 4).await?.state;
+    assert_eq!(
+        count(&at4),
+        Some(4),
+        "Double ran: the runtime handler survived"
+    );
+
+    // A dry-run sees the latest state on a copy of the VM…
+    let probe = Message::new().with("action", "Inc")?;
+    let dry = second.dry_run(pid, probe, Freshness::default()).await?;
+    assert_eq!(
+        dry.get_path("results/output").and_then(Value::as_text),
+        Some("count 5\n")
+    );
+    // …and the live VM never saw it.
+    send(&h, &pid, "Inc").await?;
+    let at5 = second.compute(pid, 5).await?.state;
+    assert_eq!(count(&at5), Some(5));
+    second.shutdown().await;
+    Ok(())
+}
