@@ -410,3 +410,34 @@ fn message_to_lua_conversion() {
         Some(&Value::Message(msg! { "inner" => "x" }))
     );
 }
+
+#[test]
+fn the_globals_are_exactly_the_sandbox() {
+    let h = eval(
+        r#"local names = {}
+           for k, v in pairs(_G) do names[#names + 1] = k .. ":" .. type(v) end
+           print(table.concat(names, " "))
+           local libs = {}
+           for _, lib in ipairs({"string", "table", "math", "utf8", "coroutine"}) do
+             local n = {}
+             for k in pairs(_G[lib]) do n[#n + 1] = k end
+             libs[#libs + 1] = lib .. "=" .. table.concat(n, ",")
+           end
+           print(table.concat(libs, "\n"))"#,
+    );
+    let out = output(&h);
+    let mut lines = out.lines();
+    assert_eq!(
+        lines.next().unwrap(),
+        "Handlers:table Send:function _G:table _VERSION:string ao:table assert:function \
+         coroutine:table error:function getmetatable:function ipairs:function load:function \
+         math:table next:function pairs:function pcall:function print:function rawequal:function \
+         rawget:function rawlen:function rawset:function run:function select:function \
+         setmetatable:function string:table table:table tonumber:function tostring:function \
+         type:function utf8:table xpcall:function"
+    );
+    let rest: Vec<&str> = lines.collect();
+    assert!(!rest[0].contains("dump"), "{}", rest[0]);
+    assert!(!rest[2].contains("random"), "{}", rest[2]);
+    assert!(!out.contains("debug") && !out.contains("collectgarbage"));
+}

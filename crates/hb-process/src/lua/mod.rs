@@ -25,12 +25,31 @@
 //! and `process/script-id` (reading the script from the store: TODO, the
 //! engine takes the script text).
 //!
-//! Known limits of determinism, documented rather than hidden: `#t` on a
-//! table with holes ("any border") may differ after a restore, because a
-//! restored table is rebuilt with a fresh layout; the memory limit counts
-//! live and not-yet-collected bytes, so a process close to it may hit it
-//! at a different slot after a restore; C library functions (`string.rep`,
-//! pattern matching) count as one instruction each.
+//! The device wiring must not pass `init`, `snapshot` or `normalize` to
+//! [`handle`](LuaProcess::handle): those map to [`init`](LuaProcess::init),
+//! [`snapshot`](LuaProcess::snapshot) and [`restore`](LuaProcess::restore)
+//! (or [`restore_without_heap`](LuaProcess::restore_without_heap) for a v1
+//! snapshot). `handle` takes and returns the Lua state table as a message;
+//! where that message lives inside the process state is the device's
+//! choice. A failed snapshot is a typed error for the device to log and
+//! count (SPEC §6.6), never a failed slot.
+//!
+//! Known limits, documented rather than hidden:
+//!
+//! - `#t` on a table with holes ("any border") may differ after a restore,
+//!   because a restored table is rebuilt with a fresh internal layout;
+//! - the memory limit counts live and not-yet-collected bytes, so a process
+//!   close to it may hit it at a different slot after a restore;
+//! - C library functions (`string.rep`, pattern matching) count as one
+//!   instruction each, so a pathological pattern is bounded by memory, not
+//!   by the instruction limit; the count advances in steps of
+//!   [`HOOK_INTERVAL`];
+//! - `tostring` and `print` write NaN as `nan`, but `..` and
+//!   `string.format` use the C library's spelling;
+//! - every coroutine (suspended, dead or never started), tables or
+//!   functions used as table keys, and metatables with `__gc`/`__mode`
+//!   (which `setmetatable` refuses anyway) make a snapshot fail;
+//! - the output of `print` during init is discarded.
 
 mod convert;
 mod error;
