@@ -135,6 +135,15 @@ fn pairs_skips_keys_cleared_during_iteration() {
            print(table.concat(seen, ","))"#,
     );
     assert_eq!(output(&h), "a,c\n");
+    // Clearing the current key while traversing with next, as Lua allows.
+    let h = eval(
+        r#"local t = {a = 1, b = 2, [1] = 3}
+           local k = next(t)
+           local seen = {}
+           while k ~= nil do seen[#seen + 1] = tostring(k) t[k] = nil k = next(t, k) end
+           print(table.concat(seen, ","), next(t))"#,
+    );
+    assert_eq!(output(&h), "1,a,b\tnil\n");
 }
 
 #[test]

@@ -103,8 +103,9 @@ fn first_type(current: Option<&'static str>, new: &'static str) -> &'static str 
 }
 
 /// The key after `after` (or the first key when `after` is nil) in the
-/// deterministic order, with its value; `None` at the end. A missing
-/// `after` key is an error, as with Lua's own `next`.
+/// deterministic order, with its value; `None` at the end. `after` need
+/// not be present any more, so fields may be cleared while traversing (Lua
+/// allows that for the current key; here any key may be cleared).
 pub(crate) fn next_entry(
     t: &Table,
     after: &Value,
@@ -116,9 +117,6 @@ pub(crate) fn next_entry(
             Err(name) => return Ok(Err(unorderable(name))),
         },
     };
-    if !after.is_nil() && t.raw_get::<Value>(after.clone())?.is_nil() {
-        return Ok(Err("invalid key to 'next'".to_string()));
-    }
     let mut best: Option<(OrderedKey, Value, Value)> = None;
     let mut bad: Option<&'static str> = None;
     for pair in t.pairs::<Value, Value>() {
