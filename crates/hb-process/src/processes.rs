@@ -548,7 +548,9 @@ impl Processes {
             .registry
             .send(FindOrCreate(pid))
             .await
-            .map_err(|_| ComputeError::NotRunning)
+            .ok()
+            .flatten()
+            .ok_or(ComputeError::NotRunning)
     }
 
     async fn scheduled(&self, pid: Id) -> Result<i64, ComputeError> {

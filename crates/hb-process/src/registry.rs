@@ -26,7 +26,8 @@ impl actix::Message for Find {
 pub(crate) struct FindOrCreate(pub Id);
 
 impl actix::Message for FindOrCreate {
-    type Result = WorkerHandle;
+    /// `None` once the registry stopped.
+    type Result = Option<WorkerHandle>;
 }
 
 /// Every live worker, for shutdown.
@@ -170,7 +171,10 @@ impl Handler<FindOrCreate> for ProcessRegistry {
 
     fn handle(&mut self, FindOrCreate(pid): FindOrCreate, _: &mut Context<Self>) -> Self::Result {
         if let Some(h) = self.live(&pid) {
-            return MessageResult(h);
+            return MessageResult(Some(h));
+        }
+        if self.arbiters.is_empty() {
+            return MessageResult(None); // stopped
         }
         let mut hasher = std::collections::hash_map::DefaultHasher::new();
         pid.hash(&mut hasher);
@@ -192,7 +196,7 @@ impl Handler<FindOrCreate> for ProcessRegistry {
         self.metrics.started.fetch_add(1, Ordering::Relaxed);
         let handle = WorkerHandle::new(pid, addr, shared, self.timeout);
         self.workers.insert(pid, handle.clone());
-        MessageResult(handle)
+        MessageResult(Some(handle))
     }
 }
 

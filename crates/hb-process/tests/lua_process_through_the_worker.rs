@@ -116,3 +116,81 @@ async fn a_lua_counter_survives_a_cold_restart_from_its_heap_and_dry_runs_touch_
     second.shutdown().await;
     Ok(())
 }
+
+const KEEPER: &str = r#"
+local counter = 0
+local function bump() counter = counter + 1 return counter end
+local function peek() return counter end
+seen = {}
+function init(process) return { log = {} } end
+Handlers.add("step", { action = "Step" }, function(msg, state)
+  local n = bump()
+  seen[#seen + 1] = n
+  state.log[#state.log + 1] = peek()
+  if n == 2 then
+    Handlers.add("late", { action = "Step" }, function(m, s)
+      s.late = (s.late or 0) + peek() + #seen
+    end)
+  end
+  print("step " .. n .. " seen " .. #seen)
+end)
+"#;
+
+/// Registers the keeper script and schedules `slots` Steps; identical
+/// inputs on two harnesses give identical schedules (seeded keys, manual
+/// clock, local chain tip).
+async fn keeper(h: &Harness, slots: usize) -> anyhow::Result<Id> {
+    let def = Message::new()
+        .with("type", "Process")?
+        .with("device", "process@1.0")?
+        .with("scheduler", h.key.address())?
+        .with("execution-device", "lua@5.3a")?
+        .with("script", KEEPER)?
+        .commit(&Harness::client(1), None)?;
+    let pid = def.id_all()?;
+    h.schedule(def).await?;
+    for _ in 0..slots {
+        send(h, &pid, "Step").await?;
+    }
+    Ok(pid)
+}
+
+#[actix_rt::test]
+async fn restored_at_every_slot_a_lua_process_matches_one_that_never_stopped() -> anyhow::Result<()>
+{
+    const SLOTS: u64 = 8;
+    let straight_h = harness();
+    let restarted_h = harness();
+    let pid = keeper(&straight_h, SLOTS as usize).await?;
+    assert_eq!(
+        keeper(&restarted_h, SLOTS as usize).await?,
+        pid,
+        "the same process"
+    );
+    let straight = ProcessBuilder::new(straight_h.scheduler.clone()).start()?;
+    for slot in 1..=SLOTS {
+        let expected = straight.compute(pid, slot).await?.state;
+        // A fresh process layer (no VM in memory) for every slot: it
+        // restores the previous slot's snapshot and computes one slot.
+        let layer = ProcessBuilder::new(restarted_h.scheduler.clone()).start()?;
+        let got = layer.compute(pid, slot).await?.state;
+        layer.shutdown().await;
+        assert_eq!(
+            got.get_path("results/output"),
+            expected.get_path("results/output"),
+            "slot {slot}"
+        );
+        assert_eq!(
+            hb_store::state_id_of(&got)?,
+            hb_store::state_id_of(&expected)?,
+            "slot {slot}: the same state"
+        );
+    }
+    let last = straight.compute(pid, SLOTS).await?.state;
+    assert!(
+        last.get_path("state/late").is_some(),
+        "the late handler ran"
+    );
+    straight.shutdown().await;
+    Ok(())
+}

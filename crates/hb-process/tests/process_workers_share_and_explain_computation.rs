@@ -108,6 +108,10 @@ async fn a_hundred_concurrent_requests_for_one_slot_compute_each_slot_once() -> 
     assert_eq!(p.compute(pid, 7).await?.state.get_int("at-slot"), Some(7));
     assert_eq!(slots.load(Ordering::SeqCst), 21);
     p.shutdown().await;
+    // After shutdown, a slot that needs a worker is refused, not hung.
+    send(&h, &pid, &[("add", 1.into())]).await?;
+    let err = p.compute(pid, 21).await.unwrap_err();
+    assert_eq!((err.code(), err.status()), ("unavailable", 503), "{err}");
     Ok(())
 }
 
