@@ -151,13 +151,14 @@ impl Computation {
             .map(|r| r.map(Computed::from_record))
     }
 
-    /// Computes the state at `target`, calling `on_slot` with each slot
-    /// completed on the live state (so waiters can be answered as soon as
-    /// their slot is done).
+    /// Computes the state at `target`, calling `on_slot(slot, state,
+    /// computed_at_ms)` with each slot completed on the live state (so
+    /// waiters can be answered as soon as their slot is done). The state
+    /// answered has no private keys.
     pub async fn compute_to(
         &mut self,
         target: u64,
-        on_slot: &mut (dyn FnMut(&Computed) + Send),
+        on_slot: &mut (dyn FnMut(u64, &Message, u64) + Send),
     ) -> Result<Computed, ComputeError> {
         let result = self.compute_to_inner(target, on_slot).await;
         if let Err(e) = &result {
@@ -169,7 +170,7 @@ impl Computation {
     async fn compute_to_inner(
         &mut self,
         target: u64,
-        on_slot: &mut (dyn FnMut(&Computed) + Send),
+        on_slot: &mut (dyn FnMut(u64, &Message, u64) + Send),
     ) -> Result<Computed, ComputeError> {
         let latest = self.scheduled_slot().await?;
         if i64::try_from(target).map_or(true, |t| t > latest) {
@@ -187,7 +188,7 @@ impl Computation {
             Some(_) => {
                 // The live state is past `target`: replay a copy.
                 let mut copy = self.start_from_snapshot_or_init(target).await?;
-                return self.advance(&mut copy, target, &mut |_| {}).await;
+                return self.advance(&mut copy, target, &mut |_, _, _| {}).await;
             }
             None => {
                 let start = self.start_from_snapshot_or_init(target).await?;
@@ -205,7 +206,7 @@ impl Computation {
         &mut self,
         state: &mut Message,
         target: u64,
-        on_slot: &mut (dyn FnMut(&Computed) + Send),
+        on_slot: &mut (dyn FnMut(u64, &Message, u64) + Send),
     ) -> Result<Computed, ComputeError> {
         let target_i = i64::try_from(target).unwrap_or(i64::MAX);
         let mut last = None;
@@ -214,29 +215,40 @@ impl Computation {
             match next {
                 Ok((slot, s, computed_at_ms)) => {
                     *state = s;
-                    let done = Computed {
-                        slot,
-                        state: state.clone(),
-                        computed_at_ms,
-                    };
-                    on_slot(&done);
-                    last = Some(done);
+                    // Borrowed: a caller copies a slot's state only if
+                    // somebody waits for it.
+                    on_slot(slot, state, computed_at_ms);
+                    last = Some((slot, computed_at_ms));
                 }
                 Err((e, back)) => {
-                    if let Some(back) = back {
-                        *state = back;
-                    }
+                    *state = match back {
+                        Some(back) => back,
+                        // Consumed by the failed step: the last stored
+                        // state is the same one (every slot is stored).
+                        None => self.reload(at_before(&e)).await,
+                    };
                     return Err(e);
                 }
             }
         }
-        match last {
-            Some(done) => Ok(done),
-            None => Ok(Computed {
-                slot: target,
-                state: state.clone(),
-                computed_at_ms: u64::try_from(self.env.clock.now_ms()).unwrap_or(0),
-            }),
+        let (slot, computed_at_ms) =
+            last.unwrap_or_else(|| (target, u64::try_from(self.env.clock.now_ms()).unwrap_or(0)));
+        Ok(Computed {
+            slot,
+            state: state.without_private(),
+            computed_at_ms,
+        })
+    }
+
+    /// The stored state of `slot` (−1, or unreadable: an empty message, so
+    /// the next computation starts from a snapshot or init).
+    async fn reload(&self, slot: i64) -> Message {
+        let Ok(slot) = u64::try_from(slot) else {
+            return Message::new();
+        };
+        match self.cached(slot).await {
+            Ok(Some(c)) => c.state,
+            _ => Message::new(),
         }
     }
 
@@ -318,27 +330,20 @@ impl Computation {
             Ok(r) => r,
             Err(e) => return Err((e.into(), Some(state))),
         };
-        let keep = state.clone();
+        // The state is handed over (no copy per slot); on a failure the
+        // caller reloads the last stored state.
         let next = run_as(&self.env.ctx, Kind::Scheduler, state, &next_req)
             .await
             .and_then(|o| expect_message(o, "next"));
         let mut next = match next {
             Ok(m) => m,
-            Err(source) => {
-                return Err((
-                    self.failed(Phase::GetSchedule, attempted, source),
-                    Some(keep),
-                ))
-            }
+            Err(source) => return Err((self.failed(Phase::GetSchedule, attempted, source), None)),
         };
         let (Some(Value::Message(assignment)), Some(Value::Message(mut state))) =
             (next.remove("body"), next.remove("state"))
         else {
             let source = ResolveError::invalid_input("next", "next answers {body, state}");
-            return Err((
-                self.failed(Phase::GetSchedule, attempted, source),
-                Some(keep),
-            ));
+            return Err((self.failed(Phase::GetSchedule, attempted, source), None));
         };
         let slot = match assignment
             .get_int("slot")
@@ -347,10 +352,7 @@ impl Computation {
             Some(s) => s,
             None => {
                 let source = ResolveError::invalid_input("next", "the assignment has no slot");
-                return Err((
-                    self.failed(Phase::GetSchedule, attempted, source),
-                    Some(keep),
-                ));
+                return Err((self.failed(Phase::GetSchedule, attempted, source), None));
             }
         };
         state.remove("results");
@@ -361,7 +363,7 @@ impl Computation {
             .to_string();
         let mut request = assignment;
         if let Err(e) = request.insert("path", key.as_str()) {
-            return Err((e.into(), Some(keep)));
+            return Err((e.into(), None));
         }
         let computed = run_as(&self.env.ctx, Kind::Execution, state, &request)
             .await
@@ -377,7 +379,7 @@ impl Computation {
                 } else {
                     self.failed(Phase::Compute, attempted, source)
                 };
-                return Err((e, Some(keep)));
+                return Err((e, None));
             }
         };
         let stored = (|| -> Result<(), ComputeError> {
@@ -386,14 +388,14 @@ impl Computation {
             Ok(())
         })();
         if let Err(e) = stored {
-            return Err((e, Some(keep)));
+            return Err((e, None));
         }
         match self.store(slot, &state).await {
             Ok(at) => {
                 self.last_error = None;
                 Ok((slot, state, at))
             }
-            Err(e) => Err((e, Some(keep))),
+            Err(e) => Err((e, None)),
         }
     }
 
@@ -403,7 +405,9 @@ impl Computation {
     async fn store(&mut self, slot: u64, state: &Message) -> Result<u64, ComputeError> {
         let every = self.env.snapshot_every;
         let with_snapshot = slot == 0 || (every > 0 && slot.is_multiple_of(every));
-        let mut stored = state.clone();
+        // The stored copy leaves out private keys (the scheduler's
+        // look-ahead travels there): they are never stored anyway.
+        let mut stored = state.without_private();
         if with_snapshot {
             match self.snapshot_of(state).await {
                 Ok(snap) => {
@@ -418,7 +422,11 @@ impl Computation {
         let has_snapshot = stored.get("snapshot").is_some();
         let cache = self.env.cache.clone();
         let pid = self.pid;
-        blocking(move || cache.write(&pid, slot, &stored, at)).await?;
+        // Encoded here, so only bytes move to the blocking pool.
+        let mut batch = hb_store::Batch::new();
+        hb_store::ProcessCache::stage_write(&mut batch, &pid, slot, &stored, at)?;
+        drop(stored);
+        blocking(move || cache.apply_write(&pid, slot, batch)).await?;
         if has_snapshot {
             self.snapshot_slot = Some(self.snapshot_slot.map_or(slot, |s| s.max(slot)));
         }
@@ -459,7 +467,8 @@ impl Computation {
     async fn snapshot_of(&self, state: &Message) -> Result<Message, ResolveError> {
         let ctx = self.env.ctx.with_hashpath(HashpathMode::Ignore);
         let request = request_for("snapshot")?.with("mode", "Map")?;
-        run_as(&ctx, Kind::Execution, state.clone(), &request)
+        // Without private keys: a snapshot is of the public state.
+        run_as(&ctx, Kind::Execution, state.without_private(), &request)
             .await
             .and_then(|o| expect_message(o, "snapshot"))
     }
@@ -501,6 +510,18 @@ impl Computation {
             code: e.code().to_string(),
             detail: e.to_string(),
         });
+    }
+}
+
+/// The slot before the one a failure was computing.
+fn at_before(e: &ComputeError) -> i64 {
+    match e {
+        ComputeError::Compute { attempted_slot, .. }
+        | ComputeError::DevicePanicked {
+            slot: attempted_slot,
+            ..
+        } => attempted_slot.saturating_sub(1),
+        _ => -1,
     }
 }
 

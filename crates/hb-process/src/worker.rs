@@ -31,6 +31,8 @@ pub(crate) struct Shared {
     pub inflight: AtomicUsize,
     /// The last failure, for `status`.
     pub last_error: Mutex<Option<LastError>>,
+    /// Slots somebody waits for (a running computation copies only these).
+    pub waited: Mutex<std::collections::BTreeSet<u64>>,
     /// When the worker last took a request (the layer's clock).
     pub last_request_ms: AtomicI64,
     /// Set (under this lock) when the registry retired the worker; a
@@ -124,6 +126,7 @@ impl ProcessWorker {
     fn answer(&mut self, done: &Computed) {
         let slot_i = i64::try_from(done.slot).unwrap_or(i64::MAX);
         self.shared.at_slot.fetch_max(slot_i, Ordering::AcqRel);
+        self.shared.waited.lock().remove(&done.slot);
         if let Some(waiters) = self.waiters.remove(&done.slot) {
             for w in waiters {
                 // A waiter past its deadline no longer listens.
@@ -142,12 +145,24 @@ impl ProcessWorker {
         };
         self.shared.running.store(true, Ordering::Release);
         let me = ctx.address();
+        let shared = Arc::clone(&self.shared);
         let span = tracing::debug_span!("compute", pid = %self.pid, target);
         let fut = async move {
             let _enter = span.enter();
-            let result = computation
-                .compute_to(target, &mut |done| me.do_send(SlotDone(done.clone())))
-                .await;
+            let mut on_slot = |slot: u64, state: &hb_message::Message, computed_at_ms: u64| {
+                if shared.waited.lock().contains(&slot) {
+                    me.do_send(SlotDone(Computed {
+                        slot,
+                        state: state.without_private(),
+                        computed_at_ms,
+                    }));
+                } else {
+                    shared
+                        .at_slot
+                        .fetch_max(i64::try_from(slot).unwrap_or(i64::MAX), Ordering::AcqRel);
+                }
+            };
+            let result = computation.compute_to(target, &mut on_slot).await;
             (computation, target, result)
         };
         ctx.spawn(
@@ -196,6 +211,7 @@ impl Handler<Compute> for ProcessWorker {
         self.shared
             .last_request_ms
             .fetch_max(self.clock.now_ms(), Ordering::AcqRel);
+        self.shared.waited.lock().insert(req.slot);
         self.waiters.entry(req.slot).or_default().push(req.reply);
         self.run(ctx);
     }

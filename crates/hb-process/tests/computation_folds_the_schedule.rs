@@ -69,7 +69,9 @@ async fn the_schedule_folds_from_init_and_every_slot_is_cached() -> anyhow::Resu
     let pid = registered(&h, &[5, 7, -2]).await?;
     let mut c = Computation::new(pid, env(&h, Arc::clone(&h.store), 2));
     let mut seen_slots = Vec::new();
-    let done = c.compute_to(3, &mut |s| seen_slots.push(s.slot)).await?;
+    let done = c
+        .compute_to(3, &mut |slot, _, _| seen_slots.push(slot))
+        .await?;
     assert_eq!(seen_slots, [0, 1, 2, 3]);
     assert_eq!(done.slot, 3);
     let state = &done.state;
@@ -109,16 +111,16 @@ async fn a_cold_start_from_a_snapshot_reaches_the_same_state_as_an_uninterrupted
     let pid = registered(&h, &[1, 2, 3, 4, 5, 6]).await?;
     // Uninterrupted, in a cache of its own.
     let mut straight = Computation::new(pid, env(&h, Arc::new(MemoryStore::new()), 0));
-    let expected = straight.compute_to(6, &mut |_| {}).await?;
+    let expected = straight.compute_to(6, &mut |_, _, _| {}).await?;
     // Another cache: compute to 3 (snapshot there), drop the computation,
     // and let a new one continue from that snapshot.
     let restarted_cache: Arc<dyn Store> = Arc::new(MemoryStore::new());
     let mut first = Computation::new(pid, env(&h, Arc::clone(&restarted_cache), 3));
-    first.compute_to(3, &mut |_| {}).await?;
+    first.compute_to(3, &mut |_, _, _| {}).await?;
     drop(first);
     let mut cold = Computation::new(pid, env(&h, restarted_cache, 3));
     let mut run = Vec::new();
-    let got = cold.compute_to(6, &mut |s| run.push(s.slot)).await?;
+    let got = cold.compute_to(6, &mut |slot, _, _| run.push(slot)).await?;
     assert_eq!(
         run,
         [4, 5, 6],
@@ -133,7 +135,7 @@ async fn a_slot_beyond_the_schedule_is_not_available_and_nothing_runs() -> anyho
     let h = Harness::start(Default::default());
     let pid = registered(&h, &[1]).await?;
     let mut c = Computation::new(pid, env(&h, Arc::clone(&h.store), 1));
-    let err = c.compute_to(9, &mut |_| {}).await.unwrap_err();
+    let err = c.compute_to(9, &mut |_, _, _| {}).await.unwrap_err();
     assert!(
         matches!(
             err,
@@ -147,7 +149,7 @@ async fn a_slot_beyond_the_schedule_is_not_available_and_nothing_runs() -> anyho
     assert_eq!((err.code(), err.status()), ("slot-not-available", 404));
     assert!(c.live().is_none(), "nothing was computed");
     let unknown = Computation::new(Id::hash(b"nobody"), env(&h, Arc::clone(&h.store), 1))
-        .compute_to(0, &mut |_| {})
+        .compute_to(0, &mut |_, _, _| {})
         .await
         .unwrap_err();
     assert_eq!(unknown.code(), "unknown-process");
@@ -161,7 +163,7 @@ async fn a_failing_slot_halts_the_process_there_with_its_phase() -> anyhow::Resu
     h.schedule(add(&pid, 3, Some(("fail", "error")))).await?;
     h.schedule(add(&pid, 4, None)).await?;
     let mut c = Computation::new(pid, env(&h, Arc::clone(&h.store), 1));
-    let err = c.compute_to(4, &mut |_| {}).await.unwrap_err();
+    let err = c.compute_to(4, &mut |_, _, _| {}).await.unwrap_err();
     assert_eq!(err.phase(), Some((Phase::Compute, 3)), "{err}");
     assert_eq!((err.code(), err.status()), ("compute-failed", 500));
     assert_eq!(
@@ -172,7 +174,7 @@ async fn a_failing_slot_halts_the_process_there_with_its_phase() -> anyhow::Resu
     let last = c.last_error().expect("the failure is remembered");
     assert_eq!((last.slot, last.phase.as_str()), (3, "compute"));
     // Asking again fails the same way; slots before it are served.
-    assert!(c.compute_to(4, &mut |_| {}).await.is_err());
-    assert_eq!(c.compute_to(2, &mut |_| {}).await?.slot, 2);
+    assert!(c.compute_to(4, &mut |_, _, _| {}).await.is_err());
+    assert_eq!(c.compute_to(2, &mut |_, _, _| {}).await?.slot, 2);
     Ok(())
 }

@@ -407,7 +407,7 @@ async fn an_idle_worker_stops_with_a_snapshot_and_a_cold_worker_resumes_to_the_s
             ..p_env(&p, &h)
         },
     );
-    let expected = straight.compute_to(10, &mut |_| {}).await?;
+    let expected = straight.compute_to(10, &mut |_, _, _| {}).await?;
     assert_eq!(
         hb_store::state_id_of(&resumed.state)?,
         hb_store::state_id_of(&expected.state)?
@@ -479,7 +479,7 @@ async fn dry_runs_interleaved_with_real_slots_change_nothing() -> anyhow::Result
             ..p_env(&p, &h)
         },
     );
-    let expected = straight.compute_to(3, &mut |_| {}).await?;
+    let expected = straight.compute_to(3, &mut |_, _, _| {}).await?;
     assert_eq!(
         hb_store::state_id_of(&real.state)?,
         hb_store::state_id_of(&expected.state)?,

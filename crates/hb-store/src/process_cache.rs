@@ -148,6 +148,12 @@ impl ProcessCache {
         let _span = tracing::debug_span!("proc_write", pid = %pid, slot).entered();
         let mut batch = Batch::new();
         ProcessCache::stage_write(&mut batch, pid, slot, state, computed_at_ms)?;
+        self.apply_write(pid, slot, batch)
+    }
+
+    /// Applies a batch made by [`stage_write`](Self::stage_write) for
+    /// `slot`: `false` when the slot was already stored (first write wins).
+    pub fn apply_write(&self, pid: &Id, slot: u64, batch: Batch) -> Result<bool, StoreError> {
         match self.store.apply(batch) {
             Ok(()) => Ok(true),
             Err(e) if ProcessCache::is_already_stored(&e, pid, slot) => Ok(false),
