@@ -1,9 +1,11 @@
-//! Issue 9's token ledger (examples/lua/ledger.lua and wallet.lua) across
+//! Issue 9's Lua examples through the process layer. The token ledger
+//! (examples/lua/ledger.lua and wallet.lua) across
 //! several Lua processes: wallets ask the ledger to transfer through push,
 //! the ledger notifies both wallets through push. Over many random
 //! transfers, some of whose pushes are cut short (a future dropped midway,
 //! as a crash would) and pushed again, the total supply is conserved, every
-//! transfer is recorded once, and every notice arrives exactly once.
+//! transfer is recorded once, and every notice arrives exactly once. The
+//! counter counts; the ping-pong pair answers each other through push.
 
 use std::time::Duration;
 
@@ -142,6 +144,34 @@ async fn the_counter_example_counts() -> anyhow::Result<()> {
         state.get_path("results/output").and_then(Value::as_text),
         Some("3\n")
     );
+    p.shutdown().await;
+    Ok(())
+}
+
+#[actix_rt::test]
+async fn the_ping_pong_pair_answers_through_push() -> anyhow::Result<()> {
+    let h = Harness::start(hb_scheduler::SchedulerConfig {
+        validate_process_devices: false,
+        ..Default::default()
+    });
+    let p = ProcessBuilder::new(h.scheduler.clone()).start()?;
+    let script = include_str!("../examples/lua/pingpong.lua");
+    let a = spawn(&h, script, &[("nonce", Value::Int(1))]).await?;
+    let b = spawn(&h, script, &[("nonce", Value::Int(2))]).await?;
+    for round in 0..3 {
+        let start = Message::new()
+            .with("target", a.to_human())?
+            .with("action", "Start")?
+            .with("peer", b.to_human())?
+            .with("round", round)?
+            .commit(&Harness::client(2), None)?;
+        let slot = h.schedule(start).await?.slot;
+        // A's Ping reaches B (depth 1), B's Pong reaches A (depth 2).
+        p.push(a, slot, None).await?;
+    }
+    let (sa, sb) = (latest(&p, a).await?, latest(&p, b).await?);
+    assert_eq!((int(&sa, "state/pongs"), int(&sb, "state/pings")), (3, 3));
+    assert_eq!((int(&sa, "state/pings"), int(&sb, "state/pongs")), (0, 0));
     p.shutdown().await;
     Ok(())
 }
