@@ -1,5 +1,7 @@
 //! Load bench for hb-process: slots computed per second with
-//! `test-device@1.0` (issue 9's target: ≥ 200,000/s on one core).
+//! `test-device@1.0` (issue 9's target: ≥ 200,000/s on one core) and with
+//! the Lua counter of examples/lua (target ≥ 20,000/s), and dry-runs per
+//! second on the final state (one after another).
 //!
 //! ```text
 //! cargo bench -p hb-process --bench compute
@@ -24,7 +26,20 @@ use hb_process::{ProcessBuilder, ProcessConfig};
 use hb_scheduler::{ScheduleRequest, SchedulerBuilder};
 use hb_store::{SledStore, Store};
 
-async fn run(slots: usize, snapshot_every: u64) -> (f64, f64) {
+/// The process under test.
+#[derive(Clone, Copy, PartialEq)]
+enum Kind {
+    /// `test-device@1.0`, `add` messages.
+    Test,
+    /// `lua@5.3a` running examples/lua/counter.lua, `Inc` messages.
+    LuaCounter,
+}
+
+const COUNTER: &str = include_str!("../../../examples/lua/counter.lua");
+
+/// Computes `slots` slots from init; returns (slots/s, CPU µs per slot,
+/// dry-runs/s on the final state).
+async fn run(kind: Kind, slots: usize, snapshot_every: u64) -> (f64, f64, f64) {
     let dir = tempfile::tempdir().expect("a temporary directory");
     let store: Arc<dyn Store> = Arc::new(SledStore::open(dir.path()).expect("the store opens"));
     let key = NodeKey::from_seed(&[9; 32]);
@@ -34,7 +49,12 @@ async fn run(slots: usize, snapshot_every: u64) -> (f64, f64) {
     let def = Message::new()
         .with("type", "Process")
         .and_then(|m| m.with("scheduler", key.address()))
-        .and_then(|m| m.with("execution-device", "test-device@1.0"))
+        .and_then(|m| match kind {
+            Kind::Test => m.with("execution-device", "test-device@1.0"),
+            Kind::LuaCounter => m
+                .with("execution-device", "lua@5.3a")
+                .and_then(|m| m.with("script", COUNTER)),
+        })
         .expect("literal keys");
     let pid = def.id_all().expect("an ID");
     let request = |message| ScheduleRequest {
@@ -48,7 +68,10 @@ async fn run(slots: usize, snapshot_every: u64) -> (f64, f64) {
         let calls = wave.iter().map(|n| {
             let m = Message::new()
                 .with("target", pid.to_human())
-                .and_then(|m| m.with("add", *n as i64))
+                .and_then(|m| match kind {
+                    Kind::Test => m.with("add", *n as i64),
+                    Kind::LuaCounter => m.with("action", "Inc"),
+                })
                 .expect("literal keys");
             scheduler.schedule(request(m))
         });
@@ -71,11 +94,33 @@ async fn run(slots: usize, snapshot_every: u64) -> (f64, f64) {
         .expect("computed");
     let wall = t.elapsed().as_secs_f64();
     let cpu = cpu_seconds() - cpu0;
-    assert_eq!(done.state.get_int("count"), Some(slots as i64 + 1));
+    match kind {
+        Kind::Test => assert_eq!(done.state.get_int("count"), Some(slots as i64 + 1)),
+        Kind::LuaCounter => assert_eq!(
+            done.state
+                .get_path("state/count")
+                .and_then(hb_message::Value::to_int_lenient),
+            Some(slots as i64)
+        ),
+    }
+    // Dry-runs on the latest state, one after another.
+    let probe = Message::new()
+        .with("add", 1)
+        .and_then(|m| m.with("action", "Inc"))
+        .expect("literal keys");
+    let dry_runs = 300;
+    let t = Instant::now();
+    for _ in 0..dry_runs {
+        processes
+            .dry_run(pid, probe.clone(), Default::default())
+            .await
+            .expect("dry-run");
+    }
+    let dry_rate = dry_runs as f64 / t.elapsed().as_secs_f64();
     processes.shutdown().await;
     scheduler.shutdown().await;
     let n = (slots + 1) as f64;
-    (n / wall, cpu / n * 1e6)
+    (n / wall, cpu / n * 1e6, dry_rate)
 }
 
 /// Process CPU time (user + system), from /proc/self/stat.
@@ -109,17 +154,24 @@ fn main() {
         "hb-process compute bench: test-device@1.0; load average {}",
         load.trim()
     );
-    println!("| slots | snapshots | slots/s | CPU µs per slot | target ≥ 200,000/s |");
-    println!("|---|---|---|---|---|");
+    println!(
+        "| process | slots | snapshots | slots/s | CPU µs per slot | slot target | dry-runs/s |"
+    );
+    println!("|---|---|---|---|---|---|---|");
     let system = actix::System::new();
     system.block_on(async {
-        for slots in sizes {
-            for (label, every) in [("every slot", 1u64), ("slot 0 only", 0)] {
-                let (rate, cpu_us) = run(slots, every).await;
-                println!(
-                    "| {slots} | {label} | {rate:.0} | {cpu_us:.1} | **{}** |",
-                    if rate >= 200_000.0 { "met" } else { "missed" }
-                );
+        for (kind, name, target) in [
+            (Kind::Test, "test-device@1.0", 200_000.0),
+            (Kind::LuaCounter, "lua counter", 20_000.0),
+        ] {
+            for slots in &sizes {
+                for (label, every) in [("every slot", 1u64), ("slot 0 only", 0)] {
+                    let (rate, cpu_us, dry) = run(kind, *slots, every).await;
+                    println!(
+                        "| {name} | {slots} | {label} | {rate:.0} | {cpu_us:.1} | ≥ {target:.0}/s: **{}** | {dry:.0} |",
+                        if rate >= target { "met" } else { "missed" }
+                    );
+                }
             }
         }
     });

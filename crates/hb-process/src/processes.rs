@@ -35,6 +35,8 @@ pub struct ProcessConfig {
     pub worker_max_idle_ms: u64,
     /// `push_max_depth`: how deep a push recurses into its targets' slots.
     pub push_max_depth: u64,
+    /// `lua_max_instructions` and `lua_max_memory_bytes` of `lua@5.3a`.
+    pub lua_limits: crate::lua::LuaLimits,
 }
 
 impl Default for ProcessConfig {
@@ -47,6 +49,7 @@ impl Default for ProcessConfig {
             test_device_panics: false,
             worker_max_idle_ms: 300_000,
             push_max_depth: 4,
+            lua_limits: crate::lua::LuaLimits::default(),
         }
     }
 }
@@ -131,7 +134,7 @@ impl ProcessBuilder {
             Arc::new(TestDevice::new(self.config.test_device_panics)),
             Arc::new(crate::process_device::ProcessDevice),
             Arc::new(crate::patch::PatchDevice::new()),
-            Arc::new(crate::lua_device::LuaDevice::default()),
+            Arc::new(crate::lua_device::LuaDevice::new(self.config.lua_limits)),
         ] {
             if !self.devices.contains(device.name()) {
                 self.devices

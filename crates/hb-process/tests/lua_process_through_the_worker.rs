@@ -194,3 +194,78 @@ async fn restored_at_every_slot_a_lua_process_matches_one_that_never_stopped() -
     straight.shutdown().await;
     Ok(())
 }
+
+#[actix_rt::test]
+async fn runaway_lua_errors_its_slot_only_and_the_process_goes_on() -> anyhow::Result<()> {
+    const RUNAWAY: &str = r#"
+    function init(process) return { n = 0 } end
+    Handlers.add("spin", { action = "Spin" }, function(msg, state)
+      state.n = state.n + 1
+      print("before")
+      while true do end
+    end)
+    Handlers.add("hog", { action = "Hog" }, function(msg, state)
+      local t = {}
+      for i = 1, 1e9 do t[i] = string.rep("x", 1024) end
+    end)
+    Handlers.add("deep", { action = "Deep" }, function(msg, state)
+      local function f(n) return f(n + 1) + 1 end
+      return f(0)
+    end)
+    Handlers.add("inc", { action = "Inc" }, function(msg, state)
+      state.n = state.n + 1
+      print("n " .. state.n)
+    end)
+    "#;
+    let h = harness();
+    let def = Message::new()
+        .with("type", "Process")?
+        .with("device", "process@1.0")?
+        .with("scheduler", h.key.address())?
+        .with("execution-device", "lua@5.3a")?
+        .with("script", RUNAWAY)?
+        .commit(&Harness::client(1), None)?;
+    let pid = def.id_all()?;
+    h.schedule(def).await?;
+    let p = ProcessBuilder::new(h.scheduler.clone())
+        .config(ProcessConfig {
+            lua_limits: hb_process::lua::LuaLimits {
+                max_instructions: 2_000_000,
+                max_memory_bytes: 16 * 1024 * 1024,
+            },
+            ..ProcessConfig::default()
+        })
+        .start()?;
+    // Deep recursion ends on Lua's stack limit or, first, on the memory
+    // limit its stack growth reaches: either way its own slot's error.
+    for (action, codes) in [
+        ("Spin", &["lua-instruction-limit"][..]),
+        ("Hog", &["lua-memory-limit"][..]),
+        ("Deep", &["lua-error", "lua-memory-limit"][..]),
+    ] {
+        let slot = send(&h, &pid, action).await?;
+        let state = p.compute(pid, slot).await?.state;
+        let got = state
+            .get_path("results/error/code")
+            .and_then(Value::as_text);
+        assert!(got.is_some_and(|g| codes.contains(&g)), "{action}: {got:?}");
+    }
+    // The spin's in-place change and output are kept (aos semantics), and
+    // later slots run normally.
+    let slot = send(&h, &pid, "Inc").await?;
+    let state = p.compute(pid, slot).await?.state;
+    assert_eq!(count_of(&state, "n"), Some(2));
+    assert_eq!(
+        state.get_path("results/output").and_then(Value::as_text),
+        Some("n 2\n")
+    );
+    assert!(state.get_path("results/error").is_none());
+    p.shutdown().await;
+    Ok(())
+}
+
+fn count_of(state: &Message, key: &str) -> Option<i64> {
+    state
+        .get_path(&format!("state/{key}"))
+        .and_then(Value::to_int_lenient)
+}
