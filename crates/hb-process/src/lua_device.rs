@@ -16,6 +16,10 @@
 //!   sees it.
 //! - Lua runs on the blocking pool, never on an arbiter thread.
 //!
+//! - The script is `process/script`, else `process/data` as text, else the
+//!   text `body` of the stored message `process/script-id` names (read
+//!   from the message cache).
+//!
 //! Not yet here: a VM for a state that is not the process's latest (a
 //! replay of a past slot on a copy) is refused with a typed error instead
 //! of being rebuilt.
@@ -59,6 +63,9 @@ pub enum LuaDeviceError {
         /// The state's slot.
         state: i64,
     },
+    /// `process/script-id` names no stored message with a text `body`.
+    #[error("script-id {0}: no stored message with a text `body`")]
+    ScriptNotFound(String),
     /// The snapshot to restore is missing or malformed.
     #[error("no Lua snapshot to restore: {0}")]
     NoSnapshot(&'static str),
@@ -74,6 +81,7 @@ impl ErrorCode for LuaDeviceError {
             LuaDeviceError::NoVm(_) => "lua-no-vm",
             LuaDeviceError::OutOfStep { .. } => "lua-out-of-step",
             LuaDeviceError::NoSnapshot(_) => "lua-no-snapshot",
+            LuaDeviceError::ScriptNotFound(_) => "lua-no-script",
             LuaDeviceError::Task(_) => "internal",
         }
     }
@@ -166,6 +174,29 @@ fn snapshot_of(base: &Message) -> Option<Message> {
         .cloned()
 }
 
+/// The script named by `process/script-id`: the `body` (text) of that
+/// stored message. `None` when the definition names no `script-id`.
+async fn script_from_store(
+    ctx: &Context,
+    definition: &Message,
+) -> Result<Option<String>, LuaDeviceError> {
+    let Some(text) = definition.get_text("script-id") else {
+        return Ok(None);
+    };
+    let id = Id::parse(text).map_err(|_| LuaDeviceError::ScriptNotFound(text.to_string()))?;
+    let store = ctx
+        .store()
+        .cloned()
+        .ok_or_else(|| LuaDeviceError::ScriptNotFound(text.to_string()))?;
+    let read = tokio::task::spawn_blocking(move || hb_store::MessageCache::new(store).read(&id))
+        .await
+        .map_err(|e| LuaDeviceError::Task(e.to_string()))?
+        .map_err(|e| LuaDeviceError::Task(e.to_string()))?;
+    read.and_then(|m| m.get_text("body").map(str::to_string))
+        .map(Some)
+        .ok_or_else(|| LuaDeviceError::ScriptNotFound(text.to_string()))
+}
+
 #[async_trait]
 impl Device for LuaDevice {
     fn name(&self) -> &str {
@@ -183,8 +214,16 @@ impl Device for LuaDevice {
         request: &Message,
         ctx: &Context,
     ) -> Result<Outcome, ResolveError> {
-        let (pid, definition) = process_of(&base)?;
+        let (pid, mut definition) = process_of(&base)?;
         let limits = self.limits;
+        if matches!(key.as_str(), "init" | "normalize") && definition.get("script").is_none() {
+            if let Some(script) = script_from_store(ctx, &definition)
+                .await
+                .map_err(|e| fail(key, e))?
+            {
+                definition.insert("script", script)?;
+            }
+        }
         match key.as_str() {
             "init" => {
                 let (vm, state) =

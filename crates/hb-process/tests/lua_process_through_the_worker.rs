@@ -269,3 +269,40 @@ fn count_of(state: &Message, key: &str) -> Option<i64> {
         .get_path(&format!("state/{key}"))
         .and_then(Value::to_int_lenient)
 }
+
+#[actix_rt::test]
+async fn a_script_can_come_from_a_stored_message_named_by_script_id() -> anyhow::Result<()> {
+    let h = harness();
+    let source = Message::new().with("body", COUNTER)?;
+    hb_store::MessageCache::new(h.store.clone()).write(&source)?;
+    let def = Message::new()
+        .with("type", "Process")?
+        .with("device", "process@1.0")?
+        .with("scheduler", h.key.address())?
+        .with("execution-device", "lua@5.3a")?
+        .with("script-id", source.id_all()?.to_human())?
+        .commit(&Harness::client(1), None)?;
+    let pid = def.id_all()?;
+    h.schedule(def).await?;
+    send(&h, &pid, "Inc").await?;
+    let p = ProcessBuilder::new(h.scheduler.clone()).start()?;
+    assert_eq!(count(&p.compute(pid, 1).await?.state), Some(1));
+    // A script-id naming nothing stored halts the process at init.
+    let missing = Message::new()
+        .with("type", "Process")?
+        .with("scheduler", h.key.address())?
+        .with("execution-device", "lua@5.3a")?
+        .with("script-id", Id::hash(b"nothing").to_human())?
+        .commit(&Harness::client(1), None)?;
+    let missing_pid = missing.id_all()?;
+    h.schedule(missing).await?;
+    let err = p.compute(missing_pid, 0).await.unwrap_err();
+    assert_eq!(
+        err.phase().map(|(ph, _)| ph),
+        Some(hb_process::Phase::Init),
+        "{err}"
+    );
+    assert!(err.to_string().contains("script-id"), "{err}");
+    p.shutdown().await;
+    Ok(())
+}
