@@ -21,6 +21,10 @@ use hb_store::{ProcessCache, StateRecord};
 use crate::error::{ComputeError, Phase};
 use crate::run_as::{request_for, run_as, Kind, PROCESS_DEVICE};
 
+/// The private key marking execution requests of a replay on a copy
+/// (scripts never see private keys).
+pub const REPLAY: &str = "priv-replay";
+
 /// Keys a message's `path` may not name: they run as `compute`, so a
 /// message cannot trigger internal keys (SPEC §6.4).
 const INTERNAL_KEYS: [&str; 3] = ["init", "snapshot", "normalize"];
@@ -68,6 +72,10 @@ impl std::fmt::Debug for ComputeEnv {
 pub struct Computation {
     pid: Id,
     env: ComputeEnv,
+    /// Whether the slots being run are a replay on a copy (execution
+    /// requests then carry [`REPLAY`], so devices that keep hidden state
+    /// per process, as `lua@5.3a`'s VM, use a separate one).
+    replaying: bool,
     live: Option<Message>,
     snapshot_slot: Option<u64>,
     last_error: Option<LastError>,
@@ -104,6 +112,7 @@ impl Computation {
         Computation {
             pid,
             env,
+            replaying: false,
             live: None,
             snapshot_slot: None,
             last_error: None,
@@ -187,8 +196,14 @@ impl Computation {
             Some(at) if at <= target_i => {}
             Some(_) => {
                 // The live state is past `target`: replay a copy.
-                let mut copy = self.start_from_snapshot_or_init(target).await?;
-                return self.advance(&mut copy, target, &mut |_, _, _| {}).await;
+                self.replaying = true;
+                let replayed = async {
+                    let mut copy = self.start_from_snapshot_or_init(target).await?;
+                    self.advance(&mut copy, target, &mut |_, _, _| {}).await
+                }
+                .await;
+                self.replaying = false;
+                return replayed;
             }
             None => {
                 let start = self.start_from_snapshot_or_init(target).await?;
@@ -240,6 +255,14 @@ impl Computation {
         })
     }
 
+    /// Marks an execution request of a replay.
+    fn mark(&self, mut request: Message) -> Result<Message, hb_message::MessageError> {
+        if self.replaying {
+            request.set_private(REPLAY, true)?;
+        }
+        Ok(request)
+    }
+
     /// The stored state of `slot` (−1, or unreadable: an empty message, so
     /// the next computation starts from a snapshot or init).
     async fn reload(&self, slot: i64) -> Message {
@@ -279,7 +302,7 @@ impl Computation {
     async fn restore(&self, record: StateRecord) -> Result<Message, ComputeError> {
         let slot = i64::try_from(record.slot).unwrap_or(i64::MAX);
         let ctx = self.env.ctx.with_hashpath(HashpathMode::Ignore);
-        let request = request_for("normalize")?;
+        let request = self.mark(request_for("normalize")?)?;
         let restored = run_as(&ctx, Kind::Execution, record.state, &request)
             .await
             .and_then(|o| expect_message(o, "normalize"))
@@ -307,7 +330,7 @@ impl Computation {
         let mut state = committed.clone();
         state.remove(hb_message::COMMITMENTS);
         state.insert("process", committed)?;
-        let request = request_for("init")?;
+        let request = self.mark(request_for("init")?)?;
         let mut state = run_as(&self.env.ctx, Kind::Execution, state, &request)
             .await
             .and_then(|o| expect_message(o, "init"))
@@ -365,6 +388,10 @@ impl Computation {
         if let Err(e) = request.insert("path", key.as_str()) {
             return Err((e.into(), None));
         }
+        let request = match self.mark(request) {
+            Ok(r) => r,
+            Err(e) => return Err((e.into(), None)),
+        };
         let computed = run_as(&self.env.ctx, Kind::Execution, state, &request)
             .await
             .and_then(|o| expect_message(o, &key));

@@ -20,9 +20,10 @@
 //!   text `body` of the stored message `process/script-id` names (read
 //!   from the message cache).
 //!
-//! Not yet here: a VM for a state that is not the process's latest (a
-//! replay of a past slot on a copy) is refused with a typed error instead
-//! of being rebuilt.
+//! - A replay of a past slot on a copy (requests marked
+//!   [`REPLAY`](crate::computation::REPLAY)) restores and runs a VM of its
+//!   own, so the live VM is untouched. A VM out of step with the state it
+//!   is given is refused (`lua-out-of-step`), never used.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -101,6 +102,9 @@ struct Held {
 pub struct LuaDevice {
     limits: LuaLimits,
     vms: Mutex<HashMap<Id, Arc<Mutex<Held>>>>,
+    /// VMs of replays on a copy (requests marked
+    /// [`REPLAY`](crate::computation::REPLAY)), kept apart from the live ones.
+    replays: Mutex<HashMap<Id, Arc<Mutex<Held>>>>,
 }
 
 impl std::fmt::Debug for LuaDevice {
@@ -118,22 +122,32 @@ impl LuaDevice {
         LuaDevice {
             limits,
             vms: Mutex::new(HashMap::new()),
+            replays: Mutex::new(HashMap::new()),
         }
     }
 
-    fn held(&self, pid: &Id) -> Option<Arc<Mutex<Held>>> {
-        self.vms.lock().get(pid).cloned()
+    fn map(&self, replay: bool) -> &Mutex<HashMap<Id, Arc<Mutex<Held>>>> {
+        if replay {
+            &self.replays
+        } else {
+            &self.vms
+        }
     }
 
-    fn install(&self, pid: Id, vm: LuaProcess, at_slot: i64) {
-        self.vms
+    fn held(&self, pid: &Id, replay: bool) -> Option<Arc<Mutex<Held>>> {
+        self.map(replay).lock().get(pid).cloned()
+    }
+
+    fn install(&self, pid: Id, vm: LuaProcess, at_slot: i64, replay: bool) {
+        self.map(replay)
             .lock()
             .insert(pid, Arc::new(Mutex::new(Held { vm, at_slot })));
     }
 
-    /// Forgets the VM of `pid` (its worker stopped).
+    /// Forgets the VMs of `pid` (its worker stopped).
     pub fn forget(&self, pid: &Id) {
         self.vms.lock().remove(pid);
+        self.replays.lock().remove(pid);
     }
 }
 
@@ -216,6 +230,7 @@ impl Device for LuaDevice {
     ) -> Result<Outcome, ResolveError> {
         let (pid, mut definition) = process_of(&base)?;
         let limits = self.limits;
+        let replay = request.get_private(crate::computation::REPLAY) == Some(&Value::Bool(true));
         if matches!(key.as_str(), "init" | "normalize") && definition.get("script").is_none() {
             if let Some(script) = script_from_store(ctx, &definition)
                 .await
@@ -228,13 +243,13 @@ impl Device for LuaDevice {
             "init" => {
                 let (vm, state) =
                     blocking(key, move || Ok(LuaProcess::init(&definition, limits)?)).await?;
-                self.install(pid, vm, -1);
+                self.install(pid, vm, -1, replay);
                 base.insert("state", state)?;
                 Ok(Outcome::Ok(base))
             }
             "snapshot" => {
                 let held = self
-                    .held(&pid)
+                    .held(&pid, replay)
                     .ok_or_else(|| fail(key, LuaDeviceError::NoVm(pid.to_human())))?;
                 let snap = blocking(key, move || Ok(held.lock().vm.snapshot()?)).await?;
                 Ok(Outcome::Ok(snap))
@@ -266,14 +281,14 @@ impl Device for LuaDevice {
                     })
                 })
                 .await?;
-                self.install(pid, vm, at_slot);
+                self.install(pid, vm, at_slot, replay);
                 base.insert("state", state)?;
                 Ok(Outcome::Ok(base))
             }
             _ => {
                 let dry_run = request.get("dry-run") == Some(&Value::Bool(true));
                 let held = self
-                    .held(&pid)
+                    .held(&pid, replay)
                     .ok_or_else(|| fail(key, LuaDeviceError::NoVm(pid.to_human())))?;
                 let at_slot = base.get_int("at-slot").unwrap_or(-1);
                 let state = base.get_message("state").cloned().unwrap_or_default();
