@@ -65,6 +65,6 @@ mod worker;
 pub use computation::{Computation, ComputeEnv, Computed, LastError};
 pub use error::{ComputeError, Phase};
 pub use lua_device::LuaDevice;
-pub use process_device::ProcessDevice;
+pub use process_device::{ProcessDevice, PushDevice};
 pub use processes::{Freshness, ProcessBuilder, ProcessConfig, Processes};
 pub use worker::{is_idle, ProcessMetrics, WorkerHandle};

@@ -5,10 +5,10 @@
 //! context's extensions.
 //!
 //! `dry-run` evaluates the request's `body` (or the request) on a copy of
-//! the latest state; `push` pushes a slot's outbox (SPEC §6.12), given
-//! `slot` or a `body` it first schedules; `snapshot` runs the execution
-//! device's `snapshot` on the base. Not yet here (issue 9, in progress):
-//! `push` through a swappable `push-device` (it is built in).
+//! the latest state; `push` runs as the process's push device (default
+//! [`PushDevice`], `push@1.0`: given `slot` or a `body` it first schedules,
+//! it pushes that slot's outbox, SPEC §6.12); `snapshot` runs the execution
+//! device's `snapshot` on the base.
 
 use std::sync::{Arc, Weak};
 
@@ -28,6 +28,66 @@ pub(crate) struct ProcessesRef(pub(crate) Weak<Inner>);
 /// `process@1.0`.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct ProcessDevice;
+
+/// `push@1.0` (SPEC §6.12), the default push device: with a `slot`, or a
+/// `body` it first schedules on the process, it pushes that slot's outbox
+/// through [`Processes::push`]; `max-depth` bounds the recursion.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct PushDevice;
+
+#[async_trait]
+impl Device for PushDevice {
+    fn name(&self) -> &str {
+        "push@1.0"
+    }
+
+    fn info(&self) -> DeviceInfo {
+        DeviceInfo::with_functions(["push"])
+            .exports(["push"])
+            .never_declines()
+    }
+
+    async fn call(
+        &self,
+        key: &Key,
+        base: Message,
+        request: &Message,
+        ctx: &Context,
+    ) -> Result<Outcome, ResolveError> {
+        if key.as_str() != "push" {
+            return Err(ResolveError::NotFound {
+                key: key.as_str().to_string(),
+            });
+        }
+        let fail = |e: ComputeError| ResolveError::device("push@1.0", key.as_str(), e);
+        let processes = ctx
+            .extension::<ProcessesRef>()
+            .and_then(|r| r.0.upgrade())
+            .map(|inner| Processes { inner })
+            .ok_or_else(|| fail(ComputeError::NotRunning))?;
+        let pid = process_id(&base).map_err(fail)?;
+        let slot = match (uint_param(request, "slot"), request.get_message("body")) {
+            (Err(e), _) => return Err(fail(e)),
+            (Ok(Some(slot)), _) => slot,
+            // The body is first scheduled on this process.
+            (Ok(None), Some(body)) => processes
+                .schedule_on(pid, body.clone())
+                .await
+                .map_err(fail)?,
+            (Ok(None), None) => {
+                return Err(fail(ComputeError::InvalidSlot {
+                    detail: "missing-slot: push needs a `slot` or a `body`".into(),
+                }))
+            }
+        };
+        let max_depth = uint_param(request, "max-depth").map_err(fail)?;
+        processes
+            .push(pid, slot, max_depth)
+            .await
+            .map(Outcome::Ok)
+            .map_err(fail)
+    }
+}
 
 const EXPORTS: [&str; 8] = [
     "compute", "now", "status", "schedule", "slot", "dry-run", "push", "snapshot",
@@ -58,6 +118,11 @@ impl Device for ProcessDevice {
     ) -> Result<Outcome, ResolveError> {
         if matches!(key.as_str(), "schedule" | "slot") {
             return run_as(ctx, Kind::Scheduler, base, request).await;
+        }
+        if key.as_str() == "push" {
+            // Run as the process's push device (`push-device`, default
+            // `push@1.0`; SPEC §6.3).
+            return run_as(ctx, Kind::Push, base, request).await;
         }
         if key.as_str() == "snapshot" {
             // The execution device's snapshot of this state, in Map mode,
@@ -94,34 +159,6 @@ impl Device for ProcessDevice {
                     .await
                     .map(Outcome::Ok)
                     .map_err(|e| fail(key, e))
-            }
-            "push" => {
-                let slot = match (uint_param(request, "slot"), request.get_message("body")) {
-                    (Err(e), _) => return Err(fail(key, e)),
-                    (Ok(Some(slot)), _) => slot,
-                    (Ok(None), Some(body)) => {
-                        // The body is first scheduled on this process.
-                        let scheduled = processes
-                            .schedule_on(pid, body.clone())
-                            .await
-                            .map_err(|e| fail(key, e))?;
-                        scheduled
-                    }
-                    (Ok(None), None) => {
-                        return Err(fail(
-                            key,
-                            ComputeError::InvalidSlot {
-                                detail: "missing-slot: push needs a `slot` or a `body`".into(),
-                            },
-                        ))
-                    }
-                };
-                let max_depth = uint_param(request, "max-depth").map_err(|e| fail(key, e))?;
-                return processes
-                    .push(pid, slot, max_depth)
-                    .await
-                    .map(Outcome::Ok)
-                    .map_err(|e| fail(key, e));
             }
             "dry-run" => {
                 let message = match request.get("body") {

@@ -92,7 +92,7 @@ impl ProcessBuilder {
     /// A builder on `scheduler` (its store and node key are the layer's),
     /// with SPEC's settings and the built-in devices (`message@1.0`,
     /// `stack@1.0`, `scheduler@1.0`, `test-device@1.0`, `process@1.0`,
-    /// `patch@1.0`, `lua@5.3a`).
+    /// `push@1.0`, `patch@1.0`, `lua@5.3a`).
     pub fn new(scheduler: Scheduler) -> ProcessBuilder {
         ProcessBuilder {
             scheduler,
@@ -133,6 +133,7 @@ impl ProcessBuilder {
             Arc::new(SchedulerDevice) as Arc<dyn hb_device::Device>,
             Arc::new(TestDevice::new(self.config.test_device_panics)),
             Arc::new(crate::process_device::ProcessDevice),
+            Arc::new(crate::process_device::PushDevice),
             Arc::new(crate::patch::PatchDevice::new()),
             Arc::new(crate::lua_device::LuaDevice::new(self.config.lua_limits)),
         ] {

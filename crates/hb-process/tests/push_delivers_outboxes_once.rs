@@ -131,3 +131,56 @@ async fn push_through_the_device_needs_a_slot_or_a_body_and_bounds_depth() -> an
     p.shutdown().await;
     Ok(())
 }
+
+/// A push device of a process's own choosing.
+struct Custom;
+
+#[hb_device::async_trait]
+impl hb_device::Device for Custom {
+    fn name(&self) -> &str {
+        "custom-push@1.0"
+    }
+    fn info(&self) -> hb_device::DeviceInfo {
+        hb_device::DeviceInfo::handler().never_declines()
+    }
+    async fn call(
+        &self,
+        key: &hb_message::Key,
+        _base: Message,
+        _request: &Message,
+        _ctx: &hb_device::Context,
+    ) -> Result<Outcome, hb_device::ResolveError> {
+        Ok(Outcome::Ok(
+            Message::new()
+                .with("pushed-by", "custom")?
+                .with("key", key.as_str())?,
+        ))
+    }
+}
+
+#[actix_rt::test]
+async fn push_runs_as_the_push_device_the_definition_names() -> anyhow::Result<()> {
+    let h = Harness::start(hb_scheduler::SchedulerConfig {
+        validate_process_devices: false,
+        ..Default::default()
+    });
+    let p = ProcessBuilder::new(h.scheduler.clone())
+        .device(Arc::new(Custom))?
+        .start()?;
+    let def = Message::new()
+        .with("type", "Process")?
+        .with("device", "process@1.0")?
+        .with("scheduler", h.key.address())?
+        .with("execution-device", "test-device@1.0")?
+        .with("push-device", "custom-push@1.0")?
+        .commit(&Harness::client(1), None)?;
+    h.schedule(def.clone()).await?;
+    let req = Message::new().with("path", "push")?.with("slot", 0)?;
+    let Outcome::Ok(reply) = p.context().resolve(def, &req).await? else {
+        panic!("a message")
+    };
+    assert_eq!(reply.get_text("pushed-by"), Some("custom"));
+    assert_eq!(reply.get_text("key"), Some("push"));
+    p.shutdown().await;
+    Ok(())
+}
