@@ -194,7 +194,7 @@ impl Handler<FindOrCreate> for ProcessRegistry {
             ProcessWorker::new(Computation::new(pid, env), worker_shared, clock, metrics)
         });
         self.metrics.started.fetch_add(1, Ordering::Relaxed);
-        let handle = WorkerHandle::new(pid, addr, shared, self.timeout);
+        let handle = WorkerHandle::new(pid, addr, shared, self.timeout, self.mailbox);
         self.workers.insert(pid, handle.clone());
         MessageResult(Some(handle))
     }

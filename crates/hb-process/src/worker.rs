@@ -282,6 +282,10 @@ pub struct WorkerHandle {
     addr: Addr<ProcessWorker>,
     shared: Arc<Shared>,
     timeout: Duration,
+    /// Requests the worker may hold before callers get `Busy` (counted
+    /// here: actix gives every address clone a slot beyond the mailbox's
+    /// capacity, so the mailbox alone does not bound them).
+    capacity: usize,
 }
 
 impl WorkerHandle {
@@ -290,12 +294,14 @@ impl WorkerHandle {
         addr: Addr<ProcessWorker>,
         shared: Arc<Shared>,
         timeout: Duration,
+        capacity: usize,
     ) -> WorkerHandle {
         WorkerHandle {
             pid,
             addr,
             shared,
             timeout,
+            capacity: capacity.max(1),
         }
     }
 
@@ -333,20 +339,26 @@ impl WorkerHandle {
                     pid: self.pid.to_human(),
                 });
             }
+            let busy = || ComputeError::Busy {
+                pid: self.pid.to_human(),
+            };
+            if self.shared.inflight.fetch_add(1, Ordering::AcqRel) >= self.capacity {
+                self.shared.inflight.fetch_sub(1, Ordering::AcqRel);
+                return Err(busy());
+            }
             match self.addr.try_send(Compute { slot, reply }) {
                 Ok(()) => {}
                 Err(SendError::Full(_)) => {
-                    return Err(ComputeError::Busy {
-                        pid: self.pid.to_human(),
-                    })
+                    self.shared.inflight.fetch_sub(1, Ordering::AcqRel);
+                    return Err(busy());
                 }
                 Err(SendError::Closed(_)) => {
+                    self.shared.inflight.fetch_sub(1, Ordering::AcqRel);
                     return Err(ComputeError::WorkerStopped {
                         pid: self.pid.to_human(),
-                    })
+                    });
                 }
             }
-            self.shared.inflight.fetch_add(1, Ordering::AcqRel);
         }
         let outcome = tokio::time::timeout(self.timeout, answer).await;
         self.shared.inflight.fetch_sub(1, Ordering::AcqRel);

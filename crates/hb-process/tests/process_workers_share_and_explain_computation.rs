@@ -488,3 +488,62 @@ async fn dry_runs_interleaved_with_real_slots_change_nothing() -> anyhow::Result
     p.shutdown().await;
     Ok(())
 }
+
+/// A device that blocks its thread while computing (for the mailbox test
+/// only: real devices never block an arbiter).
+struct Blocking;
+
+#[async_trait]
+impl Device for Blocking {
+    fn name(&self) -> &str {
+        "blocking@1.0"
+    }
+    fn info(&self) -> DeviceInfo {
+        DeviceInfo::handler().never_declines()
+    }
+    async fn call(
+        &self,
+        key: &Key,
+        mut base: Message,
+        _request: &Message,
+        _ctx: &Context,
+    ) -> Result<Outcome, ResolveError> {
+        if key.as_str() == "compute" {
+            std::thread::sleep(std::time::Duration::from_millis(400));
+            base.insert("results", Message::new())?;
+        }
+        Ok(Outcome::Ok(base))
+    }
+}
+
+#[actix_rt::test]
+async fn a_full_worker_mailbox_answers_busy_at_once() -> anyhow::Result<()> {
+    let h = harness();
+    let p = ProcessBuilder::new(h.scheduler.clone())
+        .config(ProcessConfig {
+            worker_capacity: 1,
+            arbiters: 1,
+            ..ProcessConfig::default()
+        })
+        .device(Arc::new(Blocking))?
+        .start()?;
+    let pid = register(&h, "blocking@1.0").await?;
+    // Slot 0 blocks the worker's thread for a while; requests pile up.
+    let first = tokio::spawn({
+        let p = p.clone();
+        async move { p.compute(pid, 0).await }
+    });
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    let more = join_all((0..4).map(|_| p.compute(pid, 0))).await;
+    let busy = more
+        .iter()
+        .filter(|r| matches!(r, Err(ComputeError::Busy { .. })))
+        .count();
+    assert!(busy > 0, "a mailbox of 1 overflowed: {more:?}");
+    for r in more.iter().filter_map(|r| r.as_ref().err()) {
+        assert_eq!((r.code(), r.status()), ("busy", 503), "{r}");
+    }
+    assert!(first.await?.is_ok(), "the first request was served");
+    p.shutdown().await;
+    Ok(())
+}
