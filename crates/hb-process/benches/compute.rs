@@ -1,7 +1,12 @@
 //! Load bench for hb-process: slots computed per second with
 //! `test-device@1.0` (issue 9's target: ≥ 200,000/s on one core) and with
 //! the Lua counter of examples/lua (target ≥ 20,000/s), and dry-runs per
-//! second on the final state (one after another).
+//! second on the final state (one after another); the Lua ledger of
+//! examples/lua too (slots target ≥ 20,000/s, dry-runs ≥ 10,000/s). With
+//! `HBPROC_IDLE=<n>` it measures memory per idle worker instead (target
+//! < 16 KiB without a Lua VM). With `HBPROC_COLD=<n>`
+//! it measures instead the cold compute of slot n after a restart, with a
+//! snapshot every 1,000 slots against one at slot 0 only.
 //!
 //! ```text
 //! cargo bench -p hb-process --bench compute
@@ -18,6 +23,8 @@
 //! slot to `seen` (SPEC §6.9), so its state grows by one entry per slot;
 //! comparing the two sizes shows how the cost per slot grows with it.
 
+use std::alloc::{GlobalAlloc, Layout, System as SystemAlloc};
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -26,6 +33,37 @@ use hb_process::{ProcessBuilder, ProcessConfig};
 use hb_scheduler::{ScheduleRequest, SchedulerBuilder};
 use hb_store::{SledStore, Store};
 
+/// Live heap bytes, counted by the global allocator below.
+static LIVE: AtomicI64 = AtomicI64::new(0);
+
+struct Counting;
+
+// SAFETY: every call is forwarded unchanged to the system allocator; the
+// counter is a plain atomic and never allocates.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        let p = SystemAlloc.alloc(layout);
+        if !p.is_null() {
+            LIVE.fetch_add(layout.size() as i64, Ordering::Relaxed);
+        }
+        p
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        LIVE.fetch_sub(layout.size() as i64, Ordering::Relaxed);
+        SystemAlloc.dealloc(ptr, layout)
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        let p = SystemAlloc.realloc(ptr, layout, new_size);
+        if !p.is_null() {
+            LIVE.fetch_add(new_size as i64 - layout.size() as i64, Ordering::Relaxed);
+        }
+        p
+    }
+}
+
+#[global_allocator]
+static ALLOC: Counting = Counting;
+
 /// The process under test.
 #[derive(Clone, Copy, PartialEq)]
 enum Kind {
@@ -33,7 +71,12 @@ enum Kind {
     Test,
     /// `lua@5.3a` running examples/lua/counter.lua, `Inc` messages.
     LuaCounter,
+    /// `lua@5.3a` running examples/lua/ledger.lua, signed `Transfer`s of 1
+    /// token from the client to one of 50 accounts.
+    LuaLedger,
 }
+
+const LEDGER: &str = include_str!("../../../examples/lua/ledger.lua");
 
 const COUNTER: &str = include_str!("../../../examples/lua/counter.lua");
 
@@ -54,6 +97,16 @@ async fn run(kind: Kind, slots: usize, snapshot_every: u64) -> (f64, f64, f64) {
             Kind::LuaCounter => m
                 .with("execution-device", "lua@5.3a")
                 .and_then(|m| m.with("script", COUNTER)),
+            Kind::LuaLedger => m
+                .with("execution-device", "lua@5.3a")
+                .and_then(|m| m.with("script", LEDGER))
+                .and_then(|m| {
+                    m.with(
+                        "holders",
+                        hb_message::Value::List(vec![client().address().into()]),
+                    )
+                })
+                .and_then(|m| m.with("each", 1_000_000_000)),
         })
         .expect("literal keys");
     let pid = def.id_all().expect("an ID");
@@ -71,6 +124,12 @@ async fn run(kind: Kind, slots: usize, snapshot_every: u64) -> (f64, f64, f64) {
                 .and_then(|m| match kind {
                     Kind::Test => m.with("add", *n as i64),
                     Kind::LuaCounter => m.with("action", "Inc"),
+                    Kind::LuaLedger => m
+                        .with("action", "Transfer")
+                        .and_then(|m| m.with("recipient", format!("account-{}", n % 50)))
+                        .and_then(|m| m.with("quantity", "1"))
+                        .and_then(|m| m.with("n", *n as i64))
+                        .and_then(|m| m.commit(&client(), None)),
                 })
                 .expect("literal keys");
             scheduler.schedule(request(m))
@@ -102,12 +161,23 @@ async fn run(kind: Kind, slots: usize, snapshot_every: u64) -> (f64, f64, f64) {
                 .and_then(hb_message::Value::to_int_lenient),
             Some(slots as i64)
         ),
+        Kind::LuaLedger => assert_eq!(
+            done.state
+                .get_path("state/transfers")
+                .and_then(hb_message::Value::to_int_lenient),
+            Some(slots as i64)
+        ),
     }
     // Dry-runs on the latest state, one after another.
-    let probe = Message::new()
-        .with("add", 1)
-        .and_then(|m| m.with("action", "Inc"))
-        .expect("literal keys");
+    let probe = match kind {
+        Kind::LuaLedger => Message::new()
+            .with("action", "Balance")
+            .and_then(|m| m.with("account", "account-7")),
+        _ => Message::new()
+            .with("add", 1)
+            .and_then(|m| m.with("action", "Inc")),
+    }
+    .expect("literal keys");
     let dry_runs = 300;
     let t = Instant::now();
     for _ in 0..dry_runs {
@@ -121,6 +191,161 @@ async fn run(kind: Kind, slots: usize, snapshot_every: u64) -> (f64, f64, f64) {
     scheduler.shutdown().await;
     let n = (slots + 1) as f64;
     (n / wall, cpu / n * 1e6, dry_rate)
+}
+
+fn client() -> NodeKey {
+    NodeKey::from_seed(&[3; 32])
+}
+
+/// Memory per idle worker (issue 9): `n` `test-device@1.0` processes
+/// computed to slot 0 (one worker each, idle afterwards); then the workers
+/// retire on a manual clock, and the live heap that frees is theirs (the
+/// store keeps what they wrote). Returns bytes per worker.
+async fn idle_workers(n: usize) -> (f64, u64) {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let store: Arc<dyn Store> = Arc::new(SledStore::open(dir.path()).expect("the store opens"));
+    let key = NodeKey::from_seed(&[9; 32]);
+    let scheduler = SchedulerBuilder::new(Arc::clone(&store), key.clone())
+        .start()
+        .expect("the scheduler starts");
+    let mut pids = Vec::new();
+    let defs: Vec<Message> = (0..n)
+        .map(|i| {
+            Message::new()
+                .with("type", "Process")
+                .and_then(|m| m.with("scheduler", key.address()))
+                .and_then(|m| m.with("execution-device", "test-device@1.0"))
+                .and_then(|m| m.with("nonce", i as i64))
+                .expect("literal keys")
+        })
+        .collect();
+    for wave in defs.chunks(512) {
+        let calls = wave.iter().map(|d| {
+            scheduler.schedule(ScheduleRequest {
+                message: d.clone(),
+                ..Default::default()
+            })
+        });
+        for r in futures::future::join_all(calls).await {
+            pids.push(r.expect("registered").pid);
+        }
+    }
+    let clock = hb_scheduler::ManualClock::new(1_000_000);
+    let processes = ProcessBuilder::new(scheduler.clone())
+        .config(ProcessConfig {
+            worker_max_idle_ms: 1_000,
+            ..ProcessConfig::default()
+        })
+        .clock(Arc::new(clock.clone()))
+        .start()
+        .expect("starts");
+    for wave in pids.chunks(512) {
+        for r in futures::future::join_all(wave.iter().map(|p| processes.compute(*p, 0))).await {
+            r.expect("computed");
+        }
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let before = LIVE.load(Ordering::Relaxed);
+    clock.advance(1_000);
+    let t = Instant::now();
+    while processes.metrics().ended.load(Ordering::Relaxed) < n as u64
+        && t.elapsed().as_secs() < 120
+    {
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let ended = processes.metrics().ended.load(Ordering::Relaxed);
+    let freed = before - LIVE.load(Ordering::Relaxed);
+    processes.shutdown().await;
+    scheduler.shutdown().await;
+    (freed as f64 / ended.max(1) as f64, ended)
+}
+
+/// Cold compute (issue 9): a node computed the Lua counter to slot
+/// `n - 500` with a snapshot every `every` slots (0: slot 0 only) and
+/// restarted; the time for a fresh process layer to compute slot `n`.
+async fn cold(n: usize, every: u64) -> (f64, u64) {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let store: Arc<dyn Store> = Arc::new(SledStore::open(dir.path()).expect("the store opens"));
+    let key = NodeKey::from_seed(&[9; 32]);
+    let scheduler = SchedulerBuilder::new(Arc::clone(&store), key.clone())
+        .start()
+        .expect("the scheduler starts");
+    let def = Message::new()
+        .with("type", "Process")
+        .and_then(|m| m.with("scheduler", key.address()))
+        .and_then(|m| m.with("execution-device", "lua@5.3a"))
+        .and_then(|m| m.with("script", COUNTER))
+        .expect("literal keys");
+    let pid = def.id_all().expect("an ID");
+    let request = |message| ScheduleRequest {
+        message,
+        ..Default::default()
+    };
+    scheduler.schedule(request(def)).await.expect("registered");
+    let all: Vec<usize> = (1..=n).collect();
+    for wave in all.chunks(512) {
+        let calls = wave.iter().map(|_| {
+            let m = Message::new()
+                .with("target", pid.to_human())
+                .and_then(|m| m.with("action", "Inc"))
+                .expect("literal keys");
+            scheduler.schedule(request(m))
+        });
+        for r in futures::future::join_all(calls).await {
+            r.expect("scheduled");
+        }
+    }
+    let config = ProcessConfig {
+        snapshot_every: every,
+        ..ProcessConfig::default()
+    };
+    let before = n.saturating_sub(500) as u64;
+    let warm = ProcessBuilder::new(scheduler.clone())
+        .config(config.clone())
+        .start()
+        .expect("starts");
+    warm.compute(pid, before).await.expect("computed");
+    // Shutdown snapshots the live state: take it out again, so the cold
+    // start finds only the snapshots taken while computing.
+    warm.shutdown().await;
+    if every == 0 || before % every != 0 {
+        let cache = hb_store::ProcessCache::new(Arc::clone(&store));
+        let record = cache
+            .read_slot(&pid, before)
+            .expect("read")
+            .expect("stored");
+        let mut bare = record.state.clone();
+        bare.remove("snapshot");
+        let mut batch = hb_store::Batch::new();
+        hb_store::ProcessCache::stage_write(&mut batch, &pid, before, &bare, record.computed_at_ms)
+            .expect("staged");
+        store
+            .delete(&hb_store::keys::proc_slot(&pid, before))
+            .expect("deleted");
+        cache.apply_write(&pid, before, batch).expect("rewritten");
+    }
+    let cold_layer = ProcessBuilder::new(scheduler.clone())
+        .config(config)
+        .start()
+        .expect("starts");
+    let t = Instant::now();
+    let done = cold_layer.compute(pid, n as u64).await.expect("computed");
+    let secs = t.elapsed().as_secs_f64();
+    assert_eq!(
+        done.state
+            .get_path("state/count")
+            .and_then(hb_message::Value::to_int_lenient),
+        Some(n as i64)
+    );
+    let replayed = n as u64
+        - hb_store::ProcessCache::new(Arc::clone(&store))
+            .nearest_snapshot(&pid, before)
+            .expect("read")
+            .map_or(0, |r| r.slot);
+    cold_layer.shutdown().await;
+    scheduler.shutdown().await;
+    (secs, replayed)
 }
 
 /// Process CPU time (user + system), from /proc/self/stat.
@@ -150,19 +375,43 @@ fn main() {
         .filter_map(|s| s.trim().parse().ok())
         .collect();
     let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
-    println!(
-        "hb-process compute bench: test-device@1.0; load average {}",
-        load.trim()
-    );
+    println!("hb-process compute bench; load average {}", load.trim());
+    let system = actix::System::new();
+    if let Some(n) = std::env::var("HBPROC_IDLE")
+        .ok()
+        .and_then(|v| v.parse::<usize>().ok())
+    {
+        let (per, ended) = system.block_on(idle_workers(n));
+        println!(
+            "memory per idle worker: {per:.0} B of live heap freed per worker when {ended} of {n} idle workers retired (target < 16 KiB without a Lua VM: **{}**)",
+            if per < 16.0 * 1024.0 && ended == n as u64 { "met" } else { "missed" }
+        );
+        return;
+    }
+    if let Some(n) = std::env::var("HBPROC_COLD")
+        .ok()
+        .and_then(|v| v.parse::<usize>().ok())
+    {
+        println!("\ncold compute of slot {n} of the Lua counter after a restart:");
+        println!("| snapshots | slots replayed | seconds |");
+        println!("|---|---|---|");
+        system.block_on(async {
+            for (label, every) in [("every 1,000 slots", 1_000u64), ("slot 0 only", 0)] {
+                let (secs, replayed) = cold(n, every).await;
+                println!("| {label} | {replayed} | {secs:.2} |");
+            }
+        });
+        return;
+    }
     println!(
         "| process | slots | snapshots | slots/s | CPU µs per slot | slot target | dry-runs/s |"
     );
     println!("|---|---|---|---|---|---|---|");
-    let system = actix::System::new();
     system.block_on(async {
         for (kind, name, target) in [
             (Kind::Test, "test-device@1.0", 200_000.0),
             (Kind::LuaCounter, "lua counter", 20_000.0),
+            (Kind::LuaLedger, "lua ledger", 20_000.0),
         ] {
             for slots in &sizes {
                 for (label, every) in [("every slot", 1u64), ("slot 0 only", 0)] {

@@ -1,8 +1,5 @@
 //! # hb-process: computing process state
 //!
-//! **Status: partial (issue 9 in progress).** What exists is listed in
-//! docs/processes.md; what does not yet exist is listed there too.
-//!
 //! Owns everything that turns a process's schedule into its state
 //! (SPEC §6):
 //!

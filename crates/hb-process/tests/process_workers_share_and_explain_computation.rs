@@ -209,7 +209,8 @@ async fn a_deadline_answers_timeout_and_the_computation_goes_on() -> anyhow::Res
 }
 
 #[actix_rt::test]
-async fn a_device_panic_fails_its_slot_each_time_without_a_restart_loop() -> anyhow::Result<()> {
+async fn a_device_panic_fails_its_slot_each_time_without_a_restart_loop_and_spares_other_processes(
+) -> anyhow::Result<()> {
     let h = harness();
     let (p, slots) = start(
         &h,
@@ -221,6 +222,9 @@ async fn a_device_panic_fails_its_slot_each_time_without_a_restart_loop() -> any
     let pid = register(&h, "counting@1.0").await?;
     send(&h, &pid, &[("add", 1.into())]).await?;
     send(&h, &pid, &[("fail", "panic".into())]).await?;
+    // Another process, computed on the same node meanwhile.
+    let other = h.spawn_process(&Harness::client(4), 7).await?.0;
+    send(&h, &other, &[("add", 9.into())]).await?;
     for _ in 0..3 {
         let err = p.compute(pid, 2).await.unwrap_err();
         assert!(
@@ -232,6 +236,8 @@ async fn a_device_panic_fails_its_slot_each_time_without_a_restart_loop() -> any
     // Each request tried slot 2 once: no loop.
     assert_eq!(slots.load(Ordering::SeqCst), 2 + 3);
     assert_eq!(p.compute(pid, 1).await?.state.get_int("sum"), Some(1));
+    // The other process never noticed.
+    assert_eq!(p.compute(other, 1).await?.state.get_int("sum"), Some(9));
     p.shutdown().await;
     Ok(())
 }
