@@ -309,7 +309,7 @@ async fn cold(n: usize, every: u64) -> (f64, u64) {
     // Shutdown snapshots the live state: take it out again, so the cold
     // start finds only the snapshots taken while computing.
     warm.shutdown().await;
-    if every == 0 || before % every != 0 {
+    if every == 0 || !before.is_multiple_of(every) {
         let cache = hb_store::ProcessCache::new(Arc::clone(&store));
         let record = cache
             .read_slot(&pid, before)
