@@ -1,0 +1,190 @@
+//! `NodeBuilder` and the `Node` handle: the scheduler, the process layer
+//! and the HTTP server on one store and node key.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use actix_web::{web, App, HttpServer};
+use hb_device::Context;
+use hb_message::NodeKey;
+use hb_process::{ProcessBuilder, ProcessConfig, Processes};
+use hb_scheduler::{Scheduler, SchedulerBuilder, SchedulerConfig};
+use hb_store::Store;
+
+use crate::config::NodeConfig;
+use crate::http;
+
+/// Devices every node has, for `validate_process_devices`.
+pub const BUILT_IN_DEVICES: [&str; 8] = [
+    "message@1.0",
+    "stack@1.0",
+    "scheduler@1.0",
+    "process@1.0",
+    "push@1.0",
+    "test-device@1.0",
+    "patch@1.0",
+    "lua@5.3a",
+];
+
+/// Why a node could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum NodeError {
+    /// A setting does not validate.
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+    /// The scheduler did not start.
+    #[error(transparent)]
+    Scheduler(#[from] hb_scheduler::SchedulerError),
+    /// The process layer did not start.
+    #[error(transparent)]
+    Process(#[from] hb_process::ComputeError),
+    /// The HTTP server could not bind.
+    #[error("cannot listen on {addr}: {detail}")]
+    Bind {
+        /// The address.
+        addr: String,
+        /// What failed.
+        detail: String,
+    },
+}
+
+/// What every HTTP handler reaches.
+pub(crate) struct NodeState {
+    pub scheduler: Scheduler,
+    pub context: Context,
+    pub config: NodeConfig,
+}
+
+/// Builds a node. Defaults: SPEC's settings for the node, the scheduler and
+/// the process layer.
+pub struct NodeBuilder {
+    store: Arc<dyn Store>,
+    key: NodeKey,
+    config: NodeConfig,
+    scheduler_config: SchedulerConfig,
+    process_config: ProcessConfig,
+}
+
+impl NodeBuilder {
+    /// A node on `store`, signing with `key`.
+    pub fn new(store: Arc<dyn Store>, key: NodeKey) -> NodeBuilder {
+        NodeBuilder {
+            store,
+            key,
+            config: NodeConfig::default(),
+            scheduler_config: SchedulerConfig::default(),
+            process_config: ProcessConfig::default(),
+        }
+    }
+
+    /// The node's settings (address, limits).
+    pub fn config(mut self, config: NodeConfig) -> NodeBuilder {
+        self.config = config;
+        self
+    }
+
+    /// The scheduler's settings.
+    pub fn scheduler_config(mut self, config: SchedulerConfig) -> NodeBuilder {
+        self.scheduler_config = config;
+        self
+    }
+
+    /// The process layer's settings.
+    pub fn process_config(mut self, config: ProcessConfig) -> NodeBuilder {
+        self.process_config = config;
+        self
+    }
+
+    /// Starts the scheduler, the process layer and the HTTP server (bound
+    /// before this returns). Inside a running actix system.
+    pub fn start(self) -> Result<Node, NodeError> {
+        self.config.validate()?;
+        let mut scheduler_config = self.scheduler_config;
+        scheduler_config.mode = self.config.scheduling_mode;
+        let scheduler = SchedulerBuilder::new(Arc::clone(&self.store), self.key)
+            .config(scheduler_config)
+            .device_check(Arc::new(|name: &str| BUILT_IN_DEVICES.contains(&name)))
+            .start()?;
+        let processes = ProcessBuilder::new(scheduler.clone())
+            .config(self.process_config)
+            .start()?;
+        let state = web::Data::new(NodeState {
+            scheduler: scheduler.clone(),
+            context: processes.context().clone(),
+            config: self.config.clone(),
+        });
+        let bind = (self.config.host, self.config.port);
+        let server = HttpServer::new(move || {
+            App::new()
+                .app_data(state.clone())
+                .route("/healthz", web::get().to(http::healthz))
+                .route("/{tail:.*}", web::route().to(http::resolve))
+        })
+        .workers(2)
+        .disable_signals()
+        .bind(bind)
+        .map_err(|e| NodeError::Bind {
+            addr: format!("{}:{}", bind.0, bind.1),
+            detail: e.to_string(),
+        })?;
+        let addr = server
+            .addrs()
+            .first()
+            .copied()
+            .ok_or_else(|| NodeError::Bind {
+                addr: format!("{}:{}", bind.0, bind.1),
+                detail: "no address bound".into(),
+            })?;
+        let server = server.run();
+        let handle = server.handle();
+        actix::spawn(async move {
+            if let Err(e) = server.await {
+                tracing::error!(error = %e, "the HTTP server stopped with an error");
+            }
+        });
+        Ok(Node {
+            scheduler,
+            processes,
+            http: handle,
+            addr,
+        })
+    }
+}
+
+/// A running node.
+pub struct Node {
+    scheduler: Scheduler,
+    processes: Processes,
+    http: actix_web::dev::ServerHandle,
+    addr: SocketAddr,
+}
+
+impl Node {
+    /// The address the HTTP server listens on.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// `http://<addr>`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// The scheduler.
+    pub fn scheduler(&self) -> &Scheduler {
+        &self.scheduler
+    }
+
+    /// The process layer.
+    pub fn processes(&self) -> &Processes {
+        &self.processes
+    }
+
+    /// Stops accepting requests, lets in-flight ones finish, snapshots the
+    /// workers, and waits until every write is durable.
+    pub async fn shutdown(&self) {
+        self.http.stop(true).await;
+        self.processes.shutdown().await;
+        self.scheduler.shutdown().await;
+    }
+}

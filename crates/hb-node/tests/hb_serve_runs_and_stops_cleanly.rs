@@ -1,0 +1,116 @@
+//! The real `hb` binary: `hb serve` on a temporary data dir and a random
+//! port prints its URL, answers `/healthz`, keeps what it acknowledged
+//! across SIGTERM and a restart on the same data dir (exiting 0), and an
+//! invalid setting stops start-up with exit code 2 naming the setting.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+
+use hb_message::json::to_json;
+use hb_message::{Message, NodeKey};
+
+/// Starts `hb serve` and returns the child and its URL.
+fn serve(dir: &std::path::Path) -> (Child, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_hb"))
+        .args(["serve", "--port", "0", "--data-dir"])
+        .arg(dir)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("hb starts");
+    let stdout = child.stdout.take().expect("piped stdout");
+    let mut lines = BufReader::new(stdout).lines();
+    let url = loop {
+        let line = lines
+            .next()
+            .expect("hb prints its URL before anything fails")
+            .expect("a line");
+        if let Some(url) = line.strip_prefix("listening on ") {
+            break url.trim().to_string();
+        }
+    };
+    (child, url)
+}
+
+fn terminate(mut child: Child) -> i32 {
+    let pid = child.id().to_string();
+    let sent = Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .expect("kill runs");
+    assert!(sent.success());
+    child.wait().expect("hb exits").code().unwrap_or(-1)
+}
+
+#[actix_rt::test]
+async fn serve_answers_survives_sigterm_and_restart() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let (child, url) = serve(dir.path());
+    let mut health = awc::Client::new()
+        .get(format!("{url}/healthz"))
+        .send()
+        .await
+        .expect("answers");
+    assert_eq!(health.status().as_u16(), 200);
+    assert_eq!(health.json::<serde_json::Value>().await?["status"], "ok");
+    // The node's address names it as the scheduler.
+    let key = hb_message::NodeKey::load(&dir.path().join("node.key"))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(dir.path().join("node.key"))?
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600, "the node key is private");
+    }
+    let def = Message::new()
+        .with("type", "Process")?
+        .with("scheduler", key.address())?
+        .with("execution-device", "test-device@1.0")?
+        .commit(&NodeKey::from_seed(&[2; 32]), None)?;
+    let pid = def.id_all()?.to_human();
+    let res = awc::Client::new()
+        .post(format!("{url}/~scheduler@1.0/schedule"))
+        .send_json(&to_json(&def))
+        .await
+        .expect("answers");
+    assert_eq!(res.status().as_u16(), 200);
+    assert_eq!(terminate(child), 0, "SIGTERM exits 0");
+
+    // Restarted on the same data dir: the acknowledged registration is there.
+    let (child, url) = serve(dir.path());
+    let mut slot = awc::Client::new()
+        .get(format!("{url}/~scheduler@1.0/slot?target={pid}"))
+        .send()
+        .await
+        .expect("answers");
+    assert_eq!(slot.status().as_u16(), 200);
+    assert_eq!(slot.json::<serde_json::Value>().await?["current"], 0);
+    assert_eq!(terminate(child), 0);
+    Ok(())
+}
+
+#[test]
+fn an_invalid_setting_exits_2_naming_it() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = Command::new(env!("CARGO_BIN_EXE_hb"))
+        .args([
+            "serve",
+            "--port",
+            "0",
+            "--scheduling-mode",
+            "eager",
+            "--data-dir",
+        ])
+        .arg(dir.path())
+        .output()
+        .expect("hb runs");
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("scheduling_mode"), "{stderr}");
+    let out = Command::new(env!("CARGO_BIN_EXE_hb"))
+        .args(["serve", "--no-such-flag"])
+        .output()
+        .expect("hb runs");
+    assert_eq!(out.status.code(), Some(2), "bad usage");
+}
