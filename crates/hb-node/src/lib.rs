@@ -9,7 +9,7 @@
 //! subcommands, `/metrics`, `/~meta@1.0/info`, aos-2 content negotiation
 //! beyond the scheduler device's own, and docs/http-api.md.
 //!
-//! ```no_run
+//! ```
 //! # use std::sync::Arc;
 //! # use hb_node::{NodeBuilder, NodeConfig};
 //! # #[actix_rt::main]
