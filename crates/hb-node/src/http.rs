@@ -77,6 +77,31 @@ fn from_error(e: &(impl ErrorCode + std::fmt::Display)) -> Refusal {
     refusal(e.status(), e.code(), e.to_string())
 }
 
+/// `GET /~meta@1.0/info[/<key>]`: the node's address, version and
+/// non-secret settings (never the key). Other methods get 405.
+pub(crate) async fn meta_info(req: HttpRequest, state: web::Data<NodeState>) -> HttpResponse {
+    if req.method() != actix_web::http::Method::GET {
+        return error(405, "method-not-allowed", "the node's info is read-only");
+    }
+    let c = &state.config;
+    let info = serde_json::json!({
+        "address": state.scheduler.address(),
+        "version": env!("CARGO_PKG_VERSION"),
+        "scheduling-mode": state.scheduler.config().mode.as_str(),
+        "host": c.host.to_string(),
+        "port": c.port,
+        "max-body-bytes": c.max_body_bytes,
+        "max-json-depth": c.max_json_depth,
+    });
+    match req.match_info().get("key").filter(|k| !k.is_empty()) {
+        None => HttpResponse::Ok().json(info),
+        Some(key) => match info.get(key) {
+            Some(v) => HttpResponse::Ok().json(v),
+            None => error(404, "not-found", format!("no info key {key:?}")),
+        },
+    }
+}
+
 /// `GET /healthz`.
 pub(crate) async fn healthz(state: web::Data<NodeState>) -> HttpResponse {
     match state.scheduler.processes().await {

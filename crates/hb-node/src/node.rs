@@ -118,6 +118,8 @@ impl NodeBuilder {
             App::new()
                 .app_data(state.clone())
                 .route("/healthz", web::get().to(http::healthz))
+                .route("/~meta@1.0/info", web::route().to(http::meta_info))
+                .route("/~meta@1.0/info/{key}", web::route().to(http::meta_info))
                 .route("/{tail:.*}", web::route().to(http::resolve))
         })
         .workers(2)

@@ -198,3 +198,26 @@ async fn malformed_requests_get_json_4xx_errors_and_change_nothing() -> anyhow::
     node.shutdown().await;
     Ok(())
 }
+
+#[actix_rt::test]
+async fn meta_info_tells_the_address_and_settings_but_never_the_key() -> anyhow::Result<()> {
+    let node = start();
+    let (status, info, _) = get(&node, "/~meta@1.0/info").await;
+    assert_eq!(status, 200, "{info}");
+    assert_eq!(info["address"].as_str(), Some(node.scheduler().address()));
+    assert_eq!(info["scheduling-mode"].as_str(), Some("local_confirmation"));
+    let text = info.to_string();
+    assert!(!text.contains("key\""), "no key material: {text}");
+    let (status, address, _) = get(&node, "/~meta@1.0/info/address").await;
+    assert_eq!(
+        (status, address.as_str()),
+        (200, Some(node.scheduler().address()))
+    );
+    let (status, err) = post(&node, "/~meta@1.0/info", &Message::new()).await;
+    assert_eq!(
+        (status, err["error"].as_str()),
+        (405, Some("method-not-allowed"))
+    );
+    node.shutdown().await;
+    Ok(())
+}
