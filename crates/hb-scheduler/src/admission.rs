@@ -113,7 +113,10 @@ enum Stage {
 #[derive(Debug)]
 pub struct Admission<'p> {
     policy: &'p AdmissionPolicy,
+    /// Everything but the body, which is held apart (shared with the
+    /// verification pool, not copied) until it is admitted.
     admitted: Admitted,
+    body: Arc<Message>,
     stage: Stage,
     verdict: Option<Verification>,
     location: Option<Option<String>>,
@@ -171,9 +174,10 @@ impl<'p> Admission<'p> {
         };
         Ok(Admission {
             policy,
+            body: Arc::new(body),
             admitted: Admitted {
                 pid,
-                body,
+                body: Message::new(),
                 signed,
                 registration,
                 dedup: None,
@@ -214,11 +218,7 @@ impl<'p> Admission<'p> {
                 Stage::Verify => {
                     // 5. Signatures.
                     match self.verdict.take() {
-                        None => {
-                            return Ok(Step::Need(Need::Verification(Arc::new(
-                                self.admitted.body.clone(),
-                            ))))
-                        }
+                        None => return Ok(Step::Need(Need::Verification(Arc::clone(&self.body)))),
                         Some(Verification::Invalid {
                             commitment,
                             reason,
@@ -247,7 +247,13 @@ impl<'p> Admission<'p> {
                     if self.policy.config.mode == SchedulingMode::Disabled {
                         return Err(SchedulerError::SchedulingDisabled);
                     }
-                    return Ok(Step::Admitted(self.admitted.clone()));
+                    // The body moves out (copied only if the pool still
+                    // holds its share); a step after this one has none.
+                    let body = std::mem::take(&mut self.body);
+                    let mut admitted = self.admitted.clone();
+                    admitted.body =
+                        Arc::try_unwrap(body).unwrap_or_else(|shared| (*shared).clone());
+                    return Ok(Step::Admitted(admitted));
                 }
             }
         }
@@ -279,7 +285,7 @@ impl<'p> Admission<'p> {
                 }),
             };
         }
-        let named = scheduler_of(&self.admitted.body)?;
+        let named = scheduler_of(&self.body)?;
         if named.address != self.policy.node_address {
             // A hint in the definition redirects at once; otherwise the
             // location cache says where that scheduler is.
@@ -292,10 +298,10 @@ impl<'p> Admission<'p> {
             self.remote = Some(named.address.clone());
             return Ok(Some(Need::Location(named.address)));
         }
-        self.admitted.dedup = process_dedup(&self.admitted.body)?;
+        self.admitted.dedup = process_dedup(&self.body)?;
         if self.policy.config.validate_process_devices {
             if let Some(known) = &self.policy.known_device {
-                check_devices(&self.admitted.body, known.as_ref())?;
+                check_devices(&self.body, known.as_ref())?;
             }
         }
         Ok(None)
