@@ -82,7 +82,18 @@ const COUNTER: &str = include_str!("../../../examples/lua/counter.lua");
 
 /// Computes `slots` slots from init; returns (slots/s, CPU µs per slot,
 /// dry-runs/s on the final state).
-async fn run(kind: Kind, slots: usize, snapshot_every: u64) -> (f64, f64, f64) {
+/// A node's parts for one scenario: a sled store in a temporary directory
+/// (kept alive by the returned `TempDir`), a scheduler, and one process of
+/// `kind` registered with `slots` messages scheduled on it (concurrently,
+/// in waves: the order does not matter to these processes).
+struct Setup {
+    _dir: tempfile::TempDir,
+    store: Arc<dyn Store>,
+    scheduler: hb_scheduler::Scheduler,
+    pid: hb_message::Id,
+}
+
+async fn setup(kind: Kind, slots: usize) -> Setup {
     let dir = tempfile::tempdir().expect("a temporary directory");
     let store: Arc<dyn Store> = Arc::new(SledStore::open(dir.path()).expect("the store opens"));
     let key = NodeKey::from_seed(&[9; 32]);
@@ -115,7 +126,6 @@ async fn run(kind: Kind, slots: usize, snapshot_every: u64) -> (f64, f64, f64) {
         ..Default::default()
     };
     scheduler.schedule(request(def)).await.expect("registered");
-    // Concurrently, in waves (the order of `add`s does not matter).
     let all: Vec<usize> = (1..=slots).collect();
     for wave in all.chunks(256) {
         let calls = wave.iter().map(|n| {
@@ -138,6 +148,21 @@ async fn run(kind: Kind, slots: usize, snapshot_every: u64) -> (f64, f64, f64) {
             r.expect("scheduled");
         }
     }
+    Setup {
+        _dir: dir,
+        store,
+        scheduler,
+        pid,
+    }
+}
+
+async fn run(kind: Kind, slots: usize, snapshot_every: u64) -> (f64, f64, f64) {
+    let Setup {
+        _dir,
+        scheduler,
+        pid,
+        ..
+    } = setup(kind, slots).await;
     let processes = ProcessBuilder::new(scheduler.clone())
         .config(ProcessConfig {
             snapshot_every,
@@ -265,37 +290,12 @@ async fn idle_workers(n: usize) -> (f64, u64) {
 /// `n - 500` with a snapshot every `every` slots (0: slot 0 only) and
 /// restarted; the time for a fresh process layer to compute slot `n`.
 async fn cold(n: usize, every: u64) -> (f64, u64) {
-    let dir = tempfile::tempdir().expect("a temporary directory");
-    let store: Arc<dyn Store> = Arc::new(SledStore::open(dir.path()).expect("the store opens"));
-    let key = NodeKey::from_seed(&[9; 32]);
-    let scheduler = SchedulerBuilder::new(Arc::clone(&store), key.clone())
-        .start()
-        .expect("the scheduler starts");
-    let def = Message::new()
-        .with("type", "Process")
-        .and_then(|m| m.with("scheduler", key.address()))
-        .and_then(|m| m.with("execution-device", "lua@5.3a"))
-        .and_then(|m| m.with("script", COUNTER))
-        .expect("literal keys");
-    let pid = def.id_all().expect("an ID");
-    let request = |message| ScheduleRequest {
-        message,
-        ..Default::default()
-    };
-    scheduler.schedule(request(def)).await.expect("registered");
-    let all: Vec<usize> = (1..=n).collect();
-    for wave in all.chunks(512) {
-        let calls = wave.iter().map(|_| {
-            let m = Message::new()
-                .with("target", pid.to_human())
-                .and_then(|m| m.with("action", "Inc"))
-                .expect("literal keys");
-            scheduler.schedule(request(m))
-        });
-        for r in futures::future::join_all(calls).await {
-            r.expect("scheduled");
-        }
-    }
+    let Setup {
+        _dir,
+        store,
+        scheduler,
+        pid,
+    } = setup(Kind::LuaCounter, n).await;
     let config = ProcessConfig {
         snapshot_every: every,
         ..ProcessConfig::default()
