@@ -1,34 +1,16 @@
-//! `hb`: the node binary. `hb serve` runs a node on the embedded sled store.
-//! (The client subcommands of SPEC §7.6 are not built yet.)
+//! `hb serve`: runs a node on the embedded sled store until SIGTERM or
+//! Ctrl-C.
 
 use std::net::IpAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use clap::{Parser, Subcommand};
 use hb_node::{NodeBuilder, NodeConfig};
 use hb_scheduler::SchedulingMode;
 
-#[derive(Parser)]
-#[command(
-    name = "hb",
-    version,
-    about = "hb: HyperBEAM's device and process layer, in Rust"
-)]
-struct Cli {
-    #[command(subcommand)]
-    command: Command,
-}
-
-#[derive(Subcommand)]
-enum Command {
-    /// Run a node on the embedded sled store.
-    Serve(Serve),
-}
-
 #[derive(clap::Args)]
-struct Serve {
+pub struct Serve {
     /// Where the store and the node key live.
     #[arg(long, default_value = "./hb-data")]
     data_dir: PathBuf,
@@ -46,28 +28,7 @@ struct Serve {
     scheduling_mode: String,
 }
 
-fn main() -> ExitCode {
-    let cli = match Cli::try_parse() {
-        Ok(cli) => cli,
-        Err(e) => {
-            let usage = e.use_stderr();
-            let _ = e.print();
-            return ExitCode::from(if usage { 2 } else { 0 });
-        }
-    };
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
-    match cli.command {
-        Command::Serve(args) => serve(args),
-    }
-}
-
-fn serve(args: Serve) -> ExitCode {
+pub fn run(args: Serve) -> ExitCode {
     let scheduling_mode: SchedulingMode = match args.scheduling_mode.parse() {
         Ok(m) => m,
         Err(e) => {
