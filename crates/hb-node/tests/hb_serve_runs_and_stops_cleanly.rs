@@ -29,6 +29,8 @@ fn serve(dir: &std::path::Path) -> (Child, String) {
             break url.trim().to_string();
         }
     };
+    // Keep draining stdout so the node never writes into a closed pipe.
+    std::thread::spawn(move || lines.for_each(drop));
     (child, url)
 }
 
