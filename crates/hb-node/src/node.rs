@@ -8,7 +8,7 @@ use actix_web::{web, App, HttpServer};
 use hb_device::Context;
 use hb_message::NodeKey;
 use hb_process::{ProcessBuilder, ProcessConfig, Processes};
-use hb_scheduler::{Scheduler, SchedulerBuilder, SchedulerConfig};
+use hb_scheduler::{Clock, Scheduler, SchedulerBuilder, SchedulerConfig};
 use hb_store::Store;
 
 use crate::config::NodeConfig;
@@ -63,6 +63,7 @@ pub struct NodeBuilder {
     config: NodeConfig,
     scheduler_config: SchedulerConfig,
     process_config: ProcessConfig,
+    clock: Option<Arc<dyn Clock>>,
 }
 
 impl NodeBuilder {
@@ -74,7 +75,16 @@ impl NodeBuilder {
             config: NodeConfig::default(),
             scheduler_config: SchedulerConfig::default(),
             process_config: ProcessConfig::default(),
+            clock: None,
         }
+    }
+
+    /// The clock the scheduler and the workers read (default: the system
+    /// clock). A `ManualClock` makes every answer reproducible, which the
+    /// documentation's examples rely on.
+    pub fn clock(mut self, clock: Arc<dyn Clock>) -> NodeBuilder {
+        self.clock = Some(clock);
+        self
     }
 
     /// The node's settings (address, limits).
@@ -101,7 +111,11 @@ impl NodeBuilder {
         self.config.validate()?;
         let mut scheduler_config = self.scheduler_config;
         scheduler_config.mode = self.config.scheduling_mode;
-        let scheduler = SchedulerBuilder::new(Arc::clone(&self.store), self.key)
+        let mut scheduler = SchedulerBuilder::new(Arc::clone(&self.store), self.key);
+        if let Some(clock) = self.clock {
+            scheduler = scheduler.clock(clock);
+        }
+        let scheduler = scheduler
             .config(scheduler_config)
             .device_check(Arc::new(|name: &str| BUILT_IN_DEVICES.contains(&name)))
             .start()?;
