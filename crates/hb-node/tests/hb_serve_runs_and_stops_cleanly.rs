@@ -3,22 +3,14 @@
 //! across SIGTERM and a restart on the same data dir (exiting 0), and an
 //! invalid setting stops start-up with exit code 2 naming the setting.
 
+mod support;
+
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 
 use hb_message::json::to_json;
 use hb_message::{Message, NodeKey};
-
-/// `hb` without the caller's `HB_*` variables (each must name a setting).
-fn hb() -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_hb"));
-    for (name, _) in std::env::vars_os() {
-        if name.to_string_lossy().starts_with("HB_") {
-            command.env_remove(name);
-        }
-    }
-    command
-}
+use support::hb;
 
 /// Starts `hb serve` and returns the child and its URL.
 fn serve(dir: &std::path::Path) -> (Child, String) {
