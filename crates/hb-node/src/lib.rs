@@ -1,13 +1,14 @@
 //! # hb-node: the node
 //!
 //! **Status: a first slice of issue 10.** Owns the node's settings
-//! ([`NodeConfig`], from flags only so far), the [`NodeBuilder`] that
-//! starts the scheduler, the process layer and the HTTP server on one
-//! store and key, the HTTP API ([`http`]: the resolution routes of SPEC
-//! §7.2–7.3, JSON errors of §7.4, `/healthz`, `/~meta@1.0/info`), and the
-//! `hb` binary with `hb serve`. Not yet: TOML and `HB_*` configuration, the
-//! client subcommands, `/metrics`, aos-2 content negotiation
-//! beyond the scheduler device's own, and docs/http-api.md.
+//! ([`config`]: the list of every setting, [`NodeConfig`] loaded from a
+//! TOML file, `HB_*` variables and flags, docs/configuration.md), the
+//! [`NodeBuilder`] that starts the scheduler, the process layer and the
+//! HTTP server on one store and key, the HTTP API ([`http`]: the
+//! resolution routes of SPEC §7.2–7.3, JSON errors of §7.4, `/healthz`,
+//! `/~meta@1.0/info`), and the `hb` binary with `hb serve`. Not yet: the
+//! client subcommands, `/metrics`, aos-2 content negotiation beyond the
+//! scheduler device's own, and docs/http-api.md.
 //!
 //! ```
 //! # use std::sync::Arc;
@@ -31,5 +32,5 @@ pub mod config;
 pub mod http;
 mod node;
 
-pub use config::{ConfigError, NodeConfig};
+pub use config::{ConfigError, NodeConfig, Setting, SETTINGS};
 pub use node::{Node, NodeBuilder, NodeError, BUILT_IN_DEVICES};

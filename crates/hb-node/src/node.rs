@@ -14,7 +14,8 @@ use hb_store::Store;
 use crate::config::NodeConfig;
 use crate::http;
 
-/// Devices every node has, for `validate_process_devices`.
+/// Devices a node has, for `validate_process_devices`; `test-device@1.0`
+/// only with `enable_test_devices`.
 pub const BUILT_IN_DEVICES: [&str; 8] = [
     "message@1.0",
     "stack@1.0",
@@ -55,14 +56,14 @@ pub(crate) struct NodeState {
     pub config: NodeConfig,
 }
 
-/// Builds a node. Defaults: SPEC's settings for the node, the scheduler and
-/// the process layer.
+/// Builds a node. Defaults: SPEC's settings ([`NodeConfig::default`]), from
+/// which the scheduler's and the process layer's derive.
 pub struct NodeBuilder {
     store: Arc<dyn Store>,
     key: NodeKey,
     config: NodeConfig,
-    scheduler_config: SchedulerConfig,
-    process_config: ProcessConfig,
+    scheduler_config: Option<SchedulerConfig>,
+    process_config: Option<ProcessConfig>,
     clock: Option<Arc<dyn Clock>>,
 }
 
@@ -73,8 +74,8 @@ impl NodeBuilder {
             store,
             key,
             config: NodeConfig::default(),
-            scheduler_config: SchedulerConfig::default(),
-            process_config: ProcessConfig::default(),
+            scheduler_config: None,
+            process_config: None,
             clock: None,
         }
     }
@@ -87,21 +88,26 @@ impl NodeBuilder {
         self
     }
 
-    /// The node's settings (address, limits).
+    /// The node's settings. Unless overridden below, the scheduler's and
+    /// the process layer's settings derive from them
+    /// ([`NodeConfig::scheduler_config`], [`NodeConfig::process_config`]).
     pub fn config(mut self, config: NodeConfig) -> NodeBuilder {
         self.config = config;
         self
     }
 
-    /// The scheduler's settings.
+    /// The scheduler's settings, used as given instead of those derived
+    /// from the node's settings.
     pub fn scheduler_config(mut self, config: SchedulerConfig) -> NodeBuilder {
-        self.scheduler_config = config;
+        self.scheduler_config = Some(config);
         self
     }
 
-    /// The process layer's settings.
+    /// The process layer's settings, used as given instead of those
+    /// derived from the node's settings. Whether `test-device@1.0` is
+    /// registered stays the node's `enable_test_devices`.
     pub fn process_config(mut self, config: ProcessConfig) -> NodeBuilder {
-        self.process_config = config;
+        self.process_config = Some(config);
         self
     }
 
@@ -109,18 +115,27 @@ impl NodeBuilder {
     /// before this returns). Inside a running actix system.
     pub fn start(self) -> Result<Node, NodeError> {
         self.config.validate()?;
-        let mut scheduler_config = self.scheduler_config;
-        scheduler_config.mode = self.config.scheduling_mode;
+        let scheduler_config = self
+            .scheduler_config
+            .unwrap_or_else(|| self.config.scheduler_config());
+        let process_config = self
+            .process_config
+            .unwrap_or_else(|| self.config.process_config());
+        let test_devices = self.config.enable_test_devices;
         let mut scheduler = SchedulerBuilder::new(Arc::clone(&self.store), self.key);
         if let Some(clock) = self.clock {
             scheduler = scheduler.clock(clock);
         }
         let scheduler = scheduler
             .config(scheduler_config)
-            .device_check(Arc::new(|name: &str| BUILT_IN_DEVICES.contains(&name)))
+            .device_check(Arc::new(move |name: &str| {
+                BUILT_IN_DEVICES.contains(&name)
+                    && (test_devices || name != hb_process::test_device::NAME)
+            }))
             .start()?;
         let processes = ProcessBuilder::new(scheduler.clone())
-            .config(self.process_config)
+            .config(process_config)
+            .test_devices(test_devices)
             .start()?;
         let state = web::Data::new(NodeState {
             scheduler: scheduler.clone(),

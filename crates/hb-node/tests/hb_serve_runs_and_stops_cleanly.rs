@@ -3,16 +3,26 @@
 //! across SIGTERM and a restart on the same data dir (exiting 0), and an
 //! invalid setting stops start-up with exit code 2 naming the setting.
 
+mod support;
+
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 
 use hb_message::json::to_json;
 use hb_message::{Message, NodeKey};
+use support::hb;
 
 /// Starts `hb serve` and returns the child and its URL.
 fn serve(dir: &std::path::Path) -> (Child, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_hb"))
-        .args(["serve", "--port", "0", "--data-dir"])
+    let mut child = hb()
+        // The process below runs on test-device@1.0.
+        .args([
+            "serve",
+            "--enable-test-devices",
+            "--port",
+            "0",
+            "--data-dir",
+        ])
         .arg(dir)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -29,7 +39,7 @@ fn serve(dir: &std::path::Path) -> (Child, String) {
             break url.trim().to_string();
         }
     };
-    // Keep draining stdout so the node never writes into a closed pipe.
+    // Keep reading, so the node's later lines find an open pipe.
     std::thread::spawn(move || lines.for_each(drop));
     (child, url)
 }
@@ -95,7 +105,7 @@ async fn serve_answers_survives_sigterm_and_restart() -> anyhow::Result<()> {
 #[test]
 fn an_invalid_setting_exits_2_naming_it() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let out = Command::new(env!("CARGO_BIN_EXE_hb"))
+    let out = hb()
         .args([
             "serve",
             "--port",
@@ -110,7 +120,7 @@ fn an_invalid_setting_exits_2_naming_it() {
     assert_eq!(out.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("scheduling_mode"), "{stderr}");
-    let out = Command::new(env!("CARGO_BIN_EXE_hb"))
+    let out = hb()
         .args(["serve", "--no-such-flag"])
         .output()
         .expect("hb runs");

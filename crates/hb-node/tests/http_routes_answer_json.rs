@@ -17,6 +17,8 @@ fn start() -> Node {
         .config(NodeConfig {
             port: 0,
             max_body_bytes: 64 * 1024,
+            // The processes below run on test-device@1.0.
+            enable_test_devices: true,
             ..NodeConfig::default()
         })
         .start()

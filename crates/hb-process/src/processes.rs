@@ -69,12 +69,14 @@ pub struct ProcessBuilder {
     config: ProcessConfig,
     devices: DeviceRegistry,
     clock: Option<Arc<dyn Clock>>,
+    test_devices: bool,
 }
 
 impl std::fmt::Debug for ProcessBuilder {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ProcessBuilder")
             .field("config", &self.config)
+            .field("test_devices", &self.test_devices)
             .finish_non_exhaustive()
     }
 }
@@ -92,14 +94,23 @@ impl ProcessBuilder {
     /// A builder on `scheduler` (its store and node key are the layer's),
     /// with SPEC's settings and the built-in devices (`message@1.0`,
     /// `stack@1.0`, `scheduler@1.0`, `test-device@1.0`, `process@1.0`,
-    /// `push@1.0`, `patch@1.0`, `lua@5.3a`).
+    /// `push@1.0`, `patch@1.0`, `lua@5.3a`). `test-device@1.0` is
+    /// registered unless [`test_devices`](Self::test_devices) turns it off.
     pub fn new(scheduler: Scheduler) -> ProcessBuilder {
         ProcessBuilder {
             scheduler,
             config: ProcessConfig::default(),
             devices: DeviceRegistry::new(),
             clock: None,
+            test_devices: true,
         }
+    }
+
+    /// Whether `test-device@1.0` is registered (default true, for tests and
+    /// embedders; the node passes its `enable_test_devices`, default false).
+    pub fn test_devices(mut self, enabled: bool) -> ProcessBuilder {
+        self.test_devices = enabled;
+        self
     }
 
     /// The settings.
@@ -137,6 +148,9 @@ impl ProcessBuilder {
             Arc::new(crate::patch::PatchDevice::new()),
             Arc::new(crate::lua_device::LuaDevice::new(self.config.lua_limits)),
         ] {
+            if device.name() == crate::test_device::NAME && !self.test_devices {
+                continue;
+            }
             if !self.devices.contains(device.name()) {
                 self.devices
                     .register(device)

@@ -1,66 +1,125 @@
-//! `hb serve`: runs a node on the embedded sled store until SIGTERM or
-//! Ctrl-C.
+//! `hb serve`: loads the settings (TOML file < `HB_*` variables < flags,
+//! docs/configuration.md), then runs a node on the embedded sled store
+//! until SIGTERM or Ctrl-C. An invalid setting stops start-up with exit
+//! code 2 and one line naming it, before anything is created.
 
-use std::net::IpAddr;
+use std::collections::BTreeMap;
+use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use hb_node::{NodeBuilder, NodeConfig};
-use hb_scheduler::SchedulingMode;
+use clap::{Arg, ArgMatches, Args, Command, FromArgMatches};
+use hb_node::config::{ValueKind, ENV_PREFIX};
+use hb_node::{ConfigError, NodeBuilder, NodeConfig, SETTINGS};
 
 #[derive(clap::Args)]
 pub struct Serve {
-    /// Where the store and the node key live.
-    #[arg(long, default_value = "./hb-data")]
-    data_dir: PathBuf,
-    /// The address to listen on.
-    #[arg(long, default_value = "127.0.0.1")]
-    host: IpAddr,
-    /// The port to listen on (0: any free port).
-    #[arg(long, default_value_t = 8734)]
-    port: u16,
-    /// The node key (default `<data-dir>/node.key`, created with mode 0600).
+    /// A TOML file of settings; HB_* variables and flags override it.
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Print the effective settings as TOML and exit without starting.
     #[arg(long)]
-    key_file: Option<PathBuf>,
-    /// aggressive, local_confirmation, remote_confirmation or disabled.
-    #[arg(long, default_value = "local_confirmation")]
-    scheduling_mode: String,
+    print_config: bool,
+    #[command(flatten)]
+    settings: SettingFlags,
+}
+
+/// One flag per setting, made from the list of settings: setting name →
+/// the value as given on the command line.
+#[derive(Debug, Default)]
+struct SettingFlags(BTreeMap<String, String>);
+
+impl FromArgMatches for SettingFlags {
+    fn from_arg_matches(matches: &ArgMatches) -> Result<SettingFlags, clap::Error> {
+        let mut given = BTreeMap::new();
+        for setting in SETTINGS {
+            if let Some(value) = matches.get_one::<String>(setting.name) {
+                given.insert(setting.name.to_string(), value.clone());
+            }
+        }
+        Ok(SettingFlags(given))
+    }
+
+    fn update_from_arg_matches(&mut self, matches: &ArgMatches) -> Result<(), clap::Error> {
+        *self = SettingFlags::from_arg_matches(matches)?;
+        Ok(())
+    }
+}
+
+impl Args for SettingFlags {
+    fn augment_args(command: Command) -> Command {
+        SETTINGS.iter().fold(command, |command, setting| {
+            let long = setting.flag.strip_prefix("--").unwrap_or(setting.flag);
+            let mut arg = Arg::new(setting.name)
+                .long(long)
+                .help(format!(
+                    "{} [default: {}] [env: {}]",
+                    setting.description, setting.default, setting.env
+                ))
+                .value_name("VALUE");
+            if setting.kind == ValueKind::Boolean {
+                // `--flag` alone means true; `--flag false` turns it off.
+                arg = arg
+                    .value_name("BOOL")
+                    .num_args(0..=1)
+                    .default_missing_value("true");
+            }
+            command.arg(arg)
+        })
+    }
+
+    fn augment_args_for_update(command: Command) -> Command {
+        SettingFlags::augment_args(command)
+    }
+}
+
+/// The process's `HB_*` variables (every other variable is left alone).
+fn hb_variables() -> Result<BTreeMap<String, String>, ConfigError> {
+    let mut vars = BTreeMap::new();
+    for (name, value) in std::env::vars_os() {
+        let name = name.to_string_lossy().into_owned();
+        if !name.starts_with(ENV_PREFIX) {
+            continue;
+        }
+        let value = value
+            .into_string()
+            .map_err(|_| ConfigError::new(name.clone(), "is not valid UTF-8"))?;
+        vars.insert(name, value);
+    }
+    Ok(vars)
+}
+
+/// The settings from the file named by `--config`, the environment and
+/// the flags.
+fn load(args: &Serve) -> Result<NodeConfig, ConfigError> {
+    let file = match &args.config {
+        Some(path) => Some(std::fs::read_to_string(path).map_err(|e| {
+            ConfigError::new("config", format!("cannot read {}: {e}", path.display()))
+        })?),
+        None => None,
+    };
+    NodeConfig::load(file.as_deref(), &hb_variables()?, &args.settings.0)
+}
+
+/// A refused setting: one line, exit code 2.
+fn refuse(e: &ConfigError) -> ExitCode {
+    eprintln!("hb: {}", e.to_string().replace('\n', " "));
+    ExitCode::from(2)
 }
 
 pub fn run(args: Serve) -> ExitCode {
-    let scheduling_mode: SchedulingMode = match args.scheduling_mode.parse() {
-        Ok(m) => m,
-        Err(e) => {
-            eprintln!("hb: invalid setting `scheduling_mode`: {e}");
-            return ExitCode::from(2);
-        }
+    let config = match load(&args) {
+        Ok(config) => config,
+        Err(e) => return refuse(&e),
     };
-    let config = NodeConfig {
-        host: args.host,
-        port: args.port,
-        data_dir: args.data_dir,
-        key_file: args.key_file,
-        scheduling_mode,
-        ..NodeConfig::default()
-    };
-    if let Err(e) = config.validate() {
-        eprintln!("hb: {e}");
-        return ExitCode::from(2);
+    if args.print_config {
+        print!("{}", config.to_toml());
+        return ExitCode::SUCCESS;
     }
-    if let Err(e) = std::fs::create_dir_all(&config.data_dir) {
-        eprintln!(
-            "hb: invalid setting `data_dir`: {}: {e}",
-            config.data_dir.display()
-        );
-        return ExitCode::from(2);
-    }
-    let key = match hb_message::NodeKey::load_or_create(&config.key_path()) {
-        Ok(k) => k,
-        Err(e) => {
-            eprintln!("hb: invalid setting `key_file`: {e}");
-            return ExitCode::from(2);
-        }
+    let key = match config.prepare() {
+        Ok(key) => key,
+        Err(e) => return refuse(&e),
     };
     let store: Arc<dyn hb_store::Store> = match hb_store::SledStore::open(&config.data_dir) {
         Ok(s) => Arc::new(s),
@@ -80,9 +139,13 @@ pub fn run(args: Serve) -> ExitCode {
                 return ExitCode::from(1);
             }
         };
-        println!("hb node {address}");
-        println!("listening on {}", node.url());
-        println!("data dir {}", data_dir.display());
+        // A closed stdout (the reader went away) must not stop the node.
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(out, "hb node {address}");
+        let _ = writeln!(out, "listening on {}", node.url());
+        let _ = writeln!(out, "data dir {}", data_dir.display());
+        let _ = out.flush();
+        drop(out);
         wait_for_signal().await;
         eprintln!("hb: stopping");
         node.shutdown().await;
