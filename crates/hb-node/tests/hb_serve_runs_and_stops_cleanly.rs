@@ -29,6 +29,9 @@ fn serve(dir: &std::path::Path) -> (Child, String) {
             break url.trim().to_string();
         }
     };
+    // Keep reading: with the pipe closed, the node's next line on stdout
+    // (`data dir …`) would fail with EPIPE and stop it.
+    std::thread::spawn(move || lines.for_each(drop));
     (child, url)
 }
 
