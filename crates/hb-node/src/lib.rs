@@ -27,6 +27,7 @@
 
 #![deny(missing_docs)]
 
+pub mod client;
 pub mod config;
 pub mod http;
 mod node;
