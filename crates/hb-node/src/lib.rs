@@ -5,9 +5,10 @@
 //! starts the scheduler, the process layer and the HTTP server on one
 //! store and key, the HTTP API ([`http`]: the resolution routes of SPEC
 //! §7.2–7.3, JSON errors of §7.4, `/healthz`, `/~meta@1.0/info`), and the
-//! `hb` binary with `hb serve`. Not yet: TOML and `HB_*` configuration, the
-//! client subcommands, `/metrics`, aos-2 content negotiation
-//! beyond the scheduler device's own, and docs/http-api.md.
+//! `hb` binary with `hb serve` and the client subcommands, which use the
+//! HTTP [`client`]. Not yet: TOML and `HB_*` configuration, `/metrics`,
+//! aos-2 content negotiation beyond the scheduler device's own, and
+//! docs/http-api.md.
 //!
 //! ```
 //! # use std::sync::Arc;
