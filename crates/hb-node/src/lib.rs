@@ -6,8 +6,8 @@
 //! [`NodeBuilder`] that starts the scheduler, the process layer and the
 //! HTTP server on one store and key, the HTTP API ([`http`]: the
 //! resolution routes of SPEC §7.2–7.3, JSON errors of §7.4, `/healthz`,
-//! `/~meta@1.0/info`), and the `hb` binary with `hb serve`. Not yet: the
-//! client subcommands, `/metrics`, aos-2 content negotiation beyond the
+//! `/~meta@1.0/info`), and the `hb` binary with `hb serve` and the client subcommands, which use
+//! the HTTP [`client`]. Not yet: `/metrics`, aos-2 content negotiation beyond the
 //! scheduler device's own, and docs/http-api.md.
 //!
 //! ```
@@ -28,6 +28,7 @@
 
 #![deny(missing_docs)]
 
+pub mod client;
 pub mod config;
 pub mod http;
 mod node;

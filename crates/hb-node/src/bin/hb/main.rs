@@ -31,11 +31,7 @@ enum Command {
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
-        Err(e) => {
-            let usage = e.use_stderr();
-            let _ = e.print();
-            return ExitCode::from(if usage { 2 } else { 0 });
-        }
+        Err(e) => return usage_error(&e),
     };
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -47,5 +43,28 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Serve(args) => serve::run(args),
         Command::Client(command) => client::run(command),
+    }
+}
+
+/// Help and version go out as clap writes them; any other parse error is
+/// bad usage, one line on stderr (`hb: usage: …`), exit 2.
+fn usage_error(e: &clap::Error) -> ExitCode {
+    use clap::error::ErrorKind;
+    match e.kind() {
+        ErrorKind::DisplayHelp
+        | ErrorKind::DisplayVersion
+        | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
+            let _ = e.print();
+            ExitCode::from(if e.use_stderr() { 2 } else { 0 })
+        }
+        _ => {
+            let text = e.render().to_string();
+            // The first paragraph names the problem; usage and tips follow.
+            let first = text.split("\n\n").next().unwrap_or_default();
+            let first = first.strip_prefix("error: ").unwrap_or(first);
+            let line = first.split_whitespace().collect::<Vec<_>>().join(" ");
+            eprintln!("hb: usage: {line} (see hb --help)");
+            ExitCode::from(2)
+        }
     }
 }
