@@ -9,8 +9,13 @@ use super::settings::{Raw, Setting, SETTINGS};
 use super::{ConfigError, NodeConfig};
 
 /// The prefix of the environment variables that name settings. Every
-/// variable with it must name one.
+/// variable with it must name one, except the [`CLIENT_VARIABLES`].
 pub const ENV_PREFIX: &str = "HB_";
+
+/// `HB_*` variables read by the client subcommands, not by `hb serve`
+/// (`HB_NODE`: the node a client talks to), so a shell that sets them can
+/// still start a node.
+pub const CLIENT_VARIABLES: [&str; 1] = ["HB_NODE"];
 
 /// Where a setting's value came from, for error messages.
 #[derive(Debug, Clone, Copy)]
@@ -89,7 +94,10 @@ pub(super) fn load(
             )?;
         }
     }
-    for (var, value) in env.iter().filter(|(var, _)| var.starts_with(ENV_PREFIX)) {
+    for (var, value) in env
+        .iter()
+        .filter(|(var, _)| var.starts_with(ENV_PREFIX) && !CLIENT_VARIABLES.contains(&var.as_str()))
+    {
         let setting = Setting::for_env(var).ok_or_else(|| {
             ConfigError::new(
                 var.as_str(),
@@ -215,6 +223,11 @@ mod tests {
 
     #[test]
     fn an_unknown_hb_variable_is_refused_by_name_and_others_are_ignored() {
+        let env = map(&[("HB_NODE", "http://127.0.0.1:1"), ("HOME", "/root")]);
+        assert!(
+            NodeConfig::load(None, &env, &none()).is_ok(),
+            "a client's variable does not stop a node"
+        );
         let env = map(&[("HB_PROT", "1"), ("HOME", "/root"), ("RUST_LOG", "debug")]);
         let err = NodeConfig::load(None, &env, &none()).unwrap_err();
         assert_eq!(err.setting, "HB_PROT", "{err}");

@@ -15,8 +15,8 @@ pub const DEFAULT_KEY_FILE: &str = "./hb-client.key";
 /// The node to talk to, and how to print.
 #[derive(clap::Args)]
 pub struct NodeArgs {
-    /// The node's URL.
-    #[arg(long, value_name = "URL", default_value = DEFAULT_NODE_URL)]
+    /// The node's URL (default: `HB_NODE`, else the local default).
+    #[arg(long, value_name = "URL", env = "HB_NODE", default_value = DEFAULT_NODE_URL)]
     pub node: String,
     /// Print one JSON document on stdout instead of text.
     #[arg(long)]
