@@ -1,13 +1,16 @@
 //! # hb-node: the node
 //!
-//! **Status: a first slice of issue 10.** Owns the node's settings
+//! **Status: issue 10, in part.** Owns the node's settings
 //! ([`NodeConfig`], from flags only so far), the [`NodeBuilder`] that
 //! starts the scheduler, the process layer and the HTTP server on one
-//! store and key, the HTTP API ([`http`]: the resolution routes of SPEC
-//! §7.2–7.3, JSON errors of §7.4, `/healthz`, `/~meta@1.0/info`), and the
-//! `hb` binary with `hb serve`. Not yet: TOML and `HB_*` configuration, the
-//! client subcommands, `/metrics`, aos-2 content negotiation
-//! beyond the scheduler device's own, and docs/http-api.md.
+//! store and key, the HTTP API ([`http`]: every route of SPEC §7.3, the
+//! headers and JSON errors of §7.2–7.4, panics contained as 500
+//! `internal`, a `tracing` span per request), `/metrics` ([`metrics`],
+//! SPEC §7.5), a shutdown that answers every accepted request
+//! ([`Node::shutdown`]), and the `hb` binary with `hb serve`. Not yet:
+//! TOML and `HB_*` configuration, the client subcommands, remote
+//! scheduler proxying, and the typed extras of errors (`phase`,
+//! `attempted-slot`, …).
 //!
 //! ```
 //! # use std::sync::Arc;
@@ -29,7 +32,8 @@
 
 pub mod config;
 pub mod http;
+pub mod metrics;
 mod node;
 
 pub use config::{ConfigError, NodeConfig};
-pub use node::{Node, NodeBuilder, NodeError, BUILT_IN_DEVICES};
+pub use node::{Node, NodeBuilder, NodeError, BUILT_IN_DEVICES, DEFAULT_SHUTDOWN_GRACE};
