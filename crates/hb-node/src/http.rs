@@ -287,7 +287,7 @@ fn percent_decode(s: &str) -> String {
 }
 
 fn truncate(s: &str) -> String {
-    const MAX: usize = 64;
+    const MAX: usize = 200;
     match s.char_indices().nth(MAX) {
         Some((end, _)) => format!("{}…", &s[..end]),
         None => s.to_string(),
@@ -729,14 +729,14 @@ async fn resolve_in(
             .map_err(|e| from_error(&e))?;
     }
     if let Some(target) = request.get_text("target") {
-        span.record("pid", truncate(target));
+        span.record("pid", tracing::field::display(truncate(target)));
     }
     if let Some(slot) = request.get("slot").and_then(Value::to_int_lenient) {
         span.record("slot", slot);
     }
     let base = load_base(&parsed.base, state).await?;
     if let Base::Stored { id, .. } = &parsed.base {
-        span.record("pid", id.to_human());
+        span.record("pid", tracing::field::display(id.to_human()));
     }
     let Some(first) = parsed.keys.first().cloned() else {
         return match parsed.base {
@@ -817,7 +817,7 @@ async fn resolve_in(
                 span.record("slot", slot);
             }
             if let Some(pid) = m.get_text("process") {
-                span.record("pid", pid);
+                span.record("pid", tracing::field::display(pid));
             }
         }
     }
