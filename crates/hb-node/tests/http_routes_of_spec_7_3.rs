@@ -502,3 +502,72 @@ async fn a_stored_message_answers_with_its_own_device() -> anyhow::Result<()> {
     node.shutdown().await;
     Ok(())
 }
+
+#[actix_rt::test]
+async fn unavailable_answers_say_when_to_retry() -> anyhow::Result<()> {
+    let node = start_with(
+        |b| {
+            b.config(hb_node::NodeConfig {
+                scheduling_mode: hb_scheduler::SchedulingMode::Disabled,
+                ..config()
+            })
+        },
+        false,
+    );
+    let def = definition(&node, "a");
+    let a = post(&node, "/~scheduler@1.0/schedule", &def).await;
+    a.assert_error(503, "scheduling-disabled");
+    assert!(a.header("retry-after").is_some(), "503 carries retry-after");
+    // Reads still work.
+    let a = get(&node, "/~scheduler@1.0/status").await;
+    assert_eq!(a.status, 200, "{}", a.json);
+    node.shutdown().await;
+    Ok(())
+}
+
+#[actix_rt::test]
+async fn a_status_field_is_the_http_status_and_a_location_its_header() -> anyhow::Result<()> {
+    let node = start();
+    let def = hb_message::Message::new()
+        .with("type", "Process")?
+        .with("device", "process@1.0")?
+        .with("scheduler", node.scheduler().address())?
+        .with("execution-device", "test-device@1.0")?
+        .with(
+            "accepted",
+            Message::new().with("status", 202)?.with("note", "queued")?,
+        )?
+        .with(
+            "moved",
+            Message::new()
+                .with("status", 307)?
+                .with("location", "http://127.0.0.1:1/elsewhere")?,
+        )?
+        .commit(&client(), None)?;
+    let pid = def.id_all()?.to_human();
+    assert_eq!(
+        post(&node, "/~scheduler@1.0/schedule", &def).await.status,
+        200
+    );
+    let a = get(&node, &format!("/{pid}~message@1.0/accepted")).await;
+    assert_eq!(
+        (a.status, a.json["note"].as_str()),
+        (202, Some("queued")),
+        "{}",
+        a.json
+    );
+    let res = awc::Client::builder()
+        .disable_redirects()
+        .finish()
+        .get(format!("{}/{pid}~message@1.0/moved", node.url()))
+        .send()
+        .await
+        .expect("answers");
+    assert_eq!(res.status().as_u16(), 307);
+    assert_eq!(
+        res.headers().get("location").and_then(|v| v.to_str().ok()),
+        Some("http://127.0.0.1:1/elsewhere")
+    );
+    node.shutdown().await;
+    Ok(())
+}

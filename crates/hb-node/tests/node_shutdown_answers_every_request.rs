@@ -35,6 +35,12 @@ async fn answer(
 ) -> (u16, serde_json::Value) {
     let mut res = res.expect("every accepted request gets an answer");
     let status = res.status().as_u16();
+    if status == 503 {
+        assert!(
+            res.headers().contains_key("retry-after"),
+            "503 carries retry-after"
+        );
+    }
     let json = res
         .json::<serde_json::Value>()
         .await
