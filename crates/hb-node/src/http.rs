@@ -34,7 +34,7 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -198,7 +198,7 @@ pub fn parse_path(path: &str) -> Result<ParsedPath, Refusal> {
     let mut fields = Vec::new();
     let first = segments.next().ok_or_else(no_route)?;
     let first = split_inline(first, &mut fields);
-    let first = percent_decode(first);
+    let first = percent_decode_path(first);
     let base = if let Some(device) = first.strip_prefix('~') {
         if device.is_empty() {
             return Err(no_route());
@@ -217,7 +217,7 @@ pub fn parse_path(path: &str) -> Result<ParsedPath, Refusal> {
     for segment in segments {
         let key = split_inline(segment, &mut fields);
         if !key.is_empty() {
-            keys.push(percent_decode(key));
+            keys.push(percent_decode_path(key));
         }
     }
     Ok(ParsedPath { base, keys, fields })
@@ -263,7 +263,18 @@ fn set_field(m: &mut Message, key: &str, value: String) -> Result<(), Refusal> {
     Ok(())
 }
 
+/// `%XX` escapes decoded, and `+` as a space (query strings and inline
+/// fields).
 fn percent_decode(s: &str) -> String {
+    decode(s, true)
+}
+
+/// `%XX` escapes decoded; `+` stays `+` (path segments).
+fn percent_decode_path(s: &str) -> String {
+    decode(s, false)
+}
+
+fn decode(s: &str, plus_is_space: bool) -> String {
     let bytes = s.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
@@ -278,7 +289,7 @@ fn percent_decode(s: &str) -> String {
                 }
                 _ => out.push(b'%'),
             },
-            b'+' => out.push(b' '),
+            b'+' if plus_is_space => out.push(b' '),
             b => out.push(b),
         }
         i += 1;
@@ -400,7 +411,9 @@ pub(crate) fn serve(
 #[derive(Debug)]
 pub(crate) struct Lifecycle {
     closing: AtomicBool,
-    in_flight: tokio::sync::watch::Sender<usize>,
+    in_flight: AtomicUsize,
+    /// Woken when the last request in flight ends.
+    idle: tokio::sync::Notify,
     abort: tokio::sync::watch::Sender<bool>,
 }
 
@@ -408,7 +421,8 @@ impl Default for Lifecycle {
     fn default() -> Lifecycle {
         Lifecycle {
             closing: AtomicBool::new(false),
-            in_flight: tokio::sync::watch::Sender::new(0),
+            in_flight: AtomicUsize::new(0),
+            idle: tokio::sync::Notify::new(),
             abort: tokio::sync::watch::Sender::new(false),
         }
     }
@@ -422,16 +436,16 @@ struct InFlight {
 
 impl Drop for InFlight {
     fn drop(&mut self) {
-        self.lifecycle
-            .in_flight
-            .send_modify(|n| *n = n.saturating_sub(1));
+        if self.lifecycle.in_flight.fetch_sub(1, Ordering::SeqCst) == 1 {
+            self.lifecycle.idle.notify_waiters();
+        }
         self.metrics.in_flight(-1);
     }
 }
 
 impl Lifecycle {
     fn enter(self: &Arc<Self>, metrics: &Arc<crate::metrics::Metrics>) -> InFlight {
-        self.in_flight.send_modify(|n| *n += 1);
+        self.in_flight.fetch_add(1, Ordering::SeqCst);
         metrics.in_flight(1);
         InFlight {
             lifecycle: Arc::clone(self),
@@ -440,12 +454,12 @@ impl Lifecycle {
     }
 
     fn is_closing(&self) -> bool {
-        self.closing.load(Ordering::Acquire)
+        self.closing.load(Ordering::SeqCst)
     }
 
     /// Requests being handled now.
     pub(crate) fn in_flight(&self) -> usize {
-        *self.in_flight.borrow()
+        self.in_flight.load(Ordering::SeqCst)
     }
 
     /// Resolves once the node aborts the requests still in flight.
@@ -459,26 +473,37 @@ impl Lifecycle {
         }
     }
 
-    /// New requests get 503 `unavailable` from now on.
+    /// New requests get 503 `unavailable` from now on. (A request counts
+    /// itself in flight before it checks this, so once this is set and
+    /// none is in flight, none will start.)
     pub(crate) fn close(&self) {
-        self.closing.store(true, Ordering::Release);
+        self.closing.store(true, Ordering::SeqCst);
+    }
+
+    /// Resolves when no request is in flight.
+    async fn idle(&self) {
+        loop {
+            let woken = self.idle.notified();
+            tokio::pin!(woken);
+            woken.as_mut().enable();
+            if self.in_flight() == 0 {
+                return;
+            }
+            woken.await;
+        }
     }
 
     /// Waits for the requests in flight to finish, at most `grace`; then
     /// fails those left with 503 `unavailable` and waits for their answers.
     pub(crate) async fn drain(&self, grace: Duration) {
-        let mut in_flight = self.in_flight.subscribe();
-        let idle = tokio::time::timeout(grace, in_flight.wait_for(|n| *n == 0))
-            .await
-            .is_ok();
-        if !idle {
+        if tokio::time::timeout(grace, self.idle()).await.is_err() {
             tracing::warn!(
                 in_flight = self.in_flight(),
                 "requests still in flight after the shutdown grace period; failing them with unavailable"
             );
             self.abort.send_replace(true);
             // Aborted requests answer at once.
-            let _ = in_flight.wait_for(|n| *n == 0).await;
+            self.idle().await;
         }
     }
 }
@@ -509,7 +534,11 @@ where
         status = Empty,
     );
     let started = Instant::now();
+    // Counted before the closing check, so a drain that sees none in
+    // flight after closing knows none will start.
+    let guard = state.lifecycle.enter(&state.metrics);
     if state.lifecycle.is_closing() {
+        drop(guard);
         let mut res = error(503, "unavailable", "the node is shutting down");
         res.head_mut()
             .set_connection_type(actix_web::http::ConnectionType::Close);
@@ -519,7 +548,6 @@ where
             .request(&route, method.as_str(), 503, None, 0.0);
         return Box::pin(async move { Ok(req.into_response(res)) });
     }
-    let guard = state.lifecycle.enter(&state.metrics);
     // A handler may panic before its future exists, or while it runs.
     let call = {
         let _entered = span.enter();
@@ -978,6 +1006,7 @@ mod tests {
         assert_eq!(percent_decode("a%2"), "a%2");
         assert_eq!(percent_decode("%zz"), "%zz");
         assert_eq!(percent_decode("a+b"), "a b");
+        assert_eq!(percent_decode_path("a+b%20c"), "a+b c");
     }
 
     #[test]
