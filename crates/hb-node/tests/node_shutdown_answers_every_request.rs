@@ -16,12 +16,14 @@ use hb_message::{Id, Message};
 /// A client whose connection the node has already accepted.
 async fn connected(node: &hb_node::Node) -> awc::Client {
     let client = awc::Client::new();
-    let res = client
+    let mut res = client
         .get(format!("{}/healthz", node.url()))
         .send()
         .await
         .expect("the node answers");
     assert_eq!(res.status().as_u16(), 200);
+    // Read to the end, so the connection goes back to the client's pool.
+    res.body().await.expect("a body");
     client
 }
 
