@@ -1,24 +1,56 @@
-//! The HTTP API (SPEC §7.2–7.4) over the resolution engine: a path names a
+//! The HTTP API (SPEC §7.2–7.5) over the resolution engine: a path names a
 //! base and a key path, query parameters and a JSON body make the request,
 //! and every answer and error is JSON.
 //!
 //! - `/~<device>/<key>/…` resolves with base `{device}`.
 //! - `/<pid>~process@1.0/<key>/…` loads the process's stored definition
-//!   (404 `unknown-process` if absent) as the base.
-//! - Query parameters become text fields; `slot`, `from`, `to`, `nonce`,
+//!   (404 `unknown-process` if absent) as the base; `/<id>/<key>/…` loads
+//!   the process definition, else any stored message with that ID, and
+//!   resolves with its own `device`; `/<id>~<device>/…` with `<device>`.
+//! - Query parameters become text fields; so do inline fields of a
+//!   segment, `<key>&<field>=<value>`. `slot`, `from`, `to`, `nonce`,
 //!   `max-age`, `min-slot` and `max-depth` become integers when they are
 //!   digits.
-//! - A POST body is JSON (SPEC §2.9) and becomes the request's `body`.
+//! - A POST body is JSON (SPEC §2.9) and becomes the request's `body`. A
+//!   GET's `accept: application/aos-2` header becomes the request's
+//!   `accept`, and the aos-2 answer is sent as the JSON it is.
+//! - `compute`, `now` and their sub-paths carry `x-ao-slot` and
+//!   `x-ao-computed-at`; `slot`, `status`, `now` (and any answer carrying
+//!   `cache-control: no-store`) carry `cache-control: no-store`. An integer
+//!   `status` field of the answer is the HTTP status.
 //! - Errors are `{status, error, detail}` with the library error's own code
-//!   and status (`ErrorCode`), never a downcast.
+//!   and status (`ErrorCode`), never a downcast. 503 answers carry
+//!   `retry-after`.
+//!
+//! Around every route, one wrapper ([`around`]) runs the request in a
+//! `tracing` span (`method`, `route`, `path`, then `pid`, `slot` and
+//! `status` as they become known), counts it in the metrics by route
+//! pattern and status, turns a handler panic into 500 `internal` (the
+//! server keeps serving), answers 503 `unavailable` once the node is
+//! closing, and fails requests still running at the end of the shutdown
+//! grace period with 503 `unavailable`.
 
-use actix_web::http::header::{HeaderValue, CACHE_CONTROL, CONTENT_TYPE};
-use actix_web::http::StatusCode;
-use actix_web::{web, HttpRequest, HttpResponse};
+use std::future::Future;
+use std::net::SocketAddr;
+use std::panic::AssertUnwindSafe;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use actix_web::body::BoxBody;
+use actix_web::dev::{Service, ServiceRequest, ServiceResponse};
+use actix_web::http::header::{HeaderValue, ACCEPT, CACHE_CONTROL, CONTENT_TYPE, LOCATION};
+use actix_web::http::{Method, StatusCode};
+use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
+use futures::FutureExt;
 use hb_device::Outcome;
 use hb_message::{ErrorCode, Id, Message, Value};
+use tracing::field::Empty;
+use tracing::Instrument;
 
-use crate::node::NodeState;
+use crate::metrics::{Timed, CONTENT_TYPE as METRICS_CONTENT_TYPE};
+use crate::node::{NodeError, NodeState, BUILT_IN_DEVICES};
 
 /// Query parameters converted to integers when they are digits.
 const INTEGER_PARAMS: [&str; 7] = [
@@ -31,8 +63,33 @@ const INTEGER_PARAMS: [&str; 7] = [
     "max-depth",
 ];
 
-/// Keys whose answers must not be cached.
+/// First keys whose answers must not be cached.
 const NO_STORE: [&str; 3] = ["slot", "status", "now"];
+
+/// First keys whose answers carry `x-ao-slot` and `x-ao-computed-at`.
+const COMPUTED: [&str; 2] = ["compute", "now"];
+
+/// Keys that name a route in metrics labels; any other key is `other`.
+const ROUTE_KEYS: [&str; 18] = [
+    "schedule",
+    "slot",
+    "status",
+    "location",
+    "compute",
+    "now",
+    "dry-run",
+    "push",
+    "info",
+    "snapshot",
+    "init",
+    "checkpoint",
+    "keys",
+    "id",
+    "commitments",
+    "committers",
+    "verify",
+    "panic",
+];
 
 /// A refused request: what its JSON error says.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -46,7 +103,8 @@ pub struct Refusal {
 }
 
 impl Refusal {
-    /// The JSON answer `{status, error, detail}`.
+    /// The JSON answer `{status, error, detail}`; 503 answers carry
+    /// `retry-after`.
     pub fn respond(self) -> HttpResponse {
         let body =
             serde_json::json!({ "status": self.status, "error": self.code, "detail": self.detail });
@@ -56,6 +114,24 @@ impl Refusal {
             r.insert_header(("retry-after", "1"));
         }
         r.json(body)
+    }
+}
+
+impl std::fmt::Display for Refusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {}: {}", self.status, self.code, self.detail)
+    }
+}
+
+/// A refusal raised where no request is at hand (the wrapper of every
+/// route): answered as its JSON.
+impl actix_web::ResponseError for Refusal {
+    fn status_code(&self) -> StatusCode {
+        StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        self.clone().respond()
     }
 }
 
@@ -77,10 +153,474 @@ fn from_error(e: &(impl ErrorCode + std::fmt::Display)) -> Refusal {
     refusal(e.status(), e.code(), e.to_string())
 }
 
+// ---------------------------------------------------------------------------
+// Paths and queries: plain functions, property-tested.
+
+/// What a path's first segment names as the base.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Base {
+    /// `/~<device>/…`: the base is `{device}`.
+    Device(String),
+    /// `/<id>[~<device>]/…`: a stored message (a process definition, else
+    /// any stored message), with `device` in place of its own if given.
+    Stored {
+        /// The message's ID.
+        id: Id,
+        /// The device named after `~`, if any.
+        device: Option<String>,
+    },
+}
+
+/// A request path, parsed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParsedPath {
+    /// The base.
+    pub base: Base,
+    /// The key path, one key per segment (inline fields removed),
+    /// percent-decoded.
+    pub keys: Vec<String>,
+    /// Inline fields (`<key>&<field>=<value>`), percent-decoded, in order.
+    pub fields: Vec<(String, String)>,
+}
+
+/// Parses a request path (`/~<device>/<key>/…` or `/<id>[~<device>]/…`,
+/// segments optionally `<key>&<field>=<value>…`). Never panics; anything
+/// that names no base is 404 `not-found`.
+pub fn parse_path(path: &str) -> Result<ParsedPath, Refusal> {
+    let no_route = || {
+        refusal(
+            404,
+            "not-found",
+            format!("no route for {:?}", truncate(path)),
+        )
+    };
+    let mut segments = path.split('/').filter(|s| !s.is_empty());
+    let mut fields = Vec::new();
+    let first = segments.next().ok_or_else(no_route)?;
+    let first = split_inline(first, &mut fields);
+    let first = percent_decode_path(first);
+    let base = if let Some(device) = first.strip_prefix('~') {
+        if device.is_empty() {
+            return Err(no_route());
+        }
+        Base::Device(device.to_string())
+    } else {
+        let (id, device) = match first.split_once('~') {
+            Some((id, device)) if !device.is_empty() => (id, Some(device.to_string())),
+            Some(_) => return Err(no_route()),
+            None => (first.as_str(), None),
+        };
+        let id = Id::parse(id).map_err(|_| no_route())?;
+        Base::Stored { id, device }
+    };
+    let mut keys = Vec::new();
+    for segment in segments {
+        let key = split_inline(segment, &mut fields);
+        if !key.is_empty() {
+            keys.push(percent_decode_path(key));
+        }
+    }
+    Ok(ParsedPath { base, keys, fields })
+}
+
+/// The key part of a segment; its `&k=v` fields go to `fields`.
+fn split_inline<'a>(segment: &'a str, fields: &mut Vec<(String, String)>) -> &'a str {
+    let mut parts = segment.split('&');
+    let key = parts.next().unwrap_or_default();
+    for pair in parts.filter(|p| !p.is_empty()) {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        fields.push((percent_decode(k), percent_decode(v)));
+    }
+    key
+}
+
+/// Query parameters as text fields (integers for the known numeric ones).
+/// Never panics; an unusable field name is 400.
+pub fn query_fields(query: &str) -> Result<Message, Refusal> {
+    let mut m = Message::new();
+    for pair in query.split('&').filter(|p| !p.is_empty()) {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        set_field(&mut m, &percent_decode(k), percent_decode(v))?;
+    }
+    Ok(m)
+}
+
+/// Sets one request field: an integer for the known numeric parameters
+/// when the value is digits, else text.
+fn set_field(m: &mut Message, key: &str, value: String) -> Result<(), Refusal> {
+    let value = if INTEGER_PARAMS.contains(&key)
+        && !value.is_empty()
+        && value.bytes().all(|b| b.is_ascii_digit())
+    {
+        match value.parse::<i64>() {
+            Ok(n) => Value::Int(n),
+            Err(_) => Value::from(value),
+        }
+    } else {
+        Value::from(value)
+    };
+    m.insert(key, value).map_err(|e| from_error(&e))?;
+    Ok(())
+}
+
+/// `%XX` escapes decoded, and `+` as a space (query strings and inline
+/// fields).
+fn percent_decode(s: &str) -> String {
+    decode(s, true)
+}
+
+/// `%XX` escapes decoded; `+` stays `+` (path segments).
+fn percent_decode_path(s: &str) -> String {
+    decode(s, false)
+}
+
+fn decode(s: &str, plus_is_space: bool) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = |b: u8| (b as char).to_digit(16);
+        match bytes[i] {
+            b'%' if i + 2 < bytes.len() => match (hex(bytes[i + 1]), hex(bytes[i + 2])) {
+                (Some(h), Some(l)) => {
+                    out.push((h * 16 + l) as u8);
+                    i += 3;
+                    continue;
+                }
+                _ => out.push(b'%'),
+            },
+            b'+' if plus_is_space => out.push(b' '),
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn truncate(s: &str) -> String {
+    const MAX: usize = 200;
+    match s.char_indices().nth(MAX) {
+        Some((end, _)) => format!("{}…", &s[..end]),
+        None => s.to_string(),
+    }
+}
+
+/// The bounded route label of a path for metrics: `/healthz`,
+/// `/metrics`, `/~<device>/<key>` or `/<pid>[~<device>]/<key>`, where a
+/// device other than the node's own is `other`, a key not among the
+/// node's route keys is `other`, and any process or message ID is
+/// `<pid>`. Never the raw path.
+pub fn route_label(path: &str) -> String {
+    if matches!(path, "/healthz" | "/metrics") {
+        return path.to_string();
+    }
+    let known_device = |d: &str| {
+        let d = d.to_ascii_lowercase();
+        if BUILT_IN_DEVICES.contains(&d.as_str()) || d == "meta@1.0" {
+            d
+        } else {
+            "other".to_string()
+        }
+    };
+    let key = |keys: &[String]| match keys.first() {
+        None => String::new(),
+        Some(k) if ROUTE_KEYS.contains(&k.as_str()) => format!("/{k}"),
+        Some(_) => "/other".to_string(),
+    };
+    match parse_path(path) {
+        Ok(ParsedPath {
+            base: Base::Device(d),
+            keys,
+            ..
+        }) => format!("/~{}{}", known_device(&d), key(&keys)),
+        Ok(ParsedPath {
+            base: Base::Stored { device, .. },
+            keys,
+            ..
+        }) => match device {
+            Some(d) => format!("/<pid>~{}{}", known_device(&d), key(&keys)),
+            None => format!("/<pid>{}", key(&keys)),
+        },
+        Err(_) => "other".to_string(),
+    }
+}
+
+/// Which latency histogram a request belongs to, if any.
+fn timed(method: &Method, path: &str) -> Option<Timed> {
+    let first = parse_path(path).ok()?.keys.into_iter().next()?;
+    match first.as_str() {
+        "schedule" if method == Method::POST => Some(Timed::Schedule),
+        "compute" | "now" => Some(Timed::Compute),
+        _ => None,
+    }
+}
+
+// ---------------------------------------------------------------------------
+// The server.
+
+/// The node's routes.
+fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/healthz", web::get().to(healthz))
+        .route("/metrics", web::get().to(metrics))
+        .route("/~meta@1.0/info", web::route().to(meta_info))
+        .route("/~meta@1.0/info/{key}", web::route().to(meta_info));
+    #[cfg(feature = "test-support")]
+    cfg.route("/~hb-test@1.0/panic", web::route().to(test_panic));
+    cfg.route("/{tail:.*}", web::route().to(resolve));
+}
+
+/// Binds the HTTP server on `bind` and starts it (on the running actix
+/// system); returns its handle and the address it listens on.
+pub(crate) fn serve(
+    state: web::Data<NodeState>,
+    bind: (std::net::IpAddr, u16),
+) -> Result<(actix_web::dev::ServerHandle, SocketAddr), NodeError> {
+    let bind_error = |detail: String| NodeError::Bind {
+        addr: format!("{}:{}", bind.0, bind.1),
+        detail,
+    };
+    let server = HttpServer::new(move || {
+        App::new()
+            .app_data(state.clone())
+            .wrap_fn(around)
+            .configure(routes)
+    })
+    .workers(2)
+    .disable_signals()
+    // The node drains requests itself (`Lifecycle`) before stopping the
+    // server; this only bounds the wait for connections left idle.
+    .shutdown_timeout(1)
+    .bind(bind)
+    .map_err(|e| bind_error(e.to_string()))?;
+    let addr = server
+        .addrs()
+        .first()
+        .copied()
+        .ok_or_else(|| bind_error("no address bound".into()))?;
+    let server = server.run();
+    let handle = server.handle();
+    actix::spawn(async move {
+        if let Err(e) = server.await {
+            tracing::error!(error = %e, "the HTTP server stopped with an error");
+        }
+    });
+    Ok((handle, addr))
+}
+
+/// Requests in flight, closing and aborting, for shutdown (SPEC §7.2).
+#[derive(Debug)]
+pub(crate) struct Lifecycle {
+    closing: AtomicBool,
+    in_flight: AtomicUsize,
+    /// Woken when the last request in flight ends.
+    idle: tokio::sync::Notify,
+    abort: tokio::sync::watch::Sender<bool>,
+}
+
+impl Default for Lifecycle {
+    fn default() -> Lifecycle {
+        Lifecycle {
+            closing: AtomicBool::new(false),
+            in_flight: AtomicUsize::new(0),
+            idle: tokio::sync::Notify::new(),
+            abort: tokio::sync::watch::Sender::new(false),
+        }
+    }
+}
+
+/// One request in flight, until dropped.
+struct InFlight {
+    lifecycle: Arc<Lifecycle>,
+    metrics: Arc<crate::metrics::Metrics>,
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        if self.lifecycle.in_flight.fetch_sub(1, Ordering::SeqCst) == 1 {
+            self.lifecycle.idle.notify_waiters();
+        }
+        self.metrics.in_flight(-1);
+    }
+}
+
+impl Lifecycle {
+    fn enter(self: &Arc<Self>, metrics: &Arc<crate::metrics::Metrics>) -> InFlight {
+        self.in_flight.fetch_add(1, Ordering::SeqCst);
+        metrics.in_flight(1);
+        InFlight {
+            lifecycle: Arc::clone(self),
+            metrics: Arc::clone(metrics),
+        }
+    }
+
+    fn is_closing(&self) -> bool {
+        self.closing.load(Ordering::SeqCst)
+    }
+
+    /// Requests being handled now.
+    pub(crate) fn in_flight(&self) -> usize {
+        self.in_flight.load(Ordering::SeqCst)
+    }
+
+    /// Resolves once the node aborts the requests still in flight.
+    fn aborted(&self) -> impl Future<Output = ()> + 'static {
+        let mut abort = self.abort.subscribe();
+        async move {
+            if abort.wait_for(|a| *a).await.is_err() {
+                // The node is gone without aborting: nothing will.
+                std::future::pending::<()>().await;
+            }
+        }
+    }
+
+    /// New requests get 503 `unavailable` from now on. (A request counts
+    /// itself in flight before it checks this, so once this is set and
+    /// none is in flight, none will start.)
+    pub(crate) fn close(&self) {
+        self.closing.store(true, Ordering::SeqCst);
+    }
+
+    /// Resolves when no request is in flight.
+    async fn idle(&self) {
+        loop {
+            let woken = self.idle.notified();
+            tokio::pin!(woken);
+            woken.as_mut().enable();
+            if self.in_flight() == 0 {
+                return;
+            }
+            woken.await;
+        }
+    }
+
+    /// Waits for the requests in flight to finish, at most `grace`; then
+    /// fails those left with 503 `unavailable` and waits for their answers.
+    pub(crate) async fn drain(&self, grace: Duration) {
+        if tokio::time::timeout(grace, self.idle()).await.is_err() {
+            tracing::warn!(
+                in_flight = self.in_flight(),
+                "requests still in flight after the shutdown grace period; failing them with unavailable"
+            );
+            self.abort.send_replace(true);
+            // Aborted requests answer at once.
+            self.idle().await;
+        }
+    }
+}
+
+type Answer = Pin<Box<dyn Future<Output = Result<ServiceResponse<BoxBody>, actix_web::Error>>>>;
+
+/// Wraps every route: the request's span, metrics, panics, closing and
+/// aborting (see the module documentation).
+pub(crate) fn around<S>(req: ServiceRequest, srv: &S) -> Answer
+where
+    S: Service<ServiceRequest, Response = ServiceResponse<BoxBody>, Error = actix_web::Error>,
+    S::Future: 'static,
+{
+    let Some(state) = req.app_data::<web::Data<NodeState>>().cloned() else {
+        return Box::pin(srv.call(req));
+    };
+    let method = req.method().clone();
+    let path = req.path().to_string();
+    let route = route_label(&path);
+    let timed = timed(&method, &path);
+    let span = tracing::info_span!(
+        "http_request",
+        method = %method,
+        route = %route,
+        path = %truncate(&path),
+        pid = Empty,
+        slot = Empty,
+        status = Empty,
+    );
+    let started = Instant::now();
+    // Counted before the closing check, so a drain that sees none in
+    // flight after closing knows none will start.
+    let guard = state.lifecycle.enter(&state.metrics);
+    if state.lifecycle.is_closing() {
+        drop(guard);
+        let mut res = error(503, "unavailable", "the node is shutting down");
+        res.head_mut()
+            .set_connection_type(actix_web::http::ConnectionType::Close);
+        span.record("status", 503);
+        state
+            .metrics
+            .request(&route, method.as_str(), 503, None, 0.0);
+        return Box::pin(async move { Ok(req.into_response(res)) });
+    }
+    // A handler may panic before its future exists, or while it runs.
+    let call = {
+        let _entered = span.enter();
+        std::panic::catch_unwind(AssertUnwindSafe(|| srv.call(req)))
+    };
+    let aborted = state.lifecycle.aborted();
+    let answer = async move {
+        let outcome = match call {
+            Err(_) => Err(true),
+            Ok(fut) => {
+                tokio::select! {
+                    done = AssertUnwindSafe(fut).catch_unwind() => done.map_err(|_| true),
+                    () = aborted => Err(false),
+                }
+            }
+        };
+        // Without the request (the handler has it), a failure is answered
+        // as an error whose own response is the JSON refusal.
+        let res = match outcome {
+            Ok(Ok(res)) => Ok(res),
+            Ok(Err(e)) => {
+                // An error of actix itself: still a JSON error.
+                let status = e.as_response_error().status_code().as_u16();
+                let code = match status {
+                    404 => "not-found",
+                    405 => "method-not-allowed",
+                    413 => "body-too-large",
+                    415 => "unsupported-media-type",
+                    400..=499 => "malformed-body",
+                    _ => "internal",
+                };
+                Err(refusal(status, code, e.to_string()))
+            }
+            Err(true) => {
+                state.metrics.panicked();
+                tracing::error!("an HTTP handler panicked; answered 500 internal");
+                Err(refusal(
+                    500,
+                    "internal",
+                    "the handler failed unexpectedly; the node keeps serving",
+                ))
+            }
+            Err(false) => Err(refusal(
+                503,
+                "unavailable",
+                "the node shut down before this request finished",
+            )),
+        };
+        let status = match &res {
+            Ok(res) => res.status().as_u16(),
+            Err(refused) => refused.status,
+        };
+        tracing::Span::current().record("status", status);
+        state.metrics.request(
+            &route,
+            method.as_str(),
+            status,
+            timed,
+            started.elapsed().as_secs_f64(),
+        );
+        drop(guard);
+        res.map_err(actix_web::Error::from)
+    };
+    Box::pin(answer.instrument(span))
+}
+
+// ---------------------------------------------------------------------------
+// Handlers.
+
 /// `GET /~meta@1.0/info[/<key>]`: the node's address, version and
 /// non-secret settings (never the key). Other methods get 405.
 pub(crate) async fn meta_info(req: HttpRequest, state: web::Data<NodeState>) -> HttpResponse {
-    if req.method() != actix_web::http::Method::GET {
+    if req.method() != Method::GET {
         return error(405, "method-not-allowed", "the node's info is read-only");
     }
     let c = &state.config;
@@ -110,6 +650,22 @@ pub(crate) async fn healthz(state: web::Data<NodeState>) -> HttpResponse {
     }
 }
 
+/// `GET /metrics` (SPEC §7.5).
+pub(crate) async fn metrics(state: web::Data<NodeState>) -> HttpResponse {
+    let text = state.metrics.render(&state.sources).await;
+    HttpResponse::Ok()
+        .content_type(METRICS_CONTENT_TYPE)
+        .insert_header((CACHE_CONTROL, "no-store"))
+        .body(text)
+}
+
+/// A route that panics, to test panic containment (feature
+/// `test-support` only; never in production builds).
+#[cfg(feature = "test-support")]
+pub(crate) async fn test_panic() -> HttpResponse {
+    panic!("test-support: a handler panics on purpose")
+}
+
 /// Reads a body up to the node's limit (413 `body-too-large` beyond it).
 async fn read_body(mut payload: web::Payload, limit: usize) -> Result<web::BytesMut, Refusal> {
     use futures::StreamExt;
@@ -134,160 +690,301 @@ pub(crate) async fn resolve(
     payload: web::Payload,
     state: web::Data<NodeState>,
 ) -> HttpResponse {
-    match resolve_in(req, payload, state).await {
+    match resolve_in(&req, payload, &state).await {
         Ok(response) => response,
         Err(refused) => refused.respond(),
     }
 }
 
 async fn resolve_in(
-    req: HttpRequest,
+    req: &HttpRequest,
     payload: web::Payload,
-    state: web::Data<NodeState>,
+    state: &NodeState,
 ) -> Result<HttpResponse, Refusal> {
+    let span = tracing::Span::current();
+    let posting = match *req.method() {
+        Method::POST => true,
+        Method::GET | Method::HEAD => false,
+        _ => {
+            return Err(refusal(
+                405,
+                "method-not-allowed",
+                format!("{} is not served; use GET or POST", req.method()),
+            ))
+        }
+    };
+    let parsed = parse_path(req.uri().path())?;
     let body = read_body(payload, state.config.max_body_bytes).await?;
-    let path = req.match_info().query("tail").to_string();
-    let span = tracing::info_span!("http", method = %req.method(), %path);
-    let _enter = span.enter();
-    let posting = req.method() == actix_web::http::Method::POST;
-    let (base, keys) = base_and_keys(&path, &state).await?;
     let mut request = query_fields(req.query_string())?;
+    for (k, v) in parsed.fields.iter().cloned() {
+        set_field(&mut request, &k, v)?;
+    }
     request
-        .insert("path", keys.as_str())
+        .insert("method", if posting { "POST" } else { "GET" })
         .map_err(|e| from_error(&e))?;
-    if posting {
-        request
-            .insert("method", "POST")
+    if posting && !body.is_empty() {
+        let is_json = req
+            .headers()
+            .get(CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_none_or(|t| {
+                t.split(';')
+                    .next()
+                    .is_some_and(|mime| mime.trim().eq_ignore_ascii_case("application/json"))
+            });
+        if !is_json {
+            return Err(refusal(
+                415,
+                "unsupported-media-type",
+                "bodies are application/json",
+            ));
+        }
+        let m = hb_message::json::from_json_with_depth(&body, state.config.max_json_depth)
             .map_err(|e| from_error(&e))?;
-        if !body.is_empty() {
-            let is_json = req
-                .headers()
-                .get(CONTENT_TYPE)
-                .and_then(|v| v.to_str().ok())
-                .is_none_or(|t| t.starts_with("application/json"));
-            if !is_json {
-                return Err(refusal(
-                    415,
-                    "unsupported-media-type",
-                    "bodies are application/json",
-                ));
+        request
+            .insert("body", Value::Message(m))
+            .map_err(|e| from_error(&e))?;
+    }
+    let wants_aos2 = !posting
+        && req
+            .headers()
+            .get(ACCEPT)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|a| a.to_ascii_lowercase().contains("application/aos-2"));
+    if wants_aos2 && request.get("accept").is_none() {
+        request
+            .insert("accept", "application/aos-2")
+            .map_err(|e| from_error(&e))?;
+    }
+    if let Some(target) = request.get_text("target") {
+        span.record("pid", tracing::field::display(truncate(target)));
+    }
+    if let Some(slot) = request.get("slot").and_then(Value::to_int_lenient) {
+        span.record("slot", slot);
+    }
+    let base = load_base(&parsed.base, state).await?;
+    if let Base::Stored { id, .. } = &parsed.base {
+        span.record("pid", tracing::field::display(id.to_human()));
+    }
+    let Some(first) = parsed.keys.first().cloned() else {
+        return match parsed.base {
+            // `/<id>`: the stored message itself.
+            Base::Stored { .. } => Ok(HttpResponse::Ok().json(hb_message::json::to_json(&base))),
+            Base::Device(d) => Err(refusal(
+                404,
+                "not-found",
+                format!("name a key of {d}: /~{d}/<key>"),
+            )),
+        };
+    };
+    if let (Base::Stored { id, .. }, "schedule", true) = (&parsed.base, first.as_str(), posting) {
+        // `POST /<pid>~process@1.0/schedule`: the target is the path's.
+        let pid = id.to_human();
+        match request.get("target") {
+            None => {
+                request
+                    .insert("target", pid.as_str())
+                    .map_err(|e| from_error(&e))?;
             }
-            let m = hb_message::json::from_json_with_depth(&body, state.config.max_json_depth)
-                .map_err(|e| from_error(&e))?;
-            request
-                .insert("body", Value::Message(m))
-                .map_err(|e| from_error(&e))?;
+            Some(Value::Text(t)) if *t == pid => {}
+            Some(_) => {
+                return Err(refusal(
+                    400,
+                    "target-mismatch",
+                    format!("the request's `target` is not the path's process {pid}"),
+                ))
+            }
         }
     }
-    let first = keys.split('/').next().unwrap_or_default().to_string();
-    let outcome = state
-        .context
-        .resolve(base, &request)
-        .await
-        .map_err(|e| from_error(&e))?;
-    Ok(answer(outcome, &first))
+    let computed = COMPUTED.contains(&first.as_str());
+    let ctx = &state.context;
+    let (outcome, computed_state) = if computed && parsed.keys.len() > 1 {
+        // The state first, for its slot and time, then the sub-path in it.
+        request
+            .insert("path", first.as_str())
+            .map_err(|e| from_error(&e))?;
+        let state_msg = match ctx.resolve(base, &request).await {
+            Ok(Outcome::Ok(m) | Outcome::Skip(m) | Outcome::Pass(m)) => m,
+            Ok(Outcome::Raw(_)) => {
+                return Err(refusal(
+                    500,
+                    "internal",
+                    format!("`{first}` did not answer a state"),
+                ))
+            }
+            Err(e) => return Err(from_error(&e)),
+        };
+        request
+            .insert("path", parsed.keys[1..].join("/"))
+            .map_err(|e| from_error(&e))?;
+        let stamp = stamp_of(&state_msg);
+        let outcome = ctx
+            .resolve(state_msg, &request)
+            .await
+            .map_err(|e| from_error(&e))?;
+        (outcome, stamp)
+    } else {
+        request
+            .insert("path", parsed.keys.join("/"))
+            .map_err(|e| from_error(&e))?;
+        let outcome = ctx
+            .resolve(base, &request)
+            .await
+            .map_err(|e| from_error(&e))?;
+        let stamp = match (&outcome, computed) {
+            (Outcome::Ok(m) | Outcome::Skip(m) | Outcome::Pass(m), true) => stamp_of(m),
+            _ => None,
+        };
+        (outcome, stamp)
+    };
+    if let Some((slot, _)) = computed_state {
+        span.record("slot", slot);
+    } else if let Outcome::Ok(m) = &outcome {
+        if first == "schedule" && posting {
+            if let Some(slot) = m.get_int("slot") {
+                span.record("slot", slot);
+            }
+            if let Some(pid) = m.get_text("process") {
+                span.record("pid", tracing::field::display(pid));
+            }
+        }
+    }
+    Ok(answer(
+        outcome,
+        &Answering {
+            first_key: &first,
+            computed: computed_state,
+            aos2: wants_aos2,
+        },
+    ))
 }
 
-fn answer(outcome: Outcome, first_key: &str) -> HttpResponse {
+/// A computed state's `at-slot` and `computed-at`.
+fn stamp_of(state: &Message) -> Option<(i64, Option<u64>)> {
+    state
+        .get_int("at-slot")
+        .map(|slot| (slot, hb_process::process_device::computed_at(state)))
+}
+
+/// The base a parsed path names.
+async fn load_base(base: &Base, state: &NodeState) -> Result<Message, Refusal> {
+    let (id, device) = match base {
+        Base::Device(device) => {
+            return Message::new()
+                .with("device", device.as_str())
+                .map_err(|e| from_error(&e));
+        }
+        Base::Stored { id, device } => (*id, device.as_deref()),
+    };
+    let definition = state
+        .scheduler
+        .assignment(id, 0)
+        .await
+        .map_err(|e| from_error(&e))?
+        .and_then(|a| a.get_message("body").cloned());
+    let wants_process = device.is_some_and(|d| d.eq_ignore_ascii_case("process@1.0"));
+    let found = match definition {
+        Some(d) => Some(d),
+        None if wants_process => None,
+        None => {
+            let cache = hb_store::MessageCache::new(std::sync::Arc::clone(state.scheduler.store()));
+            tokio::task::spawn_blocking(move || cache.read(&id))
+                .await
+                .map_err(|e| refusal(500, "internal", format!("store task failed: {e}")))?
+                .map_err(|e| from_error(&e))?
+        }
+    };
+    let mut base = match found {
+        Some(m) => m,
+        None if wants_process => {
+            return Err(refusal(
+                404,
+                "unknown-process",
+                format!("unknown process {id}: POST the process message first"),
+            ))
+        }
+        None => {
+            return Err(refusal(
+                404,
+                "not-found",
+                format!("no process or message {id} on this node"),
+            ))
+        }
+    };
+    if let Some(device) = device {
+        base.insert("device", device).map_err(|e| from_error(&e))?;
+    }
+    Ok(base)
+}
+
+/// What shapes an answer besides its outcome.
+struct Answering<'a> {
+    first_key: &'a str,
+    /// `(at-slot, computed-at)` of a compute or now state.
+    computed: Option<(i64, Option<u64>)>,
+    /// The client asked for aos-2.
+    aos2: bool,
+}
+
+fn answer(outcome: Outcome, how: &Answering<'_>) -> HttpResponse {
     let mut response = match outcome {
         Outcome::Ok(m) | Outcome::Skip(m) | Outcome::Pass(m) => {
             let status = m
                 .get_int("status")
                 .and_then(|s| u16::try_from(s).ok())
+                .filter(|s| (200..=599).contains(s))
                 .and_then(|s| StatusCode::from_u16(s).ok())
                 .unwrap_or(StatusCode::OK);
             let mut r = HttpResponse::build(status);
-            if let Some(slot) = m.get_int("at-slot") {
-                if matches!(first_key, "compute" | "now") {
-                    r.insert_header(("x-ao-slot", slot.to_string()));
+            if status.is_redirection() {
+                if let Some(location) = m.get_text("location") {
+                    if let Ok(v) = HeaderValue::from_str(location) {
+                        r.insert_header((LOCATION, v));
+                    }
                 }
             }
-            r.json(hb_message::json::to_json(&m))
+            if m.get_text("cache-control") == Some("no-store") {
+                r.insert_header((CACHE_CONTROL, "no-store"));
+            }
+            match aos2_text(&m, how) {
+                // aos-2 travels as JSON text (its keys are case-sensitive).
+                Some(text) => r.content_type("application/json").body(text.to_string()),
+                None => r.json(hb_message::json::to_json(&m)),
+            }
         }
         Outcome::Raw(v) => HttpResponse::Ok().json(hb_message::json::value_to_json(&v)),
     };
-    if NO_STORE.contains(&first_key) {
-        response
-            .headers_mut()
-            .insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    let headers = response.headers_mut();
+    if NO_STORE.contains(&how.first_key) {
+        headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
+    if let Some((slot, computed_at)) = how.computed {
+        if let Ok(v) = HeaderValue::from_str(&slot.to_string()) {
+            headers.insert(
+                actix_web::http::header::HeaderName::from_static("x-ao-slot"),
+                v,
+            );
+        }
+        if let Some(Ok(v)) = computed_at.map(|ms| HeaderValue::from_str(&ms.to_string())) {
+            headers.insert(
+                actix_web::http::header::HeaderName::from_static("x-ao-computed-at"),
+                v,
+            );
+        }
     }
     response
 }
 
-/// The base and the key path of a request path.
-async fn base_and_keys(path: &str, state: &NodeState) -> Result<(Message, String), Refusal> {
-    let (first, rest) = path.split_once('/').unwrap_or((path, ""));
-    if let Some(device) = first.strip_prefix('~') {
-        let base = Message::new()
-            .with("device", device)
-            .map_err(|e| from_error(&e))?;
-        return Ok((base, rest.to_string()));
+/// The JSON text of an aos-2 schedule answer (`{content-type:
+/// application/json, body: <text>}` from `scheduler@1.0`).
+fn aos2_text<'m>(m: &'m Message, how: &Answering<'_>) -> Option<&'m str> {
+    if !how.aos2 || how.first_key != "schedule" {
+        return None;
     }
-    let (pid_text, device) = first.split_once('~').unwrap_or((first, "process@1.0"));
-    let pid = Id::parse(pid_text)
-        .map_err(|_| refusal(404, "not-found", format!("no route for {path:?}")))?;
-    let definition = state
-        .scheduler
-        .assignment(pid, 0)
-        .await
-        .map_err(|e| from_error(&e))?
-        .and_then(|a| a.get_message("body").cloned())
-        .ok_or_else(|| {
-            refusal(
-                404,
-                "unknown-process",
-                format!("unknown process {pid}: POST the process message first"),
-            )
-        })?;
-    let mut base = definition;
-    base.insert("device", device).map_err(|e| from_error(&e))?;
-    Ok((base, rest.to_string()))
-}
-
-/// Query parameters as text fields (integers for the known numeric ones).
-fn query_fields(query: &str) -> Result<Message, Refusal> {
-    let mut m = Message::new();
-    for pair in query.split('&').filter(|p| !p.is_empty()) {
-        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-        let k = percent_decode(k);
-        let v = percent_decode(v);
-        let value = if INTEGER_PARAMS.contains(&k.as_str())
-            && !v.is_empty()
-            && v.bytes().all(|b| b.is_ascii_digit())
-        {
-            match v.parse::<i64>() {
-                Ok(n) => Value::Int(n),
-                Err(_) => Value::from(v),
-            }
-        } else {
-            Value::from(v)
-        };
-        m.insert(k.as_str(), value).map_err(|e| from_error(&e))?;
+    if m.get_text("content-type") != Some("application/json") {
+        return None;
     }
-    Ok(m)
-}
-
-fn percent_decode(s: &str) -> String {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let hex = |b: u8| (b as char).to_digit(16);
-        match bytes[i] {
-            b'%' if i + 2 < bytes.len() => match (hex(bytes[i + 1]), hex(bytes[i + 2])) {
-                (Some(h), Some(l)) => {
-                    out.push((h * 16 + l) as u8);
-                    i += 3;
-                    continue;
-                }
-                _ => out.push(b'%'),
-            },
-            b'+' => out.push(b' '),
-            b => out.push(b),
-        }
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
+    m.get_text("body")
 }
 
 #[cfg(test)]
@@ -309,5 +1006,44 @@ mod tests {
         assert_eq!(percent_decode("a%2"), "a%2");
         assert_eq!(percent_decode("%zz"), "%zz");
         assert_eq!(percent_decode("a+b"), "a b");
+        assert_eq!(percent_decode_path("a+b%20c"), "a+b c");
+    }
+
+    #[test]
+    fn paths_name_a_base_keys_and_inline_fields() {
+        let pid = Id::hash(b"p").to_human();
+        let p = parse_path(&format!("/{pid}~process@1.0/compute&slot=3/sum")).unwrap();
+        assert_eq!(
+            p.base,
+            Base::Stored {
+                id: Id::hash(b"p"),
+                device: Some("process@1.0".into())
+            }
+        );
+        assert_eq!(p.keys, vec!["compute".to_string(), "sum".to_string()]);
+        assert_eq!(p.fields, vec![("slot".to_string(), "3".to_string())]);
+        let p = parse_path("/~scheduler@1.0/slot&target=x").unwrap();
+        assert_eq!(p.base, Base::Device("scheduler@1.0".into()));
+        assert_eq!(p.keys, vec!["slot".to_string()]);
+        for bad in ["", "/", "/~", "/nope/x", &format!("/{pid}~/x")] {
+            assert_eq!(parse_path(bad).unwrap_err().status, 404, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn route_labels_never_hold_ids_or_unknown_names() {
+        let pid = Id::hash(b"p").to_human();
+        assert_eq!(
+            route_label(&format!("/{pid}~process@1.0/compute/sum")),
+            "/<pid>~process@1.0/compute"
+        );
+        assert_eq!(route_label(&format!("/{pid}/slot")), "/<pid>/slot");
+        assert_eq!(
+            route_label("/~scheduler@1.0/schedule"),
+            "/~scheduler@1.0/schedule"
+        );
+        assert_eq!(route_label("/~evil-{x}@9/zzz"), "/~other/other");
+        assert_eq!(route_label("/whatever"), "other");
+        assert_eq!(route_label("/metrics"), "/metrics");
     }
 }

@@ -1,14 +1,16 @@
 //! # hb-node: the node
 //!
-//! **Status: a first slice of issue 10.** Owns the node's settings
-//! ([`config`]: the list of every setting, [`NodeConfig`] loaded from a
-//! TOML file, `HB_*` variables and flags, docs/configuration.md), the
-//! [`NodeBuilder`] that starts the scheduler, the process layer and the
-//! HTTP server on one store and key, the HTTP API ([`http`]: the
-//! resolution routes of SPEC §7.2–7.3, JSON errors of §7.4, `/healthz`,
-//! `/~meta@1.0/info`), and the `hb` binary with `hb serve` and the client subcommands, which use
-//! the HTTP [`client`]. Not yet: `/metrics`, aos-2 content negotiation beyond the
-//! scheduler device's own, and docs/http-api.md.
+//! Owns the node's settings ([`config`]: the list of every setting,
+//! [`NodeConfig`] loaded from a TOML file, `HB_*` variables and flags,
+//! docs/configuration.md), the [`NodeBuilder`] that starts the scheduler,
+//! the process layer and the HTTP server on one store and key, the HTTP
+//! API ([`http`]: every route of SPEC §7.3, the headers and JSON errors of
+//! §7.2–7.4, panics contained as 500 `internal`, a `tracing` span per
+//! request), `/metrics` ([`metrics`], SPEC §7.5), a shutdown that answers
+//! every accepted request ([`Node::shutdown`]), the HTTP [`client`], and
+//! the `hb` binary (`hb serve` and the client subcommands of SPEC §7.6).
+//! Not yet: remote scheduler proxying (a redirect is answered, not
+//! followed).
 //!
 //! ```
 //! # use std::sync::Arc;
@@ -31,7 +33,8 @@
 pub mod client;
 pub mod config;
 pub mod http;
+pub mod metrics;
 mod node;
 
 pub use config::{ConfigError, NodeConfig, Setting, SETTINGS};
-pub use node::{Node, NodeBuilder, NodeError, BUILT_IN_DEVICES};
+pub use node::{Node, NodeBuilder, NodeError, BUILT_IN_DEVICES, DEFAULT_SHUTDOWN_GRACE};

@@ -3,8 +3,9 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
-use actix_web::{web, App, HttpServer};
+use actix_web::web;
 use hb_device::Context;
 use hb_message::NodeKey;
 use hb_process::{ProcessBuilder, ProcessConfig, Processes};
@@ -12,7 +13,8 @@ use hb_scheduler::{Clock, Scheduler, SchedulerBuilder, SchedulerConfig};
 use hb_store::Store;
 
 use crate::config::NodeConfig;
-use crate::http;
+use crate::http::{self, Lifecycle};
+use crate::metrics::{Metrics, Sources};
 
 /// Devices a node has, for `validate_process_devices`; `test-device@1.0`
 /// only with `enable_test_devices`.
@@ -54,7 +56,14 @@ pub(crate) struct NodeState {
     pub scheduler: Scheduler,
     pub context: Context,
     pub config: NodeConfig,
+    pub metrics: Arc<Metrics>,
+    pub sources: Sources,
+    pub lifecycle: Arc<Lifecycle>,
 }
+
+/// How long shutdown lets requests in flight finish before failing them
+/// with 503 `unavailable`, unless [`NodeBuilder::shutdown_grace`] says.
+pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
 
 /// Builds a node. Defaults: SPEC's settings ([`NodeConfig::default`]), from
 /// which the scheduler's and the process layer's derive.
@@ -65,6 +74,7 @@ pub struct NodeBuilder {
     scheduler_config: Option<SchedulerConfig>,
     process_config: Option<ProcessConfig>,
     clock: Option<Arc<dyn Clock>>,
+    shutdown_grace: Duration,
 }
 
 impl NodeBuilder {
@@ -77,6 +87,7 @@ impl NodeBuilder {
             scheduler_config: None,
             process_config: None,
             clock: None,
+            shutdown_grace: DEFAULT_SHUTDOWN_GRACE,
         }
     }
 
@@ -85,6 +96,14 @@ impl NodeBuilder {
     /// documentation's examples rely on.
     pub fn clock(mut self, clock: Arc<dyn Clock>) -> NodeBuilder {
         self.clock = Some(clock);
+        self
+    }
+
+    /// How long [`Node::shutdown`] lets requests in flight finish before
+    /// failing them with 503 `unavailable` (default
+    /// [`DEFAULT_SHUTDOWN_GRACE`]).
+    pub fn shutdown_grace(mut self, grace: Duration) -> NodeBuilder {
+        self.shutdown_grace = grace;
         self
     }
 
@@ -115,6 +134,8 @@ impl NodeBuilder {
     /// before this returns). Inside a running actix system.
     pub fn start(self) -> Result<Node, NodeError> {
         self.config.validate()?;
+        let metrics = Arc::new(Metrics::new());
+        let store = metrics.timed_store(self.store);
         let scheduler_config = self
             .scheduler_config
             .unwrap_or_else(|| self.config.scheduler_config());
@@ -122,7 +143,7 @@ impl NodeBuilder {
             .process_config
             .unwrap_or_else(|| self.config.process_config());
         let test_devices = self.config.enable_test_devices;
-        let mut scheduler = SchedulerBuilder::new(Arc::clone(&self.store), self.key);
+        let mut scheduler = SchedulerBuilder::new(Arc::clone(&store), self.key);
         if let Some(clock) = self.clock {
             scheduler = scheduler.clock(clock);
         }
@@ -137,47 +158,27 @@ impl NodeBuilder {
             .config(process_config)
             .test_devices(test_devices)
             .start()?;
+        let lifecycle = Arc::new(Lifecycle::default());
         let state = web::Data::new(NodeState {
             scheduler: scheduler.clone(),
             context: processes.context().clone(),
             config: self.config.clone(),
+            metrics,
+            sources: Sources {
+                scheduler: scheduler.clone(),
+                processes: processes.clone(),
+                store,
+            },
+            lifecycle: Arc::clone(&lifecycle),
         });
-        let bind = (self.config.host, self.config.port);
-        let server = HttpServer::new(move || {
-            App::new()
-                .app_data(state.clone())
-                .route("/healthz", web::get().to(http::healthz))
-                .route("/~meta@1.0/info", web::route().to(http::meta_info))
-                .route("/~meta@1.0/info/{key}", web::route().to(http::meta_info))
-                .route("/{tail:.*}", web::route().to(http::resolve))
-        })
-        .workers(2)
-        .disable_signals()
-        .bind(bind)
-        .map_err(|e| NodeError::Bind {
-            addr: format!("{}:{}", bind.0, bind.1),
-            detail: e.to_string(),
-        })?;
-        let addr = server
-            .addrs()
-            .first()
-            .copied()
-            .ok_or_else(|| NodeError::Bind {
-                addr: format!("{}:{}", bind.0, bind.1),
-                detail: "no address bound".into(),
-            })?;
-        let server = server.run();
-        let handle = server.handle();
-        actix::spawn(async move {
-            if let Err(e) = server.await {
-                tracing::error!(error = %e, "the HTTP server stopped with an error");
-            }
-        });
+        let (http, addr) = http::serve(state, (self.config.host, self.config.port))?;
         Ok(Node {
             scheduler,
             processes,
-            http: handle,
+            http,
             addr,
+            lifecycle,
+            grace: self.shutdown_grace,
         })
     }
 }
@@ -188,6 +189,8 @@ pub struct Node {
     processes: Processes,
     http: actix_web::dev::ServerHandle,
     addr: SocketAddr,
+    lifecycle: Arc<Lifecycle>,
+    grace: Duration,
 }
 
 impl Node {
@@ -211,9 +214,21 @@ impl Node {
         &self.processes
     }
 
-    /// Stops accepting requests, lets in-flight ones finish, snapshots the
-    /// workers, and waits until every write is durable.
+    /// HTTP requests being handled now.
+    pub fn requests_in_flight(&self) -> usize {
+        self.lifecycle.in_flight()
+    }
+
+    /// Stops the node (SPEC §7.2): stops accepting connections, answers
+    /// new requests on open connections 503 `unavailable`, lets requests
+    /// in flight finish for the shutdown grace period and fails those
+    /// still running with 503 `unavailable` (every accepted request gets an
+    /// answer); then stops the HTTP server, snapshots the workers, and
+    /// waits until every write is durable. Safe to call more than once.
     pub async fn shutdown(&self) {
+        self.lifecycle.close();
+        self.http.pause().await;
+        self.lifecycle.drain(self.grace).await;
         self.http.stop(true).await;
         self.processes.shutdown().await;
         self.scheduler.shutdown().await;

@@ -183,6 +183,12 @@ fn examples() -> anyhow::Result<Vec<(&'static str, Request)>> {
         ("compute", get(&p("compute?slot=2"))),
         ("compute-sub-path", get(&p("compute/state/count?slot=2"))),
         ("now", get(&p("now"))),
+        ("now-sub-path", get(&p("now/state/count"))),
+        ("stored-device-path", get(&format!("/{pid}/slot/current"))),
+        (
+            "inline-fields",
+            get(&format!("/~scheduler@1.0/slot&target={pid}")),
+        ),
         (
             "dry-run",
             json_request(
@@ -196,6 +202,7 @@ fn examples() -> anyhow::Result<Vec<(&'static str, Request)>> {
             "push",
             json_request("POST", &p("push?slot=2"), &Message::new()),
         ),
+        ("metrics", get("/metrics")),
         (
             "error-malformed-body",
             Request {
@@ -354,7 +361,12 @@ async fn send(node: &Node, req: &Request) -> anyhow::Result<Response> {
     let text = String::from_utf8_lossy(&bytes).into_owned();
     let body = match serde_json::from_str::<serde_json::Value>(&text) {
         Ok(v) => serde_json::to_string_pretty(&v)?,
-        Err(_) => text.trim_end().to_string(),
+        // Prometheus text: histogram buckets are left out of the doc.
+        Err(_) => text
+            .lines()
+            .filter(|l| !l.contains("_bucket{"))
+            .collect::<Vec<_>>()
+            .join("\n"),
     };
     Ok(Response {
         status: res.status().as_u16(),

@@ -79,6 +79,8 @@ pub struct Computation {
     live: Option<Message>,
     snapshot_slot: Option<u64>,
     last_error: Option<LastError>,
+    /// Where slots computed and snapshot failures are counted, if anywhere.
+    metrics: Option<Arc<crate::worker::ProcessMetrics>>,
 }
 
 /// A computed state and when it was computed.
@@ -116,6 +118,23 @@ impl Computation {
             live: None,
             snapshot_slot: None,
             last_error: None,
+            metrics: None,
+        }
+    }
+
+    /// Counts the slots this computation runs and its failed snapshots in
+    /// `metrics`.
+    pub fn with_metrics(mut self, metrics: Arc<crate::worker::ProcessMetrics>) -> Computation {
+        self.metrics = Some(metrics);
+        self
+    }
+
+    fn count(
+        &self,
+        counter: impl Fn(&crate::worker::ProcessMetrics) -> &std::sync::atomic::AtomicU64,
+    ) {
+        if let Some(m) = &self.metrics {
+            counter(m).fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         }
     }
 
@@ -419,6 +438,7 @@ impl Computation {
         }
         match self.store(slot, &state).await {
             Ok(at) => {
+                self.count(|m| &m.computed);
                 self.last_error = None;
                 Ok((slot, state, at))
             }
@@ -441,6 +461,7 @@ impl Computation {
                     stored.insert("snapshot", snap)?;
                 }
                 Err(e) => {
+                    self.count(|m| &m.snapshot_failures);
                     tracing::warn!(pid = %self.pid, slot, error = %e, "snapshot failed; storing the state without one");
                 }
             }
@@ -474,6 +495,7 @@ impl Computation {
             return Ok(());
         }
         let snapshot = self.snapshot_of(&state).await.map_err(|source| {
+            self.count(|m| &m.snapshot_failures);
             self.failed(
                 Phase::Compute,
                 i64::try_from(slot).unwrap_or(i64::MAX),

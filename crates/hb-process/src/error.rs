@@ -76,6 +76,12 @@ pub enum ComputeError {
         /// What is wrong.
         detail: String,
     },
+    /// A request that needs a slot (`push`) names none.
+    #[error("missing-slot: {detail}")]
+    MissingSlot {
+        /// What was expected.
+        detail: String,
+    },
     /// The waiter's deadline (`compute_timeout_ms`) passed; the computation
     /// goes on and is cached.
     #[error("computing process {pid} timed out at slot {at_slot}")]
@@ -148,6 +154,7 @@ impl ErrorCode for ComputeError {
             ComputeError::SlotNotAvailable { .. } => "slot-not-available",
             ComputeError::UnknownProcess { .. } => "unknown-process",
             ComputeError::InvalidSlot { .. } => "invalid-slot",
+            ComputeError::MissingSlot { .. } => "missing-slot",
             ComputeError::Timeout { .. } => "compute-timeout",
             ComputeError::Busy { .. } => "busy",
             ComputeError::DevicePanicked { .. } => "device-panic",
@@ -162,7 +169,7 @@ impl ErrorCode for ComputeError {
         match self {
             ComputeError::Compute { .. } | ComputeError::DevicePanicked { .. } => 500,
             ComputeError::SlotNotAvailable { .. } | ComputeError::UnknownProcess { .. } => 404,
-            ComputeError::InvalidSlot { .. } => 400,
+            ComputeError::InvalidSlot { .. } | ComputeError::MissingSlot { .. } => 400,
             ComputeError::Timeout { .. } => 504,
             ComputeError::Busy { .. }
             | ComputeError::WorkerStopped { .. }

@@ -75,8 +75,8 @@ impl Device for PushDevice {
                 .await
                 .map_err(fail)?,
             (Ok(None), None) => {
-                return Err(fail(ComputeError::InvalidSlot {
-                    detail: "missing-slot: push needs a `slot` or a `body`".into(),
+                return Err(fail(ComputeError::MissingSlot {
+                    detail: "push needs a `slot` or a `body`".into(),
                 }))
             }
         };
@@ -184,10 +184,40 @@ impl Device for ProcessDevice {
                 })
             }
         };
-        answer
-            .map(|c| Outcome::Ok(c.state))
-            .map_err(|e| fail(key, e))
+        let computed = answer.map_err(|e| fail(key, e))?;
+        Ok(Outcome::Ok(with_computed_at(computed)?))
     }
+}
+
+/// Where a `compute` or `now` answer carries when its state was computed
+/// (ms since the Unix epoch), under `priv`: runtime data, never part of the
+/// state's ID, never serialised. Read it with [`computed_at`].
+pub const COMPUTED_AT: &str = "computed-at";
+
+/// The state of `computed`, with `priv/computed-at` set.
+fn with_computed_at(computed: crate::Computed) -> Result<Message, ResolveError> {
+    let mut state = computed.state;
+    let mut private = state
+        .get_private("priv")
+        .and_then(Value::as_message)
+        .cloned()
+        .unwrap_or_default();
+    private.insert(
+        COMPUTED_AT,
+        i64::try_from(computed.computed_at_ms).unwrap_or(i64::MAX),
+    )?;
+    state.set_private("priv", private)?;
+    Ok(state)
+}
+
+/// When the state answered by `process@1.0`'s `compute` or `now` was
+/// computed (ms since the Unix epoch), if `answer` is such a state.
+pub fn computed_at(answer: &Message) -> Option<u64> {
+    answer
+        .get_private("priv")
+        .and_then(Value::as_message)
+        .and_then(|p| p.get_int(COMPUTED_AT))
+        .and_then(|ms| u64::try_from(ms).ok())
 }
 
 /// id(base.process, all), else id(base, all) for a definition.

@@ -232,6 +232,12 @@ impl Processes {
         &self.inner.metrics
     }
 
+    /// The workers alive now (one per process with recent requests; idle
+    /// ones retire), for metrics.
+    pub async fn live_workers(&self) -> Vec<crate::worker::WorkerHandle> {
+        self.inner.registry.send(All).await.unwrap_or_default()
+    }
+
     /// The resolution context processes are computed in.
     pub fn context(&self) -> &Context {
         &self.inner.env.ctx
@@ -240,17 +246,23 @@ impl Processes {
     /// The state of `pid` at `slot` (SPEC §6.4): from the cache without
     /// queueing behind the worker, else computed by the process's worker.
     pub async fn compute(&self, pid: Id, slot: u64) -> Result<Computed, ComputeError> {
+        use tracing::Instrument;
         let span = tracing::info_span!("compute", %pid, slot);
-        let _enter = span.enter();
-        if let Some(hit) = self.cached(pid, slot).await? {
-            return Ok(hit);
+        async {
+            if let Some(hit) = self.cached(pid, slot).await? {
+                return Ok(hit);
+            }
+            let worker = self.worker(pid).await?;
+            match worker.compute(slot).await {
+                // A worker that vanished is replaced once.
+                Err(ComputeError::WorkerStopped { .. }) => {
+                    self.worker(pid).await?.compute(slot).await
+                }
+                other => other,
+            }
         }
-        let worker = self.worker(pid).await?;
-        match worker.compute(slot).await {
-            // A worker that vanished is replaced once.
-            Err(ComputeError::WorkerStopped { .. }) => self.worker(pid).await?.compute(slot).await,
-            other => other,
-        }
+        .instrument(span)
+        .await
     }
 
     /// The latest state of `pid` (SPEC §6.5): the latest cached state when
@@ -296,6 +308,26 @@ impl Processes {
         message: Message,
         hints: Freshness,
     ) -> Result<Message, ComputeError> {
+        if message.is_signed() {
+            // `from` is the first committer: a forged commitment is refused,
+            // as scheduling would refuse it.
+            if let hb_message::Verification::Invalid {
+                commitment,
+                reason,
+                detail,
+            } = message.verify(&hb_message::IdSelector::All)?
+            {
+                return Err(ComputeError::Scheduler(
+                    hb_scheduler::SchedulerError::invalid(
+                        hb_scheduler::Check::InvalidSignature,
+                        format!(
+                            "commitment {commitment} failed ({}): {detail}",
+                            reason.code()
+                        ),
+                    ),
+                ));
+            }
+        }
         let start = self.now(pid, hints).await?;
         let at = i64::try_from(start.slot).unwrap_or(i64::MAX);
         let slot = at.saturating_add(1);

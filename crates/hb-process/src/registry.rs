@@ -30,7 +30,7 @@ impl actix::Message for FindOrCreate {
     type Result = Option<WorkerHandle>;
 }
 
-/// Every live worker, for shutdown.
+/// Every live worker (for shutdown and metrics).
 pub(crate) struct All;
 
 impl actix::Message for All {
@@ -191,7 +191,8 @@ impl Handler<FindOrCreate> for ProcessRegistry {
         let addr = ProcessWorker::start_in_arbiter(arbiter, move |ctx| {
             ctx.set_mailbox_capacity(mailbox);
             let clock = Arc::clone(&env.clock);
-            ProcessWorker::new(Computation::new(pid, env), worker_shared, clock, metrics)
+            let computation = Computation::new(pid, env).with_metrics(Arc::clone(&metrics));
+            ProcessWorker::new(computation, worker_shared, clock, metrics)
         });
         self.metrics.started.fetch_add(1, Ordering::Relaxed);
         let handle = WorkerHandle::new(pid, addr, shared, self.timeout, self.mailbox);

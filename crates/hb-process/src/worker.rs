@@ -14,6 +14,7 @@ use actix::prelude::*;
 use hb_message::Id;
 use parking_lot::Mutex;
 use tokio::sync::oneshot;
+use tracing::Instrument;
 
 use crate::computation::{Computation, Computed, LastError};
 use crate::error::ComputeError;
@@ -49,6 +50,14 @@ pub struct ProcessMetrics {
     pub retired: AtomicU64,
     /// Retired workers that stored their snapshot and ended.
     pub ended: AtomicU64,
+    /// Slots computed (run through the execution device and stored),
+    /// replays on a copy included.
+    pub computed: AtomicU64,
+    /// Snapshots that failed (the state was stored without one).
+    pub snapshot_failures: AtomicU64,
+    /// Live states discarded after a device panic: the worker restarts
+    /// from the latest snapshot.
+    pub restarts: AtomicU64,
 }
 
 /// Whether a worker may stop for idleness: no computation running, no
@@ -148,7 +157,6 @@ impl ProcessWorker {
         let shared = Arc::clone(&self.shared);
         let span = tracing::debug_span!("compute", pid = %self.pid, target);
         let fut = async move {
-            let _enter = span.enter();
             let mut on_slot = |slot: u64, state: &hb_message::Message, computed_at_ms: u64| {
                 if shared.waited.lock().contains(&slot) {
                     me.do_send(SlotDone(Computed {
@@ -164,7 +172,8 @@ impl ProcessWorker {
             };
             let result = computation.compute_to(target, &mut on_slot).await;
             (computation, target, result)
-        };
+        }
+        .instrument(span);
         ctx.spawn(
             fut.into_actor(self)
                 .map(|(mut computation, target, result), act, ctx| {
@@ -181,6 +190,7 @@ impl ProcessWorker {
                                 // The live state is suspect: start again from the
                                 // latest snapshot next time.
                                 computation.discard();
+                                act.metrics.restarts.fetch_add(1, Ordering::Relaxed);
                             }
                             // Every waiter up to the target failed with it; waiters
                             // beyond were added meanwhile and get a run of their own.
@@ -318,6 +328,12 @@ impl WorkerHandle {
     /// Whether a computation is running.
     pub fn is_running(&self) -> bool {
         self.shared.running.load(Ordering::Acquire)
+    }
+
+    /// The highest slot this worker has computed on its live state (−1:
+    /// none yet).
+    pub fn at_slot(&self) -> i64 {
+        self.shared.at_slot.load(Ordering::Acquire)
     }
 
     /// The last failure of this worker's computation.

@@ -108,7 +108,7 @@ async fn push_through_the_device_needs_a_slot_or_a_body_and_bounds_depth() -> an
     let err = call(Message::new().with("path", "push")?)
         .await
         .unwrap_err();
-    assert_eq!((err.code(), err.status()), ("invalid-slot", 400), "{err}");
+    assert_eq!((err.code(), err.status()), ("missing-slot", 400), "{err}");
     let err = call(
         Message::new()
             .with("path", "push")?

@@ -19,6 +19,9 @@ pub struct SchedulerMetrics {
     pub assigned: AtomicU64,
     /// Server restarts after a panic or a failed write.
     pub restarts: AtomicU64,
+    /// Servers stopped by a panic in a handler (each is then restarted
+    /// from the store); with `write_failures`, the restarts by reason.
+    pub panics: AtomicU64,
     /// Assignment writes that failed.
     pub write_failures: AtomicU64,
     /// Calls refused with `Busy`.

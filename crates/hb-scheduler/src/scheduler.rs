@@ -274,6 +274,17 @@ impl Scheduler {
             .cloned()
     }
 
+    /// How many scheduler servers are alive now (one per process with
+    /// recent activity; idle ones retire).
+    pub fn live_servers(&self) -> usize {
+        self.inner
+            .servers
+            .read()
+            .values()
+            .filter(|h| h.is_alive())
+            .count()
+    }
+
     /// The live server of `pid`, if any (never creates one).
     pub async fn find(&self, pid: Id) -> Result<Option<ServerHandle>, SchedulerError> {
         if let Some(h) = self.find_live(&pid) {

@@ -194,6 +194,7 @@ impl SchedulerServer {
                 let detail = panic_text(&panic);
                 drop(retired);
                 // The answer is sent before the stop takes effect.
+                self.deps.metrics.panics.fetch_add(1, Ordering::Relaxed);
                 self.fail(ctx, "handler panicked");
                 return Err(SchedulerError::Internal {
                     pid: self.pid_text(),
@@ -249,6 +250,7 @@ impl SchedulerServer {
         });
         if let Err(panic) = submitted {
             let detail = panic_text(&panic);
+            self.deps.metrics.panics.fetch_add(1, Ordering::Relaxed);
             self.fail(ctx, "handler panicked after submitting");
             return Err(SchedulerError::Internal {
                 pid: self.pid_text(),
@@ -421,6 +423,7 @@ impl Handler<InjectPanic> for SchedulerServer {
     fn handle(&mut self, _: InjectPanic, ctx: &mut Context<Self>) -> Self::Result {
         let outcome = catch_unwind(AssertUnwindSafe(|| -> () { panic!("injected panic") }));
         let detail = outcome.err().map(|p| panic_text(&p)).unwrap_or_default();
+        self.deps.metrics.panics.fetch_add(1, Ordering::Relaxed);
         self.fail(ctx, "handler panicked");
         Err(SchedulerError::Internal {
             pid: self.pid_text(),

@@ -405,4 +405,8 @@ impl Store for SledStore {
     fn path(&self) -> Option<&Path> {
         Some(&self.path)
     }
+
+    fn bytes_on_disk(&self) -> Option<u64> {
+        SledStore::size_on_disk(self).ok()
+    }
 }

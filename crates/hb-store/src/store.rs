@@ -80,6 +80,11 @@ pub trait Store: Send + Sync + 'static {
         None
     }
 
+    /// How many bytes the store takes on disk, if it knows (for metrics).
+    fn bytes_on_disk(&self) -> Option<u64> {
+        None
+    }
+
     /// Up to `limit` entries whose key starts with `prefix`, in the given
     /// direction.
     fn scan_prefix(

@@ -485,3 +485,12 @@ proptest! {
         check_against_model(sled().store.as_ref(), &ops)?;
     }
 }
+
+#[test]
+fn sled_reports_its_size_on_disk_and_memory_does_not() {
+    let s = sled();
+    s.store.put(b"a", &[7; 4096]).unwrap();
+    s.store.flush().unwrap();
+    assert!(s.store.bytes_on_disk().is_some_and(|n| n > 0));
+    assert_eq!(memory().store.bytes_on_disk(), None);
+}

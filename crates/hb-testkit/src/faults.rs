@@ -126,6 +126,10 @@ impl Store for FaultyStore {
     fn path(&self) -> Option<&Path> {
         self.inner.path()
     }
+
+    fn bytes_on_disk(&self) -> Option<u64> {
+        self.inner.bytes_on_disk()
+    }
 }
 
 fn clone_io(e: &StoreError) -> StoreError {
