@@ -267,8 +267,11 @@ impl Response {
     }
 }
 
+/// A block's first line, its header lines and its body.
+type Block = (String, Vec<(String, String)>, String);
+
 /// Splits a block into its first line, its header lines and its body.
-fn split_block(block: &str) -> anyhow::Result<(String, Vec<(String, String)>, String)> {
+fn split_block(block: &str) -> anyhow::Result<Block> {
     let (head, body) = block.split_once("\n\n").unwrap_or((block, ""));
     let mut lines = head.lines();
     let first = lines

@@ -33,6 +33,7 @@ pub fn config() -> NodeConfig {
         port: 0,
         max_body_bytes: 64 * 1024,
         max_json_depth: 16,
+        enable_test_devices: true,
         ..NodeConfig::default()
     }
 }
