@@ -286,6 +286,15 @@ impl ErrorCode for ResolveError {
     fn status(&self) -> u16 {
         ResolveError::status(self)
     }
+
+    /// The failing device's own extras (a compute failure's phase and slot).
+    fn extras(&self) -> Vec<(&'static str, hb_message::Value)> {
+        match self.root() {
+            ResolveError::Device { source, .. } => source.extras(),
+            ResolveError::Message(e) => e.extras(),
+            _ => Vec::new(),
+        }
+    }
 }
 
 #[cfg(test)]

@@ -8,6 +8,12 @@ pub trait ErrorCode {
     fn code(&self) -> &'static str;
     /// The HTTP status of SPEC §7.4.
     fn status(&self) -> u16;
+    /// The typed extras of the JSON error (SPEC §7.4): `phase`,
+    /// `attempted-slot`, `original-slot`, `requested-nonce`, `location`.
+    /// None by default.
+    fn extras(&self) -> Vec<(&'static str, crate::Value)> {
+        Vec::new()
+    }
 }
 
 impl ErrorCode for crate::MessageError {

@@ -100,20 +100,36 @@ pub struct Refusal {
     pub code: String,
     /// A sentence naming the field, check or slot.
     pub detail: String,
+    /// Typed extras (`phase`, `attempted-slot`, `original-slot`,
+    /// `requested-nonce`, `location`), from the error's
+    /// [`ErrorCode::extras`].
+    pub extras: Vec<(String, serde_json::Value)>,
 }
 
 impl Refusal {
     /// The JSON answer `{status, error, detail}`; 503 answers carry
     /// `retry-after`.
     pub fn respond(self) -> HttpResponse {
-        let body =
-            serde_json::json!({ "status": self.status, "error": self.code, "detail": self.detail });
+        let mut body = serde_json::Map::new();
+        for (key, value) in self.extras {
+            body.insert(key, value);
+        }
+        body.insert("status".into(), self.status.into());
+        body.insert("error".into(), self.code.into());
+        body.insert("detail".into(), self.detail.into());
         let status = StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         let mut r = HttpResponse::build(status);
         if status == StatusCode::SERVICE_UNAVAILABLE {
             r.insert_header(("retry-after", "1"));
         }
-        r.json(body)
+        if status.is_redirection() {
+            if let Some(url) = body.get("location").and_then(|l| l.as_str()) {
+                if let Ok(value) = actix_web::http::header::HeaderValue::from_str(url) {
+                    r.insert_header((actix_web::http::header::LOCATION, value));
+                }
+            }
+        }
+        r.json(serde_json::Value::Object(body))
     }
 }
 
@@ -141,6 +157,7 @@ pub fn refusal(status: u16, code: &str, detail: impl Into<String>) -> Refusal {
         status,
         code: code.to_string(),
         detail: detail.into(),
+        extras: Vec::new(),
     }
 }
 
@@ -150,7 +167,14 @@ pub fn error(status: u16, code: &str, detail: impl Into<String>) -> HttpResponse
 }
 
 fn from_error(e: &(impl ErrorCode + std::fmt::Display)) -> Refusal {
-    refusal(e.status(), e.code(), e.to_string())
+    Refusal {
+        extras: e
+            .extras()
+            .into_iter()
+            .map(|(key, value)| (key.to_string(), hb_message::json::value_to_json(&value)))
+            .collect(),
+        ..refusal(e.status(), e.code(), e.to_string())
+    }
 }
 
 // ---------------------------------------------------------------------------

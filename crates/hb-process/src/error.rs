@@ -165,6 +165,22 @@ impl ErrorCode for ComputeError {
         }
     }
 
+    fn extras(&self) -> Vec<(&'static str, hb_message::Value)> {
+        use hb_message::Value;
+        match self {
+            ComputeError::Compute {
+                phase,
+                attempted_slot,
+                ..
+            } => vec![
+                ("phase", Value::from(phase.as_str())),
+                ("attempted-slot", Value::Int(*attempted_slot)),
+            ],
+            ComputeError::Scheduler(e) => e.extras(),
+            _ => Vec::new(),
+        }
+    }
+
     fn status(&self) -> u16 {
         match self {
             ComputeError::Compute { .. } | ComputeError::DevicePanicked { .. } => 500,

@@ -276,6 +276,20 @@ impl ErrorCode for SchedulerError {
         }
     }
 
+    fn extras(&self) -> Vec<(&'static str, hb_message::Value)> {
+        use hb_message::Value;
+        match self {
+            SchedulerError::Duplicate { original_slot, .. } => i64::try_from(*original_slot)
+                .map(|slot| vec![("original-slot", Value::Int(slot))])
+                .unwrap_or_default(),
+            SchedulerError::StaleNonce { requested, .. } => {
+                vec![("requested-nonce", Value::Int(*requested))]
+            }
+            SchedulerError::Redirect { url, .. } => vec![("location", Value::from(url.as_str()))],
+            _ => Vec::new(),
+        }
+    }
+
     fn status(&self) -> u16 {
         match self {
             SchedulerError::Invalid { check, .. } => check.status(),
