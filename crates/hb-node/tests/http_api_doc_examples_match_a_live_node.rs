@@ -180,6 +180,20 @@ fn examples() -> anyhow::Result<Vec<(&'static str, Request)>> {
                 client.address()
             )),
         ),
+        (
+            "location-register",
+            json_request(
+                "POST",
+                "/~scheduler@1.0/location",
+                &Message::new()
+                    .with("url", "http://127.0.0.1:8734")?
+                    .commit(&node_key(), None)?,
+            ),
+        ),
+        (
+            "location",
+            get(&format!("/~scheduler@1.0/location?address={node}")),
+        ),
         ("compute", get(&p("compute?slot=2"))),
         ("compute-sub-path", get(&p("compute/state/count?slot=2"))),
         ("now", get(&p("now"))),

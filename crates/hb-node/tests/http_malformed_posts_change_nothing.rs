@@ -11,10 +11,9 @@ use http_support as common;
 use common::*;
 use hb_message::json::to_json;
 use hb_message::Message;
-use hb_node::Node;
 
 /// Everything a refused POST could have changed.
-async fn observable(node: &Node, pids: &[String]) -> serde_json::Value {
+async fn observable(node: &impl Endpoint, pids: &[String]) -> serde_json::Value {
     let mut seen = Vec::new();
     for pid in pids {
         let schedule = get(node, &format!("/~scheduler@1.0/schedule?target={pid}")).await;
@@ -51,11 +50,27 @@ fn nested(depth: usize) -> Vec<u8> {
 async fn every_post_route_refuses_malformed_bodies_with_a_4xx_and_changes_nothing(
 ) -> anyhow::Result<()> {
     let node = start();
-    let pid = register(&node, "a").await;
-    let other = register(&node, "b").await;
-    send(&node, &pid, 5).await;
+    refuses_malformed_posts(&node).await?;
+    node.shutdown().await;
+    Ok(())
+}
+
+#[actix_rt::test]
+async fn the_real_binary_refuses_them_alike_and_exits_0() -> anyhow::Result<()> {
+    let node = Binary::start();
+    refuses_malformed_posts(&node).await?;
+    assert_eq!(node.stop(), Some(0));
+    Ok(())
+}
+
+/// Every malformed body on every POST route of `node`: its 4xx JSON error,
+/// and nothing observable changed.
+async fn refuses_malformed_posts(node: &impl Endpoint) -> anyhow::Result<()> {
+    let pid = register(node, "a").await;
+    let other = register(node, "b").await;
+    send(node, &pid, 5).await;
     let pids = vec![pid.clone(), other.clone()];
-    let before = observable(&node, &pids).await;
+    let before = observable(node, &pids).await;
 
     let routes = [
         "/~scheduler@1.0/schedule".to_string(),
@@ -125,7 +140,7 @@ async fn every_post_route_refuses_malformed_bodies_with_a_4xx_and_changes_nothin
     ];
     for route in &routes {
         for (what, body, content_type, status, code) in &cases {
-            let a = post_raw(&node, route, body.clone(), content_type).await;
+            let a = post_raw(node, route, body.clone(), content_type).await;
             assert_eq!(
                 (a.status, a.json["error"].as_str()),
                 (*status, Some(*code)),
@@ -169,18 +184,17 @@ async fn every_post_route_refuses_malformed_bodies_with_a_4xx_and_changes_nothin
             "invalid-location",
         ),
     ] {
-        let a = post_json(&node, &route, &to_json(body)).await;
+        let a = post_json(node, &route, &to_json(body)).await;
         assert_eq!(a.json["error"].as_str(), Some(code), "{route}: {}", a.json);
         a.assert_error(400, code);
     }
     // Malformed commitments.
     let mut broken = to_json(&adding(&pid, 1));
     broken["commitments"] = serde_json::json!({ "x": { "committer": 5 } });
-    post_json(&node, "/~scheduler@1.0/schedule", &broken)
+    post_json(node, "/~scheduler@1.0/schedule", &broken)
         .await
         .assert_error(400, "invalid-commitments");
 
-    assert_eq!(observable(&node, &pids).await, before, "nothing changed");
-    node.shutdown().await;
+    assert_eq!(observable(node, &pids).await, before, "nothing changed");
     Ok(())
 }

@@ -28,6 +28,103 @@ impl std::ops::Deref for TestNode {
     }
 }
 
+/// Where requests go: a node started in-process, or the real `hb serve`
+/// binary ([`Binary`]).
+pub trait Endpoint {
+    /// `http://<addr>`.
+    fn base_url(&self) -> String;
+    /// The node's address, the scheduler its processes name.
+    fn scheduler_address(&self) -> String;
+}
+
+impl Endpoint for Node {
+    fn base_url(&self) -> String {
+        self.url()
+    }
+    fn scheduler_address(&self) -> String {
+        self.scheduler().address().to_string()
+    }
+}
+
+impl Endpoint for TestNode {
+    fn base_url(&self) -> String {
+        self.node.url()
+    }
+    fn scheduler_address(&self) -> String {
+        self.node.scheduler().address().to_string()
+    }
+}
+
+/// The real `hb serve` on a temporary data dir and a random port, with
+/// this file's limits ([`config`]) given as flags and the test devices on.
+pub struct Binary {
+    child: std::process::Child,
+    url: String,
+    address: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Binary {
+    /// Starts `hb serve` and reads its address and URL from what it prints.
+    pub fn start() -> Binary {
+        use std::io::{BufRead, BufReader};
+        use std::process::{Command, Stdio};
+        let dir = tempfile::tempdir().expect("a temp dir");
+        let c = config();
+        let mut child = Command::new(env!("CARGO_BIN_EXE_hb"))
+            .args(["serve", "--port", "0", "--enable-test-devices"])
+            .args(["--max-body-bytes", &c.max_body_bytes.to_string()])
+            .args(["--max-json-depth", &c.max_json_depth.to_string()])
+            .arg("--data-dir")
+            .arg(dir.path())
+            .env_remove("HB_NODE")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("hb serve starts");
+        let stdout = child.stdout.take().expect("piped stdout");
+        let mut lines = BufReader::new(stdout).lines();
+        let mut address = String::new();
+        let url = loop {
+            let line = lines
+                .next()
+                .expect("hb serve prints its URL before anything fails")
+                .expect("a line");
+            if let Some(a) = line.strip_prefix("hb node ") {
+                address = a.trim().to_string();
+            }
+            if let Some(url) = line.strip_prefix("listening on ") {
+                break url.trim().to_string();
+            }
+        };
+        // Keep reading, so the node's later lines find an open pipe.
+        std::thread::spawn(move || lines.for_each(drop));
+        Binary {
+            child,
+            url,
+            address,
+            _dir: dir,
+        }
+    }
+
+    /// SIGTERM; the exit code once the node has stopped.
+    pub fn stop(mut self) -> Option<i32> {
+        let _ = std::process::Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        self.child.wait().ok().and_then(|s| s.code())
+    }
+}
+
+impl Endpoint for Binary {
+    fn base_url(&self) -> String {
+        self.url.clone()
+    }
+    fn scheduler_address(&self) -> String {
+        self.address.clone()
+    }
+}
+
 pub fn config() -> NodeConfig {
     NodeConfig {
         port: 0,
@@ -119,25 +216,25 @@ where
     }
 }
 
-pub async fn get(node: &Node, path: &str) -> Answer {
+pub async fn get(node: &impl Endpoint, path: &str) -> Answer {
     get_with(node, path, &[]).await
 }
 
-pub async fn get_with(node: &Node, path: &str, headers: &[(&str, &str)]) -> Answer {
-    let mut req = awc::Client::new().get(format!("{}{path}", node.url()));
+pub async fn get_with(node: &impl Endpoint, path: &str, headers: &[(&str, &str)]) -> Answer {
+    let mut req = awc::Client::new().get(format!("{}{path}", node.base_url()));
     for (k, v) in headers {
         req = req.insert_header((*k, *v));
     }
     read(req.send().await.expect("the node answers")).await
 }
 
-pub async fn post(node: &Node, path: &str, m: &Message) -> Answer {
+pub async fn post(node: &impl Endpoint, path: &str, m: &Message) -> Answer {
     post_json(node, path, &to_json(m)).await
 }
 
-pub async fn post_json(node: &Node, path: &str, body: &serde_json::Value) -> Answer {
+pub async fn post_json(node: &impl Endpoint, path: &str, body: &serde_json::Value) -> Answer {
     let res = awc::Client::new()
-        .post(format!("{}{path}", node.url()))
+        .post(format!("{}{path}", node.base_url()))
         .send_json(body)
         .await
         .expect("the node answers");
@@ -145,18 +242,23 @@ pub async fn post_json(node: &Node, path: &str, body: &serde_json::Value) -> Ans
 }
 
 /// A POST without a body.
-pub async fn post_empty(node: &Node, path: &str) -> Answer {
+pub async fn post_empty(node: &impl Endpoint, path: &str) -> Answer {
     let res = awc::Client::new()
-        .post(format!("{}{path}", node.url()))
+        .post(format!("{}{path}", node.base_url()))
         .send()
         .await
         .expect("the node answers");
     read(res).await
 }
 
-pub async fn post_raw(node: &Node, path: &str, body: Vec<u8>, content_type: &str) -> Answer {
+pub async fn post_raw(
+    node: &impl Endpoint,
+    path: &str,
+    body: Vec<u8>,
+    content_type: &str,
+) -> Answer {
     let res = awc::Client::new()
-        .post(format!("{}{path}", node.url()))
+        .post(format!("{}{path}", node.base_url()))
         .insert_header(("content-type", content_type))
         .send_body(body)
         .await
@@ -166,11 +268,11 @@ pub async fn post_raw(node: &Node, path: &str, body: Vec<u8>, content_type: &str
 
 /// A `test-device@1.0` process definition scheduled on `node`, signed by
 /// the client key; `extra` keys are added (to make distinct processes).
-pub fn definition(node: &Node, extra: &str) -> Message {
+pub fn definition(node: &impl Endpoint, extra: &str) -> Message {
     Message::new()
         .with("type", "Process")
         .and_then(|m| m.with("device", "process@1.0"))
-        .and_then(|m| m.with("scheduler", node.scheduler().address()))
+        .and_then(|m| m.with("scheduler", node.scheduler_address()))
         .and_then(|m| m.with("execution-device", "test-device@1.0"))
         .and_then(|m| m.with("name", extra))
         .and_then(|m| m.commit(&client(), None))
@@ -178,7 +280,7 @@ pub fn definition(node: &Node, extra: &str) -> Message {
 }
 
 /// Registers a process; returns its ID (text).
-pub async fn register(node: &Node, extra: &str) -> String {
+pub async fn register(node: &impl Endpoint, extra: &str) -> String {
     let def = definition(node, extra);
     let pid = def.id_all().expect("an id").to_human();
     let a = post(node, "/~scheduler@1.0/schedule", &def).await;
@@ -201,7 +303,7 @@ pub fn adding(pid: &str, add: i64) -> Message {
 }
 
 /// Schedules `add` on `pid`; returns the slot.
-pub async fn send(node: &Node, pid: &str, add: i64) -> i64 {
+pub async fn send(node: &impl Endpoint, pid: &str, add: i64) -> i64 {
     let a = post(node, "/~scheduler@1.0/schedule", &adding(pid, add)).await;
     assert_eq!(a.status, 200, "{}", a.json);
     a.json["slot"].as_i64().expect("a slot")
