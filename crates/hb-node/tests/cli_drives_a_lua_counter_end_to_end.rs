@@ -5,9 +5,9 @@
 //! then on the stopped node's data dir. Text by default; every `--json`
 //! output parses as JSON.
 
-mod common;
+mod cli_support;
 
-use common::{counter_lua, hb, hb_in, Serve};
+use cli_support::{counter_lua, hb, hb_in, Serve};
 
 #[test]
 fn a_lua_counter_is_spawned_driven_read_and_verified_through_hb() {

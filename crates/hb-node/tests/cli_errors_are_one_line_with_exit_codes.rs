@@ -3,9 +3,9 @@
 //! request: these runs name a node that is not there), a failure exits 1
 //! with the node's own error code.
 
-mod common;
+mod cli_support;
 
-use common::{counter_lua, hb, Serve};
+use cli_support::{counter_lua, hb, Serve};
 
 /// A node URL where nothing listens.
 const NOWHERE: &str = "http://127.0.0.1:1";

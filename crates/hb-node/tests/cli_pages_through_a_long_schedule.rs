@@ -5,7 +5,7 @@
 //! terminal. The node runs in-process; the messages are scheduled through
 //! `hb_node::client::Client`.
 
-mod common;
+mod cli_support;
 
 use std::sync::Arc;
 
@@ -36,11 +36,11 @@ fn start() -> Node {
 }
 
 /// Runs `hb` off the actix thread, which the node's actors need.
-async fn hb(args: Vec<String>) -> common::Run {
+async fn hb(args: Vec<String>) -> cli_support::Run {
     actix_rt::task::spawn_blocking(move || {
         let dir = tempfile::tempdir().expect("tempdir");
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        common::hb(dir.path(), &args)
+        cli_support::hb(dir.path(), &args)
     })
     .await
     .expect("the run completes")
@@ -63,7 +63,10 @@ async fn a_schedule_of_three_pages_is_read_and_verified_whole() -> anyhow::Resul
         .with("device", "process@1.0")?
         .with("scheduler", client.address().await?)?
         .with("execution-device", "lua@5.3a")?
-        .with("script", std::fs::read_to_string(common::counter_lua())?)?
+        .with(
+            "script",
+            std::fs::read_to_string(cli_support::counter_lua())?,
+        )?
         .commit(&key, None)?;
     let pid = definition.id_all()?;
     assert_eq!(client.schedule(&definition).await?.get_int("slot"), Some(0));

@@ -3,7 +3,7 @@
 //! bare value, aos-2 pages), and a refusal kept as the node's own
 //! `{status, error, detail}` in `ClientError::Node`.
 
-mod common;
+mod cli_support;
 
 use std::sync::Arc;
 
@@ -36,7 +36,10 @@ async fn answers_are_parsed_and_refusals_keep_the_nodes_code() -> anyhow::Result
         .with("device", "process@1.0")?
         .with("scheduler", node.scheduler().address())?
         .with("execution-device", "lua@5.3a")?
-        .with("script", std::fs::read_to_string(common::counter_lua())?)?
+        .with(
+            "script",
+            std::fs::read_to_string(cli_support::counter_lua())?,
+        )?
         .commit(&key, None)?;
     let pid = definition.id_all()?;
     client.schedule(&definition).await?;

@@ -5,11 +5,11 @@
 //! variable or a flag), an unreadable or invalid file, a corrupt key, a
 //! data dir that cannot be created. No data dir is created.
 
-mod support;
+mod config_support;
 
 use std::path::Path;
 
-use support::hb;
+use config_support::hb;
 
 /// One way to get the configuration wrong.
 struct Case {

@@ -3,14 +3,14 @@
 //! across SIGTERM and a restart on the same data dir (exiting 0), and an
 //! invalid setting stops start-up with exit code 2 naming the setting.
 
-mod support;
+mod config_support;
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 
+use config_support::hb;
 use hb_message::json::to_json;
 use hb_message::{Message, NodeKey};
-use support::hb;
 
 /// Starts `hb serve` and returns the child and its URL.
 fn serve(dir: &std::path::Path) -> (Child, String) {

@@ -4,14 +4,14 @@
 //! its output loads back as a configuration file. Every setting is taken
 //! as a variable and as a flag.
 
-mod support;
+mod config_support;
 
 use std::path::Path;
 use std::process::Output;
 
+use config_support::hb;
 use hb_node::config::ValueKind;
 use hb_node::SETTINGS;
-use support::hb;
 
 fn stdout(out: &Output) -> String {
     assert_eq!(

@@ -3,14 +3,14 @@
 //! shows the loaded values, `test-device@1.0` is refused while
 //! `enable_test_devices` is off (the default), and SIGTERM exits 0.
 
-mod support;
+mod config_support;
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 
+use config_support::hb;
 use hb_message::json::to_json;
 use hb_message::{Message, NodeKey};
-use support::hb;
 
 #[actix_rt::test]
 async fn the_loaded_settings_are_the_running_nodes() -> anyhow::Result<()> {

@@ -4,12 +4,12 @@
 //! another key (`wrong-signer`), which passes only when the operator names
 //! that key with `--scheduler`. Bad usage exits 2.
 
-mod common;
+mod cli_support;
 
 use std::path::Path;
 use std::sync::Arc;
 
-use common::{hb, Run, Serve};
+use cli_support::{hb, Run, Serve};
 use hb_message::{msg, Id, Message, NodeKey};
 use hb_scheduler::{ChainTip, Sequencer};
 use hb_store::{AssignmentRecord, SchedulerCache, SledStore, Store};

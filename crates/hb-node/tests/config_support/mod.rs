@@ -1,4 +1,4 @@
-//! Shared by the tests that run the real `hb` binary.
+//! Shared by the tests that run the real `hb serve` binary with settings (configuration tests).
 
 use std::process::Command;
 
