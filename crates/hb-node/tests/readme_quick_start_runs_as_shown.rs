@@ -7,9 +7,9 @@
 //! the lines the README shows, IDs aside (keys are random, so every
 //! 43-character ID reads as `<id>` on both sides).
 
-use std::io::{BufRead, BufReader};
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
+mod cli_support;
+
+use std::process::Command;
 
 const README: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../README.md");
 const EXAMPLES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples");
@@ -77,36 +77,13 @@ fn normalise(line: &str) -> String {
     out
 }
 
-fn serve(dir: &Path) -> (Child, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_hb"))
-        .args(["serve", "--port", "0", "--data-dir"])
-        .arg(dir)
-        .env_remove("HB_NODE")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("hb starts");
-    let stdout = child.stdout.take().expect("piped stdout");
-    let mut lines = BufReader::new(stdout).lines();
-    let url = loop {
-        let line = lines
-            .next()
-            .expect("hb prints its URL before anything fails")
-            .expect("a line");
-        if let Some(url) = line.strip_prefix("listening on ") {
-            break url.trim().to_string();
-        }
-    };
-    std::thread::spawn(move || lines.for_each(drop));
-    (child, url)
-}
-
 #[test]
 fn the_quick_start_session_prints_what_the_readme_shows() -> anyhow::Result<()> {
     let steps = session(&std::fs::read_to_string(README)?)?;
     assert!(steps.len() >= 8, "the session has its commands: {steps:?}");
     let data = tempfile::tempdir()?;
-    let (mut node, url) = serve(data.path());
+    let node = cli_support::Serve::start(data.path());
+    let url = node.url.clone();
 
     // A checkout's layout after `cargo run --release`.
     let checkout = tempfile::tempdir()?;
@@ -126,10 +103,7 @@ fn the_quick_start_session_prints_what_the_readme_shows() -> anyhow::Result<()> 
         .current_dir(checkout.path())
         .env("HB_NODE", &url)
         .output()?;
-    let _ = Command::new("kill")
-        .args(["-TERM", &node.id().to_string()])
-        .status();
-    let _ = node.wait();
+    node.stop();
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(

@@ -3,9 +3,9 @@
 //! acknowledged is in the schedule at its slot with the same hash chain,
 //! and every state a client saw computed is recomputed identically.
 
+mod cli_support;
+
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
@@ -14,39 +14,6 @@ use hb_message::{Message, NodeKey};
 use parking_lot::Mutex;
 
 const COUNTER: &str = include_str!("../../../examples/lua/counter.lua");
-
-/// Starts `hb serve` on `dir` and a random port; returns it and its URL.
-fn serve(dir: &std::path::Path) -> (Child, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_hb"))
-        .args(["serve", "--port", "0", "--data-dir"])
-        .arg(dir)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("hb starts");
-    let stdout = child.stdout.take().expect("piped stdout");
-    let mut lines = BufReader::new(stdout).lines();
-    let url = loop {
-        let line = lines
-            .next()
-            .expect("hb prints its URL before anything fails")
-            .expect("a line");
-        if let Some(url) = line.strip_prefix("listening on ") {
-            break url.trim().to_string();
-        }
-    };
-    // Keep draining stdout so the node never writes into a closed pipe.
-    std::thread::spawn(move || lines.for_each(drop));
-    (child, url)
-}
-
-fn sigterm(child: &Child) {
-    let sent = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .expect("kill runs");
-    assert!(sent.success());
-}
 
 fn client() -> awc::Client {
     awc::Client::builder()
@@ -103,13 +70,13 @@ async fn hash_chains(url: &str, pid: &str) -> anyhow::Result<BTreeMap<u64, Strin
 async fn sigterm_under_load_exits_0_and_a_restart_keeps_every_acknowledgement() -> anyhow::Result<()>
 {
     let dir = tempfile::tempdir()?;
-    let (child, url) = serve(dir.path());
-    let node_key = NodeKey::load(&dir.path().join("node.key"))?;
+    let node = cli_support::Serve::start(dir.path());
+    let url = node.url.clone();
     let user = NodeKey::from_seed(&[7; 32]);
     let def = Message::new()
         .with("type", "Process")?
         .with("device", "process@1.0")?
-        .with("scheduler", node_key.address())?
+        .with("scheduler", node.address.as_str())?
         .with("execution-device", "lua@5.3a")?
         .with("script", COUNTER)?
         .commit(&user, None)?;
@@ -173,22 +140,20 @@ async fn sigterm_under_load_exits_0_and_a_restart_keeps_every_acknowledgement() 
     while acked.lock().len() < 150 {
         actix_rt::time::sleep(std::time::Duration::from_millis(5)).await;
     }
-    sigterm(&child);
-    let mut child = child;
-    let code = actix_rt::task::spawn_blocking(move || child.wait())
-        .await?
-        .map_err(anyhow::Error::from)?;
+    // SIGTERM, waited for off the runtime while the clients keep going.
+    let code = actix_rt::task::spawn_blocking(move || node.stop()).await?;
     stop.store(true, Ordering::Relaxed);
     for c in clients {
         c.await?;
     }
-    assert_eq!(code.code(), Some(0), "SIGTERM under load exits 0");
+    assert_eq!(code, 0, "SIGTERM under load exits 0");
     // Whatever was refused during shutdown was refused as `unavailable`.
     for error in refused.lock().iter() {
         assert_eq!(error["error"], "unavailable", "{error}");
     }
 
-    let (child, url) = serve(dir.path());
+    let node = cli_support::Serve::start(dir.path());
+    let url = node.url.clone();
     let stored = hash_chains(&url, &pid).await?;
     let acked = acked.lock().clone();
     assert!(acked.len() >= 150);
@@ -209,8 +174,6 @@ async fn sigterm_under_load_exits_0_and_a_restart_keeps_every_acknowledgement() 
     let (status, tip) = get_json(&format!("{url}/{pid}~process@1.0/compute?slot={last}")).await?;
     assert_eq!(status, 200, "{tip}");
     assert_eq!(tip["state"]["count"].as_u64(), Some(last));
-    sigterm(&child);
-    let mut child = child;
-    assert_eq!(child.wait()?.code(), Some(0));
+    assert_eq!(node.stop(), 0);
     Ok(())
 }
