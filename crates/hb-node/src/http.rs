@@ -42,7 +42,7 @@ use actix_web::body::BoxBody;
 use actix_web::dev::{Service, ServiceRequest, ServiceResponse};
 use actix_web::http::header::{HeaderValue, ACCEPT, CACHE_CONTROL, CONTENT_TYPE, LOCATION};
 use actix_web::http::{Method, StatusCode};
-use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
+use actix_web::{web, App, HttpMessage, HttpRequest, HttpResponse, HttpServer};
 use futures::FutureExt;
 use hb_device::Outcome;
 use hb_message::{ErrorCode, Id, Message, Value};
@@ -70,7 +70,8 @@ const NO_STORE: [&str; 3] = ["slot", "status", "now"];
 const COMPUTED: [&str; 2] = ["compute", "now"];
 
 /// Keys that name a route in metrics labels; any other key is `other`.
-const ROUTE_KEYS: [&str; 18] = [
+const ROUTE_KEYS: [&str; 19] = [
+    "backup",
     "schedule",
     "slot",
     "status",
@@ -340,7 +341,7 @@ pub fn route_label(path: &str) -> String {
     }
     let known_device = |d: &str| {
         let d = d.to_ascii_lowercase();
-        if BUILT_IN_DEVICES.contains(&d.as_str()) || d == "meta@1.0" {
+        if BUILT_IN_DEVICES.contains(&d.as_str()) || d == "meta@1.0" || d == "node@1.0" {
             d
         } else {
             "other".to_string()
@@ -387,10 +388,43 @@ fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/healthz", web::get().to(healthz))
         .route("/metrics", web::get().to(metrics))
         .route("/~meta@1.0/info", web::route().to(meta_info))
-        .route("/~meta@1.0/info/{key}", web::route().to(meta_info));
+        .route("/~meta@1.0/info/{key}", web::route().to(meta_info))
+        .route(
+            "/~node@1.0/backup",
+            web::route().to(crate::backup::backup_route),
+        );
     #[cfg(feature = "test-support")]
     cfg.route("/~hb-test@1.0/panic", web::route().to(test_panic));
     cfg.route("/{tail:.*}", web::route().to(resolve));
+}
+
+/// The node's routes as one service wrapped in [`around`], for the node's
+/// own server and for a host's `App` (`Node::routes`), at the root or
+/// under a scope.
+pub(crate) fn mount(
+    state: web::Data<NodeState>,
+) -> impl Fn(&mut web::ServiceConfig) + Clone + Send + 'static {
+    move |cfg: &mut web::ServiceConfig| {
+        let wrapped = state.clone();
+        cfg.service(
+            web::scope("")
+                .app_data(state.clone())
+                .wrap_fn(move |req, srv| around(&wrapped, req, srv))
+                .configure(routes),
+        );
+    }
+}
+
+/// The request's path below where the node's routes are mounted (the whole
+/// path at the root; the rest after a host's scope), set by [`around`].
+#[derive(Clone, Debug)]
+struct MountedPath(String);
+
+/// The path the node's routes read: relative to their mount point.
+fn mounted_path(req: &HttpRequest) -> String {
+    req.extensions()
+        .get::<MountedPath>()
+        .map_or_else(|| req.uri().path().to_string(), |p| p.0.clone())
 }
 
 /// Binds the HTTP server on `bind` and starts it (on the running actix
@@ -403,19 +437,15 @@ pub(crate) fn serve(
         addr: format!("{}:{}", bind.0, bind.1),
         detail,
     };
-    let server = HttpServer::new(move || {
-        App::new()
-            .app_data(state.clone())
-            .wrap_fn(around)
-            .configure(routes)
-    })
-    .workers(2)
-    .disable_signals()
-    // The node drains requests itself (`Lifecycle`) before stopping the
-    // server; this only bounds the wait for connections left idle.
-    .shutdown_timeout(1)
-    .bind(bind)
-    .map_err(|e| bind_error(e.to_string()))?;
+    let mounted = mount(state);
+    let server = HttpServer::new(move || App::new().configure(mounted.clone()))
+        .workers(2)
+        .disable_signals()
+        // The node drains requests itself (`Lifecycle`) before stopping the
+        // server; this only bounds the wait for connections left idle.
+        .shutdown_timeout(1)
+        .bind(bind)
+        .map_err(|e| bind_error(e.to_string()))?;
     let addr = server
         .addrs()
         .first()
@@ -536,16 +566,20 @@ type Answer = Pin<Box<dyn Future<Output = Result<ServiceResponse<BoxBody>, actix
 
 /// Wraps every route: the request's span, metrics, panics, closing and
 /// aborting (see the module documentation).
-pub(crate) fn around<S>(req: ServiceRequest, srv: &S) -> Answer
+pub(crate) fn around<S>(state: &web::Data<NodeState>, req: ServiceRequest, srv: &S) -> Answer
 where
     S: Service<ServiceRequest, Response = ServiceResponse<BoxBody>, Error = actix_web::Error>,
     S::Future: 'static,
 {
-    let Some(state) = req.app_data::<web::Data<NodeState>>().cloned() else {
-        return Box::pin(srv.call(req));
-    };
+    let state = state.clone();
     let method = req.method().clone();
-    let path = req.path().to_string();
+    // Below the mount point: the scope's prefix (if any) is matched, the
+    // rest is the node's path.
+    let path = match req.match_info().unprocessed() {
+        "" => "/".to_string(),
+        rest => rest.to_string(),
+    };
+    req.extensions_mut().insert(MountedPath(path.clone()));
     let route = route_label(&path);
     let timed = timed(&method, &path);
     let span = tracing::info_span!(
@@ -737,7 +771,7 @@ async fn resolve_in(
             ))
         }
     };
-    let parsed = parse_path(req.uri().path())?;
+    let parsed = parse_path(&mounted_path(req))?;
     let body = read_body(payload, state.config.max_body_bytes).await?;
     let mut request = query_fields(req.query_string())?;
     for (k, v) in parsed.fields.iter().cloned() {

@@ -9,6 +9,14 @@
 //! request), `/metrics` ([`metrics`], SPEC §7.5), a shutdown that answers
 //! every accepted request ([`Node::shutdown`]), the HTTP [`client`], and
 //! the `hb` binary (`hb serve` and the client subcommands of SPEC §7.6).
+//!
+//! Embedding (docs/embedding.md): [`NodeBuilder::http`]`(false)` starts a
+//! node without its own HTTP server, [`Node::routes`] mounts hb's routes
+//! in the host's actix-web `App` (at the root or under a scope),
+//! [`NodeBuilder::device`] registers the host's own devices, and the
+//! handle schedules, computes and dry-runs ([`Node::schedule`],
+//! [`Node::compute`], [`Node::dry_run`]). [`backup`] makes a running node
+//! copy its store (docs/operations.md).
 //! Not yet: remote scheduler proxying (a redirect is answered, not
 //! followed).
 //!
@@ -30,11 +38,18 @@
 
 #![deny(missing_docs)]
 
+pub mod backup;
 pub mod client;
 pub mod config;
+mod embed;
 pub mod http;
 pub mod metrics;
 mod node;
+
+/// docs/embedding.md, whose Rust blocks run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../../../docs/embedding.md")]
+pub struct EmbeddingDoc;
 
 pub use config::{ConfigError, NodeConfig, Setting, SETTINGS};
 pub use node::{Node, NodeBuilder, NodeError, BUILT_IN_DEVICES, DEFAULT_SHUTDOWN_GRACE};

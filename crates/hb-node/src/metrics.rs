@@ -399,6 +399,10 @@ impl Store for TimedStore {
         self.inner.last_with_prefix(prefix)
     }
 
+    fn backup(&self, dest: &Path) -> Result<hb_store::BackupReport, StoreError> {
+        self.inner.backup(dest)
+    }
+
     fn bytes_on_disk(&self) -> Option<u64> {
         self.inner.bytes_on_disk()
     }

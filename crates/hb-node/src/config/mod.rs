@@ -76,6 +76,9 @@ pub struct NodeConfig {
     pub data_dir: PathBuf,
     /// `key_file` (default `<data_dir>/node.key`, created with mode 0600).
     pub key_file: Option<PathBuf>,
+    /// `backup_dir`: where `POST /~node@1.0/backup` writes backups (unset:
+    /// backups are refused).
+    pub backup_dir: Option<PathBuf>,
     /// `max_body_bytes`: larger request bodies get 413.
     pub max_body_bytes: usize,
     /// `max_json_depth`: deeper JSON bodies get 400.
@@ -152,6 +155,7 @@ impl Default for NodeConfig {
             port: 8734,
             data_dir: PathBuf::from("./hb-data"),
             key_file: None,
+            backup_dir: None,
             max_body_bytes: 10 * 1024 * 1024,
             max_json_depth: 64,
             scheduling_mode: SchedulingMode::LocalConfirmation,

@@ -227,6 +227,20 @@ pub static SETTINGS: &[Setting] = &[
         show: |c| path(&c.key_path()),
     },
     Setting {
+        name: "backup_dir",
+        default: "(unset)",
+        env: "HB_BACKUP_DIR",
+        flag: "--backup-dir",
+        kind: ValueKind::Text,
+        description: "Where `POST /~node@1.0/backup` writes backups, each in a new subdirectory; unset: backups are refused.",
+        set: |c, v| {
+            let dir = text(v)?;
+            c.backup_dir = (!dir.is_empty()).then(|| PathBuf::from(dir));
+            Ok(())
+        },
+        show: |c| c.backup_dir.as_deref().map_or_else(|| string(""), path),
+    },
+    Setting {
         name: "max_body_bytes",
         default: "10485760",
         env: "HB_MAX_BODY_BYTES",
@@ -633,6 +647,7 @@ mod tests {
             let shown = plain(&s.value(&d));
             match s.name {
                 "key_file" => assert_eq!(shown, "./hb-data/node.key"),
+                "backup_dir" => assert_eq!(shown, ""),
                 "scheduler_location_url" => assert_eq!(shown, "http://127.0.0.1:8734"),
                 "arbiters" => assert_eq!(shown, d.effective_arbiters().to_string()),
                 _ => assert_eq!(shown, s.default, "the default of {}", s.name),

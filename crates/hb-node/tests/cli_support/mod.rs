@@ -92,9 +92,16 @@ impl Serve {
     /// Starts a node on `data_dir`, and reads its address and URL from
     /// what it prints.
     pub fn start(data_dir: &Path) -> Serve {
+        Serve::start_with(data_dir, &[])
+    }
+
+    /// As [`Serve::start`], with more flags of `hb serve` (say
+    /// `--backup-dir <dir>`).
+    pub fn start_with(data_dir: &Path, flags: &[&std::ffi::OsStr]) -> Serve {
         let mut child = Command::new(env!("CARGO_BIN_EXE_hb"))
             .args(["serve", "--port", "0", "--data-dir"])
             .arg(data_dir)
+            .args(flags)
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()

@@ -123,6 +123,11 @@ pub fn run(args: Serve) -> ExitCode {
     };
     let store: Arc<dyn hb_store::Store> = match hb_store::SledStore::open(&config.data_dir) {
         Ok(s) => Arc::new(s),
+        // A store from a newer hb: the operator runs the wrong binary.
+        Err(e @ hb_store::StoreError::NewerFormat { .. }) => {
+            eprintln!("hb: {e}");
+            return ExitCode::from(2);
+        }
         Err(e) => {
             eprintln!("hb: {e}");
             return ExitCode::from(1);
