@@ -2,7 +2,8 @@
 //! at the root or under a scope, over real HTTP on 127.0.0.1: paths are
 //! read below the mount point, the host's own routes still answer, and
 //! the node's wrapper still applies (JSON errors, panics answered 500,
-//! metrics, 503 `unavailable` once the node shuts down). Also: a node
+//! metrics, 503 `unavailable` once the node shuts down), and the backup
+//! route refuses without `backup_dir` (403 `backup-disabled`). Also: a node
 //! started without HTTP says it listens nowhere, the host's devices are
 //! checked by name, and processes naming a device the node lacks are
 //! refused.
@@ -84,6 +85,18 @@ async fn routes_under_a_scope_read_paths_below_it_and_keep_the_wrapper() {
             .unwrap()
             .contains("\"/nothing-here\""),
         "{err}"
+    );
+    // The backup route is mounted too; without backup_dir it refuses.
+    let mut res = awc::Client::default()
+        .post(format!("{url}/hb/~node@1.0/backup"))
+        .send()
+        .await
+        .unwrap();
+    let refused: serde_json::Value = res.json().await.unwrap();
+    assert_eq!(
+        (res.status().as_u16(), refused["error"].as_str()),
+        (403, Some("backup-disabled")),
+        "{refused}"
     );
     // A handler panic is contained by the wrapper.
     let (status, err, _) = get(&format!("{url}/hb/~hb-test@1.0/panic")).await;
