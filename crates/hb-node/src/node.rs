@@ -171,7 +171,7 @@ impl NodeBuilder {
     pub fn start(self) -> Result<Node, NodeError> {
         self.config.validate()?;
         let custom =
-            crate::embed::custom_device_names(&self.devices, test_devices_of(&self.config))?;
+            crate::embed::custom_device_names(&self.devices, self.config.enable_test_devices)?;
         let metrics = Arc::new(Metrics::new());
         let store = metrics.timed_store(self.store);
         let scheduler_config = self
@@ -230,11 +230,6 @@ impl NodeBuilder {
             grace: self.shutdown_grace,
         })
     }
-}
-
-/// Whether `test-device@1.0` is registered on a node with `config`.
-fn test_devices_of(config: &NodeConfig) -> bool {
-    config.enable_test_devices
 }
 
 /// A running node.
