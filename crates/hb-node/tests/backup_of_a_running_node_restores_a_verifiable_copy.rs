@@ -5,7 +5,8 @@
 //! key), `hb serve` starts on it with the same address, `hb verify-chain`
 //! passes for every process over HTTP, and every assignment acknowledged
 //! before the backup started is in it at its slot with the same hash
-//! chain. A node without `backup_dir` refuses backups.
+//! chain. `hb backup --json` answers `{path, entries, bytes}` of another
+//! new directory. A node without `backup_dir` refuses backups.
 
 mod cli_support;
 
@@ -156,6 +157,21 @@ async fn a_backup_under_load_restores_to_a_node_that_verifies_and_has_every_earl
     for c in clients {
         c.await?;
     }
+    // A second backup, as JSON: another new directory, at least as large.
+    let (cwd, backup_url) = (dir.path().to_path_buf(), url.clone());
+    let second = actix_rt::task::spawn_blocking(move || {
+        cli_support::hb(&cwd, &["backup", "--json", "--node", &backup_url])
+    })
+    .await?
+    .json();
+    let second_path = PathBuf::from(second["path"].as_str().unwrap_or_default());
+    assert_eq!(second_path.parent(), Some(backups.as_path()), "{second}");
+    assert_ne!(second_path, backup);
+    assert!(
+        second["entries"].as_u64().unwrap_or(0) > before.len() as u64,
+        "{second}"
+    );
+    assert!(second["bytes"].as_u64().unwrap_or(0) > 0, "{second}");
     assert_eq!(
         actix_rt::task::spawn_blocking(move || node.stop()).await?,
         0
