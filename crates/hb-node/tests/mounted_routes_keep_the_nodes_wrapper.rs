@@ -2,7 +2,8 @@
 //! at the root or under a scope, over real HTTP on 127.0.0.1: paths are
 //! read below the mount point, the host's own routes still answer, and
 //! the node's wrapper still applies (JSON errors, panics answered 500,
-//! metrics, 503 `unavailable` once the node shuts down), and the backup
+//! metrics, 503 `unavailable` once the node shuts down, a request in
+//! flight when it shuts down answered before it stops), and the backup
 //! route refuses without `backup_dir` (403 `backup-disabled`). Also: a node
 //! started without HTTP says it listens nowhere, the host's devices are
 //! checked by name, and processes naming a device the node lacks are
@@ -198,4 +199,43 @@ async fn processes_may_name_the_hosts_device_and_no_unknown_one() {
     let refused = node.schedule(definition("nope@1.0")).await.unwrap_err();
     assert!(refused.to_string().contains("nope@1.0"), "{refused}");
     node.shutdown().await;
+}
+
+#[actix_rt::test]
+async fn shutdown_lets_a_mounted_request_in_flight_finish() {
+    let key = NodeKey::from_seed(&[3; 32]);
+    let node = embedded(NodeConfig {
+        enable_test_devices: true,
+        ..NodeConfig::default()
+    });
+    let (server, url) = host(&node, Some("/hb"));
+    let client = NodeKey::from_seed(&[4; 32]);
+    let definition = Message::new()
+        .with("type", "Process")
+        .and_then(|m| m.with("device", "process@1.0"))
+        .and_then(|m| m.with("scheduler", key.address()))
+        .and_then(|m| m.with("execution-device", "test-device@1.0"))
+        .and_then(|m| m.commit(&client, None))
+        .unwrap();
+    let pid = definition.id_all().unwrap();
+    node.schedule(definition).await.unwrap();
+    // Slot 1 takes a while to compute.
+    let slow = Message::new()
+        .with("target", pid.to_human())
+        .and_then(|m| m.with("add", 5))
+        .and_then(|m| m.with("delay-ms", 300))
+        .and_then(|m| m.commit(&client, None))
+        .unwrap();
+    node.schedule(slow).await.unwrap();
+    let in_flight = actix_rt::spawn(async move {
+        get(&format!("{url}/hb/{pid}~process@1.0/compute/sum?slot=1")).await
+    });
+    while node.requests_in_flight() == 0 {
+        actix_rt::time::sleep(std::time::Duration::from_millis(2)).await;
+    }
+    node.shutdown().await;
+    assert_eq!(node.requests_in_flight(), 0);
+    let (status, sum, _) = in_flight.await.unwrap();
+    assert_eq!((status, sum), (200, serde_json::json!(5)));
+    server.stop(true).await;
 }
