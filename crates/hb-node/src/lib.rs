@@ -32,9 +32,11 @@
 
 pub mod client;
 pub mod config;
+pub mod dashboard;
 pub mod http;
 pub mod metrics;
 mod node;
+pub mod overload;
 
 pub use config::{ConfigError, NodeConfig, Setting, SETTINGS};
 pub use node::{Node, NodeBuilder, NodeError, BUILT_IN_DEVICES, DEFAULT_SHUTDOWN_GRACE};

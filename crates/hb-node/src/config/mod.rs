@@ -80,6 +80,9 @@ pub struct NodeConfig {
     pub max_body_bytes: usize,
     /// `max_json_depth`: deeper JSON bodies get 400.
     pub max_json_depth: usize,
+    /// `max_requests_in_flight`: past this many requests being handled,
+    /// new ones get 503 `busy` at once.
+    pub max_requests_in_flight: usize,
     /// `scheduling_mode` (SPEC §5.4).
     pub scheduling_mode: SchedulingMode,
     /// `require_signed`: refuse messages without commitments.
@@ -154,6 +157,7 @@ impl Default for NodeConfig {
             key_file: None,
             max_body_bytes: 10 * 1024 * 1024,
             max_json_depth: 64,
+            max_requests_in_flight: 1024,
             scheduling_mode: SchedulingMode::LocalConfirmation,
             require_signed: false,
             verify_assignments: true,
@@ -270,6 +274,11 @@ impl NodeConfig {
                 ),
             ));
         }
+        at_least(
+            "max_requests_in_flight",
+            wide(self.max_requests_in_flight),
+            1,
+        )?;
         at_least("schedule_timeout_ms", self.schedule_timeout_ms, 1)?;
         at_least("schedule_page_max", self.schedule_page_max, 1)?;
         if let Some(url) = &self.scheduler_location_url {

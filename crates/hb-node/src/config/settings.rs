@@ -253,6 +253,19 @@ pub static SETTINGS: &[Setting] = &[
         show: |c| int(c.max_json_depth),
     },
     Setting {
+        name: "max_requests_in_flight",
+        default: "1024",
+        env: "HB_MAX_REQUESTS_IN_FLIGHT",
+        flag: "--max-requests-in-flight",
+        kind: ValueKind::Integer,
+        description: "Requests handled at once; past it, new ones get 503 `busy` with `retry-after` (≥ 1).",
+        set: |c, v| {
+            c.max_requests_in_flight = number(v)?;
+            Ok(())
+        },
+        show: |c| int(c.max_requests_in_flight),
+    },
+    Setting {
         name: "scheduling_mode",
         default: "local_confirmation",
         env: "HB_SCHEDULING_MODE",
