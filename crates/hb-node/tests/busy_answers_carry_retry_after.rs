@@ -51,6 +51,7 @@ async fn past_max_requests_in_flight_a_request_is_busy_with_retry_after() {
             .send()
             .await
             .map(|r| r.status().as_u16())
+            .map_err(|e| e.to_string())
     });
     // Wait until the compute is the one request in flight (it sleeps in
     // the device), then every other request is refused.
@@ -100,6 +101,7 @@ async fn a_full_worker_mailbox_answers_busy_with_retry_after() {
             .send()
             .await
             .map(|r| r.status().as_u16())
+            .map_err(|e| e.to_string())
     });
     // Wait until the worker runs the slow slot: its one mailbox place is
     // taken, so a compute of the next slot is refused.

@@ -46,6 +46,10 @@ const PROCESSES: usize = 64;
 /// larger flood would need if nothing bounded them.
 const MAX_PEAK_MIB: u64 = 256;
 
+/// How much the floods may raise the node's peak RSS above what it was
+/// before them (MiB).
+const MAX_GROWTH_MIB: u64 = 64;
+
 /// What the answers were.
 #[derive(Debug, Default)]
 struct Tally {
@@ -166,10 +170,12 @@ fn peak_rss_kib(pid: u32) -> u64 {
 }
 
 /// A node flooded by `connections` clients at one hot process, then over
-/// [`PROCESSES`] processes; its peak RSS (KiB) and the answers.
-async fn run(connections: usize) -> (u64, Tally, Tally) {
+/// [`PROCESSES`] processes; its peak RSS (KiB) before and after the
+/// floods, and the answers.
+async fn run(connections: usize) -> (u64, u64, Tally, Tally) {
     let node = Binary::start_with(&LIMITS);
     let hot = vec![register(&node, "hot").await];
+    let idle = peak_rss_kib(node.pid());
     let one = flood(&node, &hot, connections).await;
     let mut many = Vec::with_capacity(PROCESSES);
     for i in 0..PROCESSES {
@@ -178,7 +184,7 @@ async fn run(connections: usize) -> (u64, Tally, Tally) {
     let spread = flood(&node, &many, connections).await;
     let peak = peak_rss_kib(node.pid());
     assert_eq!(node.stop(), Some(0), "the node stops cleanly after the flood");
-    (peak, one, spread)
+    (idle, peak, one, spread)
 }
 
 #[actix_rt::test]
@@ -186,15 +192,16 @@ async fn every_request_of_a_flood_is_answered_and_peak_memory_stays_bounded() {
     let mut busy = 0;
     let mut peaks = Vec::new();
     for connections in [128, 256] {
-        let (peak, one, spread) = run(connections).await;
+        let (idle, peak, one, spread) = run(connections).await;
         for (name, tally) in [("one hot process", &one), ("many processes", &spread)] {
             eprintln!(
-                "{connections} connections, {name}: {} ok, busy {} node / {} scheduler / {} worker; peak RSS {} MiB",
+                "{connections} connections, {name}: {} ok, busy {} node / {} scheduler / {} worker; peak RSS {} MiB ({} MiB before)",
                 tally.ok,
                 tally.busy_node,
                 tally.busy_scheduler,
                 tally.busy_worker,
-                peak / 1024
+                peak / 1024,
+                idle / 1024
             );
             assert!(
                 tally.wrong.is_empty(),
@@ -207,6 +214,11 @@ async fn every_request_of_a_flood_is_answered_and_peak_memory_stays_bounded() {
             assert!(tally.ok > 0, "{name}: some requests got through");
             busy += tally.busy();
         }
+        assert!(
+            (peak - idle) / 1024 < MAX_GROWTH_MIB,
+            "{connections} connections: the flood grew peak RSS by {} MiB",
+            (peak - idle) / 1024
+        );
         assert!(
             peak / 1024 < MAX_PEAK_MIB,
             "{connections} connections: peak RSS {} MiB ≥ {MAX_PEAK_MIB} MiB",
