@@ -575,9 +575,10 @@ where
             .request(&route, method.as_str(), 503, None, 0.0);
         return Box::pin(async move { Ok(req.into_response(res)) });
     }
-    if let Err(busy) =
-        crate::overload::admit(state.lifecycle.in_flight(), state.config.max_requests_in_flight)
-    {
+    if let Err(busy) = crate::overload::admit(
+        state.lifecycle.in_flight(),
+        state.config.max_requests_in_flight,
+    ) {
         drop(guard);
         span.record("status", busy.status);
         state
@@ -1091,5 +1092,9 @@ mod tests {
         assert_eq!(route_label("/~evil-{x}@9/zzz"), "/~other/other");
         assert_eq!(route_label("/whatever"), "other");
         assert_eq!(route_label("/metrics"), "/metrics");
+        assert_eq!(
+            route_label("/~hyperbuddy@1.0/stats"),
+            "/~hyperbuddy@1.0/stats"
+        );
     }
 }

@@ -18,7 +18,9 @@ pub fn admit(in_flight: usize, limit: usize) -> Result<(), Refusal> {
     Err(refusal(
         503,
         "busy",
-        format!("the node is busy: {limit} requests in flight (max_requests_in_flight); retry later"),
+        format!(
+            "the node is busy: {limit} requests in flight (max_requests_in_flight); retry later"
+        ),
     ))
 }
 
@@ -36,7 +38,9 @@ mod tests {
         let res = busy.respond();
         assert_eq!(res.status().as_u16(), 503);
         assert_eq!(
-            res.headers().get("retry-after").and_then(|v| v.to_str().ok()),
+            res.headers()
+                .get("retry-after")
+                .and_then(|v| v.to_str().ok()),
             Some("1")
         );
     }

@@ -167,7 +167,11 @@ async fn the_rendered_dashboard_shows_the_numbers_of_the_stats() {
     let a = post(&node, "/~scheduler@1.0/schedule", &failing).await;
     assert_eq!(a.status, 200, "{}", a.json);
     let bad_slot = a.json["slot"].as_i64().expect("a slot");
-    let a = get(&node, &format!("/{}~process@1.0/compute?slot={bad_slot}", pids[2])).await;
+    let a = get(
+        &node,
+        &format!("/{}~process@1.0/compute?slot={bad_slot}", pids[2]),
+    )
+    .await;
     assert!(a.status >= 400, "the failing slot fails: {}", a.json);
 
     let url = format!("{}/~hyperbuddy@1.0/dashboard", node.base_url());
@@ -185,7 +189,10 @@ async fn the_rendered_dashboard_shows_the_numbers_of_the_stats() {
         assert_eq!(shown, before[field].as_str().expect("text"), "{field}");
         assert_eq!(before[field], after[field], "{field}");
     }
-    assert_eq!(before["address"].as_str(), Some(node.scheduler_address().as_str()));
+    assert_eq!(
+        before["address"].as_str(),
+        Some(node.scheduler_address().as_str())
+    );
     for field in [
         "totals.unavailable",
         "totals.server-errors",

@@ -88,7 +88,7 @@ async fn connection(url: String, targets: Vec<String>, k: usize) -> Tally {
     let mut tally = Tally::default();
     for j in 0..PER_CONNECTION {
         let pid = &targets[(k + j) % targets.len()];
-        let (what, sent) = if (k + j) % 2 == 0 {
+        let (what, sent) = if (k + j).is_multiple_of(2) {
             let body = to_json(&adding(pid, 1));
             (
                 "schedule",
@@ -183,7 +183,11 @@ async fn run(connections: usize) -> (u64, u64, Tally, Tally) {
     }
     let spread = flood(&node, &many, connections).await;
     let peak = peak_rss_kib(node.pid());
-    assert_eq!(node.stop(), Some(0), "the node stops cleanly after the flood");
+    assert_eq!(
+        node.stop(),
+        Some(0),
+        "the node stops cleanly after the flood"
+    );
     (idle, peak, one, spread)
 }
 
@@ -226,7 +230,10 @@ async fn every_request_of_a_flood_is_answered_and_peak_memory_stays_bounded() {
         );
         peaks.push(peak);
     }
-    assert!(busy > 0, "the floods reached a limit (some answers were busy)");
+    assert!(
+        busy > 0,
+        "the floods reached a limit (some answers were busy)"
+    );
     // Twice the flood, not twice the memory: at most half as much again.
     assert!(
         peaks[1] * 2 < peaks[0] * 3,
