@@ -293,11 +293,24 @@ async fn the_rendered_dashboard_shows_the_numbers_of_the_stats() {
     assert!(slot_of(&pids[0]) < slot_of(&pids[1]));
 
     if let Ok(path) = std::env::var("DASHBOARD_SCREENSHOT") {
-        run_chromium(
-            chromium,
-            &[&format!("--screenshot={path}"), "--window-size=1280,900"],
-            &url,
-        );
+        // Under load: the first two processes keep going while it renders.
+        let shot = {
+            let (chromium, url, path) = (chromium.to_string(), url.clone(), path.clone());
+            std::thread::spawn(move || {
+                run_chromium(
+                    &chromium,
+                    &[&format!("--screenshot={path}"), "--window-size=1280,900"],
+                    &url,
+                )
+            })
+        };
+        while !shot.is_finished() {
+            for pid in &pids[..2] {
+                let slot = send(&node, pid, 1).await;
+                get(&node, &format!("/{pid}~process@1.0/compute?slot={slot}")).await;
+            }
+        }
+        shot.join().expect("the screenshot thread");
         assert!(std::path::Path::new(&path).exists(), "screenshot at {path}");
     }
     assert_eq!(node.stop(), Some(0));
