@@ -27,7 +27,8 @@
 //! `status` as they become known), counts it in the metrics by route
 //! pattern and status, turns a handler panic into 500 `internal` (the
 //! server keeps serving), answers 503 `unavailable` once the node is
-//! closing, and fails requests still running at the end of the shutdown
+//! closing and 503 `busy` past `max_requests_in_flight` ([`crate::overload`]),
+//! and fails requests still running at the end of the shutdown
 //! grace period with 503 `unavailable`.
 
 use std::future::Future;
