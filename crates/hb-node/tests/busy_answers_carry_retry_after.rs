@@ -2,8 +2,9 @@
 //! once, and changes nothing: the node-wide `max_requests_in_flight`
 //! (here 1, with one compute held by a slow slot) and a process worker's
 //! mailbox (`process_worker_mailbox_capacity` 1, with its worker busy on a
-//! slow slot). Once the held request is answered, the same request is
-//! served.
+//! slow slot), and `process_max_live_workers` (here 1, with the one
+//! worker busy on a slow slot, a compute of another process). Once the
+//! held request is answered, the same request is served.
 
 mod http_support;
 
@@ -119,5 +120,46 @@ async fn a_full_worker_mailbox_answers_busy_with_retry_after() {
         .is_some_and(|d| d.contains("worker")));
     assert_eq!(held.await.expect("the task"), Ok(200));
     let served = get(&node, &format!("/{pid}~process@1.0/compute?slot=2")).await;
+    assert_eq!(served.status, 200, "{}", served.json);
+}
+
+#[actix_rt::test]
+async fn past_process_max_live_workers_with_every_worker_busy_a_compute_is_busy() {
+    let node = start_with(
+        |b| {
+            b.config(NodeConfig {
+                process_max_live_workers: 1,
+                ..http_support::config()
+            })
+        },
+        false,
+    );
+    let pid = register(&node, "the-one").await;
+    let other = register(&node, "another").await;
+    let a = post(&node, "/~scheduler@1.0/schedule", &slow(&pid, 5_000)).await;
+    assert_eq!(a.status, 200, "{}", a.json);
+    let url = node.url();
+    let held_pid = pid.clone();
+    let held = actix_rt::spawn(async move {
+        awc::Client::builder()
+            .timeout(std::time::Duration::from_secs(60))
+            .finish()
+            .get(format!("{url}/{held_pid}~process@1.0/compute?slot=1"))
+            .send()
+            .await
+            .map(|r| r.status().as_u16())
+            .map_err(|e| e.to_string())
+    });
+    loop {
+        let status = get(&node, &format!("/{pid}~process@1.0/status")).await;
+        if status.json["worker"] == "running" {
+            break;
+        }
+        assert!(!held.is_finished(), "the compute was answered too soon");
+    }
+    let refused = get(&node, &format!("/{other}~process@1.0/compute?slot=0")).await;
+    assert_busy(&refused);
+    assert_eq!(held.await.expect("the task"), Ok(200));
+    let served = get(&node, &format!("/{other}~process@1.0/compute?slot=0")).await;
     assert_eq!(served.status, 200, "{}", served.json);
 }

@@ -129,6 +129,9 @@ pub struct NodeConfig {
     /// `process_worker_mailbox_capacity`: requests one worker holds before
     /// callers get `Busy`.
     pub process_worker_mailbox_capacity: usize,
+    /// `process_max_live_workers`: the most process workers alive at once
+    /// (0: no bound); past it the least recently used idle one retires.
+    pub process_max_live_workers: usize,
     /// `push_max_depth`: how deep a push follows outboxes.
     pub push_max_depth: u64,
     /// `lua_max_instructions`: VM instructions per `lua@5.3a` call.
@@ -178,6 +181,7 @@ impl Default for NodeConfig {
             compute_timeout_ms: process.compute_timeout_ms,
             process_worker_max_idle_ms: process.worker_max_idle_ms,
             process_worker_mailbox_capacity: process.worker_capacity,
+            process_max_live_workers: process.max_live_workers,
             push_max_depth: process.push_max_depth,
             lua_max_instructions: process.lua_limits.max_instructions,
             lua_max_memory_bytes: process.lua_limits.max_memory_bytes,
@@ -378,6 +382,7 @@ impl NodeConfig {
             arbiters: self.effective_arbiters(),
             test_device_panics: self.test_device_panics,
             worker_max_idle_ms: self.process_worker_max_idle_ms,
+            max_live_workers: self.process_max_live_workers,
             push_max_depth: self.push_max_depth,
             lua_limits: hb_process::lua::LuaLimits {
                 max_instructions: self.lua_max_instructions,

@@ -526,6 +526,19 @@ pub static SETTINGS: &[Setting] = &[
         show: |c| int(c.process_worker_mailbox_capacity),
     },
     Setting {
+        name: "process_max_live_workers",
+        default: "4096",
+        env: "HB_PROCESS_MAX_LIVE_WORKERS",
+        flag: "--process-max-live-workers",
+        kind: ValueKind::Integer,
+        description: "Process workers alive at once; past it the least recently used idle one snapshots and stops, or callers get 503 `busy` (0: no bound).",
+        set: |c, v| {
+            c.process_max_live_workers = number(v)?;
+            Ok(())
+        },
+        show: |c| int(c.process_max_live_workers),
+    },
+    Setting {
         name: "push_max_depth",
         default: "4",
         env: "HB_PUSH_MAX_DEPTH",
