@@ -4,8 +4,9 @@
 //! requests (each at most `max_body_bytes`) in memory. The per-process
 //! bounds sit behind it: a scheduler server's mailbox
 //! (`scheduler_mailbox_capacity`), the verification queue
-//! (`scheduler_verify_queue_capacity`) and a process worker's mailbox
-//! (`process_worker_mailbox_capacity`), each also answered 503 `busy`.
+//! (`scheduler_verify_queue_capacity`), a process worker's mailbox
+//! (`process_worker_mailbox_capacity`) and the number of live workers
+//! (`process_max_live_workers`), each also answered 503 `busy`.
 
 use crate::http::{refusal, Refusal};
 

@@ -9,8 +9,9 @@
 //!
 //! The node runs with small limits so that the flood reaches them:
 //! `max_requests_in_flight` 32 (the node-wide bound), scheduler and worker
-//! mailboxes of 8 requests, and request bodies of at most 64 KiB (the
-//! test's usual limit). What a flood can hold in memory at once is then
+//! mailboxes of 8 requests, at most 16 live process workers (of the 64
+//! processes flooded) and request bodies of at most 64 KiB (the test's
+//! usual limit). What a flood can hold in memory at once is then
 //! bounded by those, not by the number of clients or requests: at most 32
 //! requests being handled (≤ 2 MiB of bodies), the rest wait in the
 //! kernel's socket buffers or are refused at once.
@@ -23,7 +24,9 @@ use hb_message::json::to_json;
 use http_support::{adding, register, Binary, Endpoint};
 
 /// The node's limits for the flood.
-const LIMITS: [&str; 6] = [
+const LIMITS: [&str; 8] = [
+    "--process-max-live-workers",
+    "16",
     "--max-requests-in-flight",
     "32",
     "--scheduler-mailbox-capacity",
