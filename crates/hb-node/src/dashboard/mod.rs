@@ -263,6 +263,15 @@ pub fn stats_json<'a>(
     })
 }
 
+/// The first `max` processes of `(pid, scheduled, computed)`, those
+/// furthest behind (scheduled − computed) first, then by ID.
+pub fn furthest_behind(mut slots: Vec<(Id, i64, i64)>, max: usize) -> Vec<Id> {
+    slots.sort_by_key(|(pid, scheduled, computed)| {
+        (std::cmp::Reverse(scheduled.saturating_sub(*computed)), *pid)
+    });
+    slots.into_iter().take(max).map(|(pid, _, _)| pid).collect()
+}
+
 /// A process's status message as a row (`None` if it lacks the slots).
 fn row_of(status: &hb_message::Message) -> Option<ProcessRow> {
     let last_error = status.get_message("last-error").map(|e| LastError {
@@ -292,17 +301,16 @@ async fn gather(state: &NodeState) -> serde_json::Value {
         at.insert(w.pid(), w.at_slot());
     }
     let live_processes = at.len();
-    let mut ranked = Vec::with_capacity(at.len());
+    let mut slots = Vec::with_capacity(at.len());
     for (pid, computed) in at {
         let scheduled = match scheduler.current(pid).await {
             Ok(Some(c)) => c.slot,
             _ => -1,
         };
-        ranked.push((std::cmp::Reverse(scheduled.saturating_sub(computed)), pid));
+        slots.push((pid, scheduled, computed));
     }
-    ranked.sort();
     let mut rows = Vec::new();
-    for (_, pid) in ranked.into_iter().take(MAX_PROCESSES) {
+    for pid in furthest_behind(slots, MAX_PROCESSES) {
         if let Some(row) = sources
             .processes
             .status(pid)
@@ -399,6 +407,25 @@ mod tests {
             .unwrap();
         let row = row_of(&status).unwrap();
         assert_eq!((row.lag(), row.worker.as_str()), (0, "stopped"));
+    }
+
+    #[test]
+    fn at_most_max_processes_are_listed_furthest_behind_first() {
+        let ids: Vec<Id> = (0..5u8).map(|i| Id::hash(&[i])).collect();
+        let slots = vec![
+            (ids[0], 10, 10),
+            (ids[1], 10, 2),
+            (ids[2], 5, -1),
+            (ids[3], 7, 7),
+            (ids[4], 3, 0),
+        ];
+        assert_eq!(
+            furthest_behind(slots.clone(), 3),
+            vec![ids[1], ids[2], ids[4]]
+        );
+        let all = furthest_behind(slots, 100);
+        assert_eq!(all.len(), 5);
+        assert_eq!(&all[3..], &[ids[0].min(ids[3]), ids[0].max(ids[3])]);
     }
 
     #[test]
