@@ -27,7 +27,8 @@
 //! `status` as they become known), counts it in the metrics by route
 //! pattern and status, turns a handler panic into 500 `internal` (the
 //! server keeps serving), answers 503 `unavailable` once the node is
-//! closing, and fails requests still running at the end of the shutdown
+//! closing and 503 `busy` past `max_requests_in_flight` ([`crate::overload`]),
+//! and fails requests still running at the end of the shutdown
 //! grace period with 503 `unavailable`.
 
 use std::future::Future;
@@ -70,7 +71,7 @@ const NO_STORE: [&str; 3] = ["slot", "status", "now"];
 const COMPUTED: [&str; 2] = ["compute", "now"];
 
 /// Keys that name a route in metrics labels; any other key is `other`.
-const ROUTE_KEYS: [&str; 19] = [
+const ROUTE_KEYS: [&str; 21] = [
     "backup",
     "schedule",
     "slot",
@@ -90,6 +91,8 @@ const ROUTE_KEYS: [&str; 19] = [
     "committers",
     "verify",
     "panic",
+    "dashboard",
+    "stats",
 ];
 
 /// A refused request: what its JSON error says.
@@ -341,7 +344,9 @@ pub fn route_label(path: &str) -> String {
     }
     let known_device = |d: &str| {
         let d = d.to_ascii_lowercase();
-        if BUILT_IN_DEVICES.contains(&d.as_str()) || d == "meta@1.0" || d == "node@1.0" {
+        if BUILT_IN_DEVICES.contains(&d.as_str())
+            || matches!(d.as_str(), "meta@1.0" | "hyperbuddy@1.0" | "node@1.0")
+        {
             d
         } else {
             "other".to_string()
@@ -395,6 +400,7 @@ fn routes(cfg: &mut web::ServiceConfig) {
         );
     #[cfg(feature = "test-support")]
     cfg.route("/~hb-test@1.0/panic", web::route().to(test_panic));
+    cfg.configure(crate::dashboard::routes);
     cfg.route("/{tail:.*}", web::route().to(resolve));
 }
 
@@ -604,6 +610,18 @@ where
         state
             .metrics
             .request(&route, method.as_str(), 503, None, 0.0);
+        return Box::pin(async move { Ok(req.into_response(res)) });
+    }
+    if let Err(busy) = crate::overload::admit(
+        state.lifecycle.in_flight(),
+        state.config.max_requests_in_flight,
+    ) {
+        drop(guard);
+        span.record("status", busy.status);
+        state
+            .metrics
+            .request(&route, method.as_str(), busy.status, None, 0.0);
+        let res = busy.respond();
         return Box::pin(async move { Ok(req.into_response(res)) });
     }
     // A handler may panic before its future exists, or while it runs.
@@ -1012,7 +1030,15 @@ fn answer(outcome: Outcome, how: &Answering<'_>) -> HttpResponse {
         }
         Outcome::Raw(v) => HttpResponse::Ok().json(hb_message::json::value_to_json(&v)),
     };
+    let status_of_answer = response.status();
     let headers = response.headers_mut();
+    if status_of_answer == StatusCode::SERVICE_UNAVAILABLE {
+        // Every 503 says when to come back, whoever set the status.
+        headers.insert(
+            actix_web::http::header::RETRY_AFTER,
+            HeaderValue::from_static("1"),
+        );
+    }
     if NO_STORE.contains(&how.first_key) {
         headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
     }
@@ -1103,5 +1129,9 @@ mod tests {
         assert_eq!(route_label("/~evil-{x}@9/zzz"), "/~other/other");
         assert_eq!(route_label("/whatever"), "other");
         assert_eq!(route_label("/metrics"), "/metrics");
+        assert_eq!(
+            route_label("/~hyperbuddy@1.0/stats"),
+            "/~hyperbuddy@1.0/stats"
+        );
     }
 }

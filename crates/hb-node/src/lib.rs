@@ -6,7 +6,9 @@
 //! the process layer and the HTTP server on one store and key, the HTTP
 //! API ([`http`]: every route of SPEC §7.3, the headers and JSON errors of
 //! §7.2–7.4, panics contained as 500 `internal`, a `tracing` span per
-//! request), `/metrics` ([`metrics`], SPEC §7.5), a shutdown that answers
+//! request), `/metrics` ([`metrics`], SPEC §7.5), the operator dashboard
+//! ([`dashboard`], `/~hyperbuddy@1.0/dashboard`), a node-wide bound on
+//! requests in flight ([`overload`]), a shutdown that answers
 //! every accepted request ([`Node::shutdown`]), the HTTP [`client`], and
 //! the `hb` binary (`hb serve` and the client subcommands of SPEC §7.6).
 //!
@@ -41,10 +43,12 @@
 pub mod backup;
 pub mod client;
 pub mod config;
+pub mod dashboard;
 mod embed;
 pub mod http;
 pub mod metrics;
 mod node;
+pub mod overload;
 
 /// docs/embedding.md, whose Rust blocks run as doctests.
 #[cfg(doctest)]

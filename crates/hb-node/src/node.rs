@@ -70,6 +70,7 @@ pub(crate) struct NodeState {
     pub metrics: Arc<Metrics>,
     pub sources: Sources,
     pub lifecycle: Arc<Lifecycle>,
+    pub dashboard: Arc<crate::dashboard::Dashboard>,
 }
 
 /// How long shutdown lets requests in flight finish before failing them
@@ -201,17 +202,21 @@ impl NodeBuilder {
         }
         let processes = processes.start()?;
         let lifecycle = Arc::new(Lifecycle::default());
+        let sources = Sources {
+            scheduler: scheduler.clone(),
+            processes: processes.clone(),
+            store,
+        };
+        let dashboard = Arc::new(crate::dashboard::Dashboard::new());
+        crate::dashboard::start_sampler(&dashboard, &metrics, &sources);
         let state = web::Data::new(NodeState {
             scheduler: scheduler.clone(),
             context: processes.context().clone(),
             config: self.config.clone(),
             metrics,
-            sources: Sources {
-                scheduler: scheduler.clone(),
-                processes: processes.clone(),
-                store,
-            },
+            sources,
             lifecycle: Arc::clone(&lifecycle),
+            dashboard,
         });
         let server = if self.http {
             Some(http::serve(

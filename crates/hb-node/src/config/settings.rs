@@ -267,6 +267,19 @@ pub static SETTINGS: &[Setting] = &[
         show: |c| int(c.max_json_depth),
     },
     Setting {
+        name: "max_requests_in_flight",
+        default: "1024",
+        env: "HB_MAX_REQUESTS_IN_FLIGHT",
+        flag: "--max-requests-in-flight",
+        kind: ValueKind::Integer,
+        description: "Requests handled at once; past it, new ones get 503 `busy` with `retry-after` (≥ 1).",
+        set: |c, v| {
+            c.max_requests_in_flight = number(v)?;
+            Ok(())
+        },
+        show: |c| int(c.max_requests_in_flight),
+    },
+    Setting {
         name: "scheduling_mode",
         default: "local_confirmation",
         env: "HB_SCHEDULING_MODE",
@@ -525,6 +538,19 @@ pub static SETTINGS: &[Setting] = &[
             Ok(())
         },
         show: |c| int(c.process_worker_mailbox_capacity),
+    },
+    Setting {
+        name: "process_max_live_workers",
+        default: "4096",
+        env: "HB_PROCESS_MAX_LIVE_WORKERS",
+        flag: "--process-max-live-workers",
+        kind: ValueKind::Integer,
+        description: "Process workers alive at once; past it the least recently used idle one snapshots and stops, or callers get 503 `busy` (0: no bound).",
+        set: |c, v| {
+            c.process_max_live_workers = number(v)?;
+            Ok(())
+        },
+        show: |c| int(c.process_max_live_workers),
     },
     Setting {
         name: "push_max_depth",
