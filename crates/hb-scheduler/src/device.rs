@@ -322,18 +322,16 @@ async fn next(scheduler: &Scheduler, mut base: Message) -> Result<Outcome, Sched
         Some(a) => a,
         None => {
             let to = i64::try_from(cursor.prefetch_to()?).unwrap_or(i64::MAX);
-            let from = i64::try_from(wanted).unwrap_or(i64::MAX);
-            let page = match scheduler.read_schedule(pid, Some(from), Some(to)).await {
-                Ok(p) => p.assignments,
-                Err(SchedulerError::UnknownProcess { .. }) => Vec::new(),
-                Err(e) => return Err(e),
-            };
+            // An assigned slot whose write has not landed yet is waited
+            // for: the caller saw it assigned (`now` computes to the
+            // current slot), so it must not fail as not yet scheduled.
+            let page = scheduler.read_assigned(pid, wanted, to).await?.assignments;
             let mut page = page.into_iter().map(|(_, m)| m);
             let Some(first) = page.next() else {
-                let latest = scheduler.current(pid).await?.map_or(-1, |c| c.slot);
+                // read_assigned answers at least one slot or an error.
                 return Err(SchedulerError::SlotNotAvailable {
                     requested: wanted,
-                    latest,
+                    latest: -1,
                 });
             };
             cursor.refill(page);

@@ -418,6 +418,46 @@ impl Scheduler {
         })
     }
 
+    /// A page of `pid`'s schedule from `from` (at least one slot), for a
+    /// computation. A slot is assigned before its write lands (it waits in
+    /// the group commit's queue), so a slot at or below the current one
+    /// that the store does not hold yet is waited for, re-reading with a
+    /// growing pause, up to `schedule_timeout_ms`. Err `SlotNotAvailable`
+    /// when `from` is not assigned, or still not written at the deadline.
+    pub async fn read_assigned(
+        &self,
+        pid: Id,
+        from: u64,
+        to: i64,
+    ) -> Result<SchedulePage, SchedulerError> {
+        let from_i = i64::try_from(from).unwrap_or(i64::MAX);
+        let deadline = tokio::time::Instant::now()
+            + std::time::Duration::from_millis(self.inner.deps.config.schedule_timeout_ms);
+        let mut pause = std::time::Duration::from_millis(1);
+        loop {
+            let page = match self.read_schedule(pid, Some(from_i), Some(to)).await {
+                Ok(page) => Some(page),
+                Err(SchedulerError::UnknownProcess { .. }) => None,
+                Err(e) => return Err(e),
+            };
+            if let Some(page) = page {
+                if !page.assignments.is_empty() {
+                    return Ok(page);
+                }
+            }
+            let latest = self.current(pid).await?.map_or(-1, |c| c.slot);
+            let assigned = from_i <= latest;
+            if !assigned || tokio::time::Instant::now() + pause > deadline {
+                return Err(SchedulerError::SlotNotAvailable {
+                    requested: from,
+                    latest,
+                });
+            }
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(std::time::Duration::from_millis(50));
+        }
+    }
+
     /// Runs a store read on the blocking pool.
     async fn blocking<T, F>(&self, f: F) -> Result<T, SchedulerError>
     where
