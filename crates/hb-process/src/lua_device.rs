@@ -164,21 +164,33 @@ fn fail(key: &Key, e: impl Into<LuaDeviceError>) -> ResolveError {
     ResolveError::device(DEVICE, key.as_str(), e.into())
 }
 
+/// Where a dry-run starts: the live VM's heap, its state and its slot.
+struct DryRunStart {
+    heap: Arc<Vec<u8>>,
+    state: Message,
+    at_slot: i64,
+}
+
 /// The live VM's heap for a dry-run at its current slot: serialised on
 /// the first dry-run of the slot, then reused.
-fn dry_run_heap(held: &mut Held) -> Result<Arc<Vec<u8>>, LuaDeviceError> {
-    if let Some((at, heap)) = &held.dry_run_heap {
-        if *at == held.at_slot {
-            return Ok(Arc::clone(heap));
+fn dry_run_start(held: &mut Held) -> Result<DryRunStart, LuaDeviceError> {
+    let heap = match &held.dry_run_heap {
+        Some((at, heap)) if *at == held.at_slot => Arc::clone(heap),
+        _ => {
+            let snap = held.vm.snapshot()?;
+            let heap = Arc::new(match snap.get("heap") {
+                Some(Value::Bytes(b)) => b.clone(),
+                _ => Vec::new(),
+            });
+            held.dry_run_heap = Some((held.at_slot, Arc::clone(&heap)));
+            heap
         }
-    }
-    let snap = held.vm.snapshot()?;
-    let heap = Arc::new(match snap.get("heap") {
-        Some(Value::Bytes(b)) => b.clone(),
-        _ => Vec::new(),
-    });
-    held.dry_run_heap = Some((held.at_slot, Arc::clone(&heap)));
-    Ok(heap)
+    };
+    Ok(DryRunStart {
+        heap,
+        state: held.vm.state().clone(),
+        at_slot: held.at_slot,
+    })
 }
 
 /// Runs Lua on the blocking pool.
@@ -325,7 +337,12 @@ impl Device for LuaDevice {
                 let slot = request.get_int("slot");
                 let handled = blocking(key, move || {
                     let mut held = held.lock();
-                    if held.at_slot != at_slot {
+                    // A dry-run took the latest state, and the live VM may
+                    // have computed further slots since: it then starts from
+                    // the VM's slot, a later state (SPEC §6.5.1 evaluates on
+                    // the latest one), and says which slot in `at-slot`.
+                    let behind = held.at_slot < at_slot;
+                    if behind || (held.at_slot != at_slot && !dry_run) {
                         return Err(LuaDeviceError::OutOfStep {
                             pid: pid_text,
                             vm: held.at_slot,
@@ -333,13 +350,23 @@ impl Device for LuaDevice {
                         });
                     }
                     if dry_run {
-                        let heap = dry_run_heap(&mut held)?;
+                        let start = dry_run_start(&mut held)?;
                         // The copy is built and run without the live VM's
                         // lock: dry-runs of one process run in parallel,
                         // and the live computation does not wait for them.
                         drop(held);
-                        let mut copy = LuaProcess::restore(&heap, &state, limits)?;
-                        return Ok(copy.handle(&name, &state, &assignment, &pid_text, &node)?);
+                        let (state, assignment) = if start.at_slot == at_slot {
+                            (state, assignment)
+                        } else {
+                            let next = start.at_slot.saturating_add(1);
+                            let assignment = assignment
+                                .with("slot", next)
+                                .map_err(|e| LuaError::Conversion(e.to_string()))?;
+                            (start.state, assignment)
+                        };
+                        let mut copy = LuaProcess::restore(&start.heap, &state, limits)?;
+                        let handled = copy.handle(&name, &state, &assignment, &pid_text, &node)?;
+                        return Ok(handled.map(|h| (h, start.at_slot)));
                     }
                     // The live VM changes (even a failing handler may have
                     // changed its heap): the kept heap is stale.
@@ -350,14 +377,17 @@ impl Device for LuaDevice {
                     if handled.is_some() {
                         held.at_slot = slot.unwrap_or(at_slot.saturating_add(1));
                     }
-                    Ok(handled)
+                    Ok(handled.map(|h| (h, at_slot)))
                 })
                 .await?;
-                let Some(handled) = handled else {
+                let Some((handled, from_slot)) = handled else {
                     return Err(ResolveError::NotFound {
                         key: key.as_str().to_string(),
                     });
                 };
+                if from_slot != at_slot {
+                    base.insert("at-slot", from_slot)?;
+                }
                 base.insert("state", handled.state)?;
                 base.insert("results", handled.results)?;
                 Ok(Outcome::Ok(base))

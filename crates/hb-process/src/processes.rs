@@ -365,11 +365,15 @@ impl Processes {
             attempted_slot: slot,
             source,
         })?;
-        let results = match ran {
-            hb_device::Outcome::Ok(m) => m
-                .get("results")
-                .cloned()
-                .unwrap_or(Value::Message(Message::new())),
+        // A device whose live state moved on since `now` may have started
+        // from a later slot, and says so in `at-slot`.
+        let (results, at) = match ran {
+            hb_device::Outcome::Ok(m) => (
+                m.get("results")
+                    .cloned()
+                    .unwrap_or(Value::Message(Message::new())),
+                m.get_int("at-slot").filter(|s| *s > at).unwrap_or(at),
+            ),
             other => {
                 return Err(ComputeError::Compute {
                     pid: pid.to_human(),

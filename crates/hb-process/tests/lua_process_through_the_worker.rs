@@ -390,3 +390,47 @@ async fn dry_runs_of_one_slot_each_start_from_that_slot_and_follow_the_live_vm(
     layer.shutdown().await;
     Ok(())
 }
+
+#[actix_rt::test]
+async fn dry_runs_racing_the_live_computation_start_from_a_consistent_slot() -> anyhow::Result<()> {
+    // A dry-run takes the latest state, then runs on a copy of the live VM;
+    // when the VM computed further slots in between, the dry-run starts
+    // from the VM's slot and says so in `at-slot`, instead of failing.
+    let h = harness();
+    let pid = keeper(&h, 1).await?;
+    let layer = ProcessBuilder::new(h.scheduler.clone()).start()?;
+    layer.compute(pid, 1).await?;
+    let mut dry_runs = Vec::new();
+    for _ in 0..4 {
+        let layer = layer.clone();
+        dry_runs.push(actix_rt::spawn(async move {
+            let mut answers = Vec::new();
+            for _ in 0..40 {
+                let step = Message::new().with("action", "Step")?;
+                answers.push(layer.dry_run(pid, step, Freshness::default()).await?);
+            }
+            anyhow::Ok(answers)
+        }));
+    }
+    // Meanwhile the live VM moves on, slot by slot.
+    for slot in 2..=40u64 {
+        assert_eq!(send(&h, &pid, "Step").await?, slot);
+        layer.compute(pid, slot).await?;
+    }
+    for task in dry_runs {
+        for answer in task.await?? {
+            let at = answer
+                .get_int("at-slot")
+                .ok_or_else(|| anyhow::anyhow!("no at-slot in {answer:?}"))?;
+            // The keeper prints the step it reaches: one past the slot the
+            // dry-run started from.
+            let output = answer
+                .get_path("results/output")
+                .and_then(Value::as_text)
+                .map(str::to_string);
+            assert_eq!(output, Some(format!("step {n} seen {n}\n", n = at + 1)));
+        }
+    }
+    layer.shutdown().await;
+    Ok(())
+}
