@@ -45,6 +45,12 @@ struct Shared {
     stop: Arc<AtomicBool>,
     ok: AtomicU64,
     errors: AtomicU64,
+    /// Generator threads whose workers are all done.
+    threads_done: AtomicU64,
+    /// Set once the monitor has read the CPU counters at the end: the
+    /// generator threads live until then, so their time counts under
+    /// their role.
+    counted: AtomicBool,
     /// Makes this run's messages distinct from every other run's.
     nonce: String,
 }
@@ -94,6 +100,8 @@ fn shared(settings: Settings, key: NodeKey, plan: Plan, recorder: Recorder, stop
         stop,
         ok: AtomicU64::new(0),
         errors: AtomicU64::new(0),
+        threads_done: AtomicU64::new(0),
+        counted: AtomicBool::new(false),
         nonce: format!("{nonce:016x}"),
     }
 }
@@ -112,13 +120,13 @@ fn over_http(
     let shared = Arc::new(shared(settings, key, plan, recorder, stop));
     let mut handles = Vec::new();
     for t in 0..threads {
-        let shared = Arc::clone(&shared);
+        let mine = Arc::clone(&shared);
         let url = url.to_string();
         let handle = std::thread::Builder::new()
             .name(format!("bench-{t}"))
             .spawn(move || -> Result<Tallies, BenchError> {
-                actix_rt::System::new().block_on(async {
-                    let s = &shared;
+                let s = &mine;
+                let outcome = actix_rt::System::new().block_on(async {
                     let mut workers = Vec::new();
                     for w in (t..s.settings.connections).step_by(threads) {
                         let client = Client::new(&url)?.with_timeout(s.settings.timeout);
@@ -129,14 +137,28 @@ fn over_http(
                         all.merge(&t);
                     }
                     Ok::<_, BenchError>(all)
-                })
+                });
+                // Whatever happened, this thread is done; it lives on until
+                // the monitor has read the CPU counters.
+                s.threads_done.fetch_add(1, Ordering::Release);
+                while !s.counted.load(Ordering::Acquire) {
+                    std::thread::sleep(Duration::from_millis(2));
+                }
+                outcome
             })
-            .map_err(|e| BenchError::Thread(e.to_string()))?;
+            .map_err(|e| {
+                // Let the threads already started go.
+                shared.counted.store(true, Ordering::Release);
+                BenchError::Thread(e.to_string())
+            })?;
         handles.push(handle);
     }
     let mut monitor = Monitor::new(&shared, on_progress);
     while !handles.iter().all(|h| h.is_finished()) {
         std::thread::sleep(Duration::from_millis(20));
+        if shared.threads_done.load(Ordering::Acquire) == handles.len() as u64 {
+            monitor.end();
+        }
         monitor.tick();
     }
     let mut tallies = Tallies::default();
@@ -191,6 +213,7 @@ async fn in_process(
         done = workers => done,
         _ = ticking => Vec::new(),
     };
+    monitor.end();
     let mut tallies = Tallies::default();
     for t in done {
         tallies.merge(&t);
@@ -605,8 +628,18 @@ impl<'a> Monitor<'a> {
         }
     }
 
-    fn finish(mut self, tallies: Tallies) -> Result<Report, BenchError> {
+    /// Every worker is done: reads the CPU counters now if the window's
+    /// end has not, and lets the generator threads go.
+    fn end(&mut self) {
         self.tick();
+        if self.cpu_to.is_none() {
+            self.cpu_to = Some(self.snapshots());
+        }
+        self.shared.counted.store(true, Ordering::Release);
+    }
+
+    fn finish(mut self, tallies: Tallies) -> Result<Report, BenchError> {
+        self.end();
         self.shared.recorder.flush()?;
         let p = &self.shared.pacing;
         let closed = self.stopped_at.unwrap_or(p.end).min(p.end);
