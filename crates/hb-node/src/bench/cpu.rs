@@ -76,9 +76,12 @@ pub fn snapshot(whose: Whose) -> Option<CpuSnap> {
     })
 }
 
-/// A thread's role from its name: `main`, `arbiters` (actix arbiters:
-/// scheduler servers, process workers), `http` (actix-web's workers), or
-/// the name without its trailing number.
+/// A thread's role from its name: `main`; `arbiters` (every actix
+/// thread: in a node, actix-web's HTTP workers and the arbiters of the
+/// scheduler and the process layer, whose names are cut to the same 15
+/// characters, `actix-rt|system`); `http-accept` (actix-web's acceptor);
+/// else the name without its trailing number (`hb-verify`, `sled-io`,
+/// `hb-store-writer`, `tokio-rt-worker`, `bench`).
 pub fn role(main: bool, comm: &str) -> String {
     if main {
         return "main".into();
@@ -87,7 +90,7 @@ pub fn role(main: bool, comm: &str) -> String {
         return "arbiters".into();
     }
     if comm.starts_with("actix-server") {
-        return "http".into();
+        return "http-accept".into();
     }
     comm.trim_end_matches(|c: char| c.is_ascii_digit())
         .trim_end_matches(['-', ':', '|'])
@@ -127,7 +130,7 @@ mod tests {
     fn roles_group_threads_by_name() {
         assert_eq!(role(true, "hb"), "main");
         assert_eq!(role(false, "actix-rt|system:0|arbiter:3"), "arbiters");
-        assert_eq!(role(false, "actix-server worker 1"), "http");
+        assert_eq!(role(false, "actix-server ac"), "http-accept");
         assert_eq!(role(false, "sled-io-2"), "sled-io");
         assert_eq!(role(false, "tokio-runtime-w"), "tokio-runtime-w");
     }
@@ -138,7 +141,7 @@ mod tests {
         let mut b = CpuSnap::default();
         a.threads.insert(1, ("main".into(), 1.0, 0.1));
         b.threads.insert(1, ("main".into(), 1.5, 0.2));
-        b.threads.insert(2, ("http".into(), 0.25, 0.0));
+        b.threads.insert(2, ("http-accept".into(), 0.25, 0.0));
         a.process_s = 1.0;
         b.process_s = 2.0;
         let d = delta(Whose::Generator, &a, &b);

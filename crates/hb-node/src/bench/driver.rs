@@ -184,6 +184,9 @@ async fn in_process(
     let node_key = NodeKey::generate();
     let address = node_key.address().to_string();
     let scheduler = SchedulerBuilder::new(Arc::new(store), node_key)
+        .device_check(Arc::new(|name: &str| {
+            crate::BUILT_IN_DEVICES.contains(&name)
+        }))
         .start()
         .map_err(|e| failed(&e))?;
     let mut pids = Vec::with_capacity(settings.processes);
