@@ -22,8 +22,11 @@ use bench_support::{check_records, records};
 use cli_support::{free_port, hb, hb_child, Serve};
 use rand::{Rng, SeedableRng};
 
+/// Reads and removes `name`: `hb serve` takes every `HB_*` variable for
+/// a setting and refuses the ones it does not know.
 fn env_u64(name: &str) -> Option<u64> {
     let v = std::env::var(name).ok()?;
+    std::env::remove_var(name);
     Some(
         v.parse()
             .unwrap_or_else(|_| panic!("{name}={v:?} is not a whole number")),
