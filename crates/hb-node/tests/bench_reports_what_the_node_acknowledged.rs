@@ -97,7 +97,10 @@ async fn bench_reports_add_up_and_every_recorded_event_is_on_the_node() {
         assert_eq!(events["scheduled"], r.scheduled.len() as u64, "{report}");
         assert_eq!(events["computed"], r.computed.len() as u64, "{report}");
         if workload != "dry-run" {
-            assert!(!r.scheduled.is_empty() || workload == "compute", "{workload}");
+            assert!(
+                !r.scheduled.is_empty() || workload == "compute",
+                "{workload}"
+            );
         }
         if workload == "schedule" {
             // Every answer in the window was recorded (and the warm-up's).
@@ -165,7 +168,9 @@ fn bench_in_process_schedules_on_its_own_scheduler_and_shows_progress() {
     );
     let report = run.json();
     assert!(
-        run.stderr.lines().any(|l| l.starts_with("hb: bench: ") && l.contains(" ok, ")),
+        run.stderr
+            .lines()
+            .any(|l| l.starts_with("hb: bench: ") && l.contains(" ok, ")),
         "progress lines on stderr: {run:?}"
     );
     assert_consistent(&report, "schedule");
@@ -185,7 +190,10 @@ fn bench_refuses_settings_that_do_not_fit_with_exit_2() {
             "hb: invalid-option: --in-process",
         ),
         (&["bench", "--rate", "0"][..], "hb: invalid-option: --rate"),
-        (&["bench", "--connections", "0"][..], "hb: invalid-option: --connections"),
+        (
+            &["bench", "--connections", "0"][..],
+            "hb: invalid-option: --connections",
+        ),
         (&["bench", "--workload", "read"][..], "hb: usage:"),
         (&["bench", "--node", "https://x"][..], "hb: invalid-url"),
     ] {

@@ -106,7 +106,10 @@ async fn sigkill_under_load_loses_no_acknowledged_schedule_or_computed_state() {
         .read_to_string(&mut out)
         .expect("the report");
     let status = bench.wait().expect("hb bench exits");
-    assert!(status.success(), "hb bench survives the restarts: {status:?}");
+    assert!(
+        status.success(),
+        "hb bench survives the restarts: {status:?}"
+    );
     let report: serde_json::Value =
         serde_json::from_str(out.trim()).unwrap_or_else(|e| panic!("not JSON ({e}): {out}"));
     println!("bench report: {report}");
@@ -134,7 +137,10 @@ async fn sigkill_under_load_loses_no_acknowledged_schedule_or_computed_state() {
         assert_eq!(verified["signer"], address.as_str(), "seed {seed}");
     }
     let r = records(&work.join("record.jsonl"));
-    assert!(!r.scheduled.is_empty() && !r.computed.is_empty(), "{report}");
+    assert!(
+        !r.scheduled.is_empty() && !r.computed.is_empty(),
+        "{report}"
+    );
     let checked = check_records(&url, &r).await;
     println!(
         "seed {seed}: {} acknowledged schedules and {} computed states checked after {kills} kills",

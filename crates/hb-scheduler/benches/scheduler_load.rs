@@ -29,22 +29,19 @@
 //! tables give the best and the median, and the load average at the time.
 
 use std::alloc::{GlobalAlloc, Layout, System as SystemAlloc};
-use std::cell::RefCell;
 use std::path::{Path, PathBuf};
-use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures::future::join_all;
-use hb_message::{Id, IdSelector, Message, NodeKey, Value};
+use hb_message::{Id, Message, NodeKey, Value};
 use hb_scheduler::{
     AssignmentDraft, ChainTip, ManualClock, ScheduleRequest, Scheduler, SchedulerBuilder,
-    SchedulerConfig, SchedulerMetrics, SchedulingMode, Sequencer, ServerCore, ServerHandle,
+    SchedulerConfig, SchedulerMetrics, Sequencer, ServerCore, ServerHandle,
 };
 use hb_store::{
-    AssignmentRecord, Batch, GroupCommit, GroupCommitStats, MessageCache, SchedulerCache,
-    SledStore, Store,
+    AssignmentRecord, Batch, GroupCommit, MessageCache, SchedulerCache, SledStore, Store,
 };
 
 // ---------------------------------------------------------------------------

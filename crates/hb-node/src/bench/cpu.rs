@@ -147,7 +147,10 @@ mod tests {
         let d = delta(Whose::Generator, &a, &b);
         assert_eq!(d.whose, "generator");
         assert_eq!(d.roles[0], ("main".to_string(), 0.5));
-        assert!(d.roles.iter().any(|(r, s)| r == "exited" && (*s - 0.25).abs() < 1e-9));
+        assert!(d
+            .roles
+            .iter()
+            .any(|(r, s)| r == "exited" && (*s - 0.25).abs() < 1e-9));
         assert!((d.seconds - 1.0).abs() < 1e-9);
         assert!((d.waited - 0.1).abs() < 1e-9);
     }

@@ -15,8 +15,8 @@ use hb_scheduler::{ScheduleRequest, Scheduler, SchedulerBuilder};
 use super::cpu::{self, CpuSnap, Whose};
 use super::report::{error_kind, kind_of, Tallies};
 use super::{
-    BenchError, CpuUse, Event, OnProgress, Operation, Pacing, Progress, Recorder, Report,
-    Settings, Target, Workload, COUNTER_LUA,
+    BenchError, CpuUse, Event, OnProgress, Operation, Pacing, Progress, Recorder, Report, Settings,
+    Target, Workload, COUNTER_LUA,
 };
 use crate::client::{Client, ClientError};
 
@@ -69,18 +69,20 @@ pub(super) fn run(
 ) -> Result<Report, BenchError> {
     let recorder = Recorder::open(settings.record.as_deref())?;
     match settings.target.clone() {
-        Target::InProcess => actix_rt::System::new().block_on(in_process(
-            settings,
-            key,
-            recorder,
-            stop,
-            on_progress,
-        )),
+        Target::InProcess => {
+            actix_rt::System::new().block_on(in_process(settings, key, recorder, stop, on_progress))
+        }
         Target::Node(url) => over_http(&url, settings, key, recorder, stop, on_progress),
     }
 }
 
-fn shared(settings: Settings, key: NodeKey, plan: Plan, recorder: Recorder, stop: Arc<AtomicBool>) -> Shared {
+fn shared(
+    settings: Settings,
+    key: NodeKey,
+    plan: Plan,
+    recorder: Recorder,
+    stop: Arc<AtomicBool>,
+) -> Shared {
     // The load starts a moment from now, once every worker is ready.
     let start = Instant::now() + Duration::from_millis(20);
     let pacing = Pacing::new(
@@ -204,7 +206,8 @@ async fn in_process(
     let shared = shared(settings, key, Plan { pids, prepared }, recorder, stop);
     let mut monitor = Monitor::new(&shared, on_progress);
     let workers = futures::future::join_all(
-        (0..shared.settings.connections).map(|w| worker(&shared, Conn::Local(scheduler.clone()), w)),
+        (0..shared.settings.connections)
+            .map(|w| worker(&shared, Conn::Local(scheduler.clone()), w)),
     );
     let ticking = async {
         loop {
@@ -291,7 +294,12 @@ async fn perform(
     let pid = shared.plan.pids[process];
     let signed = shared.settings.signed;
     let anchor = || format!("{}-{w}-{k}", shared.nonce);
-    let noted = |e: &Event| shared.recorder.note(e).map_err(|_| "record-file".to_string());
+    let noted = |e: &Event| {
+        shared
+            .recorder
+            .note(e)
+            .map_err(|_| "record-file".to_string())
+    };
     match (op, conn) {
         (Operation::Schedule, conn) => {
             let m = message(&pid, "Inc", &anchor(), signed.then_some(&shared.key))
@@ -323,7 +331,10 @@ async fn perform(
                 .get(&process)
                 .copied()
                 .unwrap_or(shared.plan.prepared[process]);
-            let answer = c.compute(&pid, slot, "").await.map_err(|e| error_kind(&e))?;
+            let answer = c
+                .compute(&pid, slot, "")
+                .await
+                .map_err(|e| error_kind(&e))?;
             let state = answer
                 .value
                 .as_message()
@@ -477,7 +488,10 @@ async fn prepare_cached(
     if let Some(state) = answer.value.as_message().and_then(|m| m.id_all().ok()) {
         recorder.note(&Event::Computed {
             pid,
-            slot: answer.slot.and_then(|s| u64::try_from(s).ok()).unwrap_or(slot),
+            slot: answer
+                .slot
+                .and_then(|s| u64::try_from(s).ok())
+                .unwrap_or(slot),
             state,
         })?;
     }
@@ -517,7 +531,9 @@ async fn setup_http(
                 .buffered(SETUP_CONCURRENCY)
                 .collect()
                 .await;
-            slots.into_iter().collect::<Result<Vec<u64>, BenchError>>()?
+            slots
+                .into_iter()
+                .collect::<Result<Vec<u64>, BenchError>>()?
         }
         Workload::Mixed => {
             let slots: Vec<Result<i64, ClientError>> = futures::stream::iter(pids.iter())

@@ -183,7 +183,11 @@ mod tests {
         let (mut a, mut b, mut all) = (Histogram::new(), Histogram::new(), Histogram::new());
         for v in 0..3_000u64 {
             let d = us(v * v % 70_001);
-            if v % 3 == 0 { a.record(d) } else { b.record(d) }
+            if v % 3 == 0 {
+                a.record(d)
+            } else {
+                b.record(d)
+            }
             all.record(d);
         }
         a.merge(&b);
@@ -197,6 +201,9 @@ mod tests {
     #[test]
     fn an_empty_histogram_answers_zero() {
         let h = Histogram::new();
-        assert_eq!((h.count(), h.quantile(0.99), h.max()), (0, Duration::ZERO, Duration::ZERO));
+        assert_eq!(
+            (h.count(), h.quantile(0.99), h.max()),
+            (0, Duration::ZERO, Duration::ZERO)
+        );
     }
 }

@@ -393,10 +393,7 @@ mod tests {
         }
         assert!(Workload::parse("read").is_err());
         let ops: Vec<Operation> = (0..8).map(|k| Workload::Mixed.operation(0, k)).collect();
-        assert_eq!(
-            ops.iter().filter(|o| **o == Operation::Schedule).count(),
-            4
-        );
+        assert_eq!(ops.iter().filter(|o| **o == Operation::Schedule).count(), 4);
         assert_eq!(ops.iter().filter(|o| **o == Operation::Compute).count(), 2);
         assert_eq!(ops.iter().filter(|o| **o == Operation::DryRun).count(), 2);
         // Workers start at different points of the cycle.
@@ -411,11 +408,41 @@ mod tests {
         let ok = Settings::default();
         assert!(ok.validate().is_ok());
         let cases = [
-            (Settings { connections: 0, ..ok.clone() }, "--connections"),
-            (Settings { processes: 0, ..ok.clone() }, "--processes"),
-            (Settings { rate: Some(0.0), ..ok.clone() }, "--rate"),
-            (Settings { rate: Some(f64::NAN), ..ok.clone() }, "--rate"),
-            (Settings { duration: Duration::ZERO, ..ok.clone() }, "--duration"),
+            (
+                Settings {
+                    connections: 0,
+                    ..ok.clone()
+                },
+                "--connections",
+            ),
+            (
+                Settings {
+                    processes: 0,
+                    ..ok.clone()
+                },
+                "--processes",
+            ),
+            (
+                Settings {
+                    rate: Some(0.0),
+                    ..ok.clone()
+                },
+                "--rate",
+            ),
+            (
+                Settings {
+                    rate: Some(f64::NAN),
+                    ..ok.clone()
+                },
+                "--rate",
+            ),
+            (
+                Settings {
+                    duration: Duration::ZERO,
+                    ..ok.clone()
+                },
+                "--duration",
+            ),
             (
                 Settings {
                     target: Target::InProcess,

@@ -74,7 +74,13 @@ mod tests {
     #[test]
     fn open_loop_requests_are_due_at_i_over_rate_across_workers() {
         let t0 = Instant::now();
-        let p = Pacing::new(t0, Duration::from_secs(1), Duration::from_secs(2), Some(100.0), 4);
+        let p = Pacing::new(
+            t0,
+            Duration::from_secs(1),
+            Duration::from_secs(2),
+            Some(100.0),
+            4,
+        );
         assert_eq!(p.index(0, 0), 0);
         assert_eq!(p.index(3, 0), 3);
         assert_eq!(p.index(1, 2), 9);
@@ -88,7 +94,10 @@ mod tests {
         seen.sort_unstable();
         assert_eq!(seen, (0..100).collect::<Vec<_>>());
         // Offered load in the window: rate × window.
-        let counted = (0..10_000).filter_map(|i| p.due(i)).filter(|t| p.counts(*t)).count();
+        let counted = (0..10_000)
+            .filter_map(|i| p.due(i))
+            .filter(|t| p.counts(*t))
+            .count();
         assert_eq!(counted, 200);
     }
 

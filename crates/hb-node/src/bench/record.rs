@@ -168,8 +168,16 @@ mod tests {
         let r = Recorder::open(Some(&path)).expect("opens");
         for e in [
             Event::Spawned { pid },
-            Event::Scheduled { pid, slot: 3, message },
-            Event::Computed { pid, slot: 3, state: message },
+            Event::Scheduled {
+                pid,
+                slot: 3,
+                message,
+            },
+            Event::Computed {
+                pid,
+                slot: 3,
+                state: message,
+            },
         ] {
             r.note(&e).expect("written");
         }

@@ -390,7 +390,10 @@ mod tests {
                 .record(Duration::from_micros(1_000 + i));
         }
         for _ in 0..10 {
-            tallies.of(Operation::Compute).latency.record(Duration::from_millis(2));
+            tallies
+                .of(Operation::Compute)
+                .latency
+                .record(Duration::from_millis(2));
         }
         tallies.of(Operation::Schedule).error("busy".into());
         tallies.of(Operation::DryRun).error("busy".into());

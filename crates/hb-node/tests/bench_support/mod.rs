@@ -27,7 +27,11 @@ pub fn records(path: &Path) -> Records {
     for line in text.lines() {
         let j: serde_json::Value =
             serde_json::from_str(line).unwrap_or_else(|e| panic!("{line:?} is not JSON: {e}"));
-        let text = |k: &str| j[k].as_str().unwrap_or_else(|| panic!("{k} in {j}")).to_string();
+        let text = |k: &str| {
+            j[k].as_str()
+                .unwrap_or_else(|| panic!("{k} in {j}"))
+                .to_string()
+        };
         let slot = || j["slot"].as_u64().unwrap_or_else(|| panic!("slot in {j}"));
         match j["event"].as_str() {
             Some("spawned") => r.spawned.push(text("pid")),
@@ -116,7 +120,11 @@ pub async fn check_records(url: &str, r: &Records) -> Checked {
             Some(state),
             "the state of {pid} at slot {slot} recomputes identically"
         );
-        assert_eq!(answer.slot, Some(*slot as i64), "{pid} answered at slot {slot}");
+        assert_eq!(
+            answer.slot,
+            Some(*slot as i64),
+            "{pid} answered at slot {slot}"
+        );
         checked.computed += 1;
     }
     checked

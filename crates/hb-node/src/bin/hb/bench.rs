@@ -78,7 +78,7 @@ fn parse_workload(s: &str) -> Result<Workload, String> {
 
 fn parse_secs(s: &str) -> Result<f64, String> {
     match s.parse::<f64>() {
-        Ok(v) if v.is_finite() && v >= 0.0 && v < 1e9 => Ok(v),
+        Ok(v) if (0.0..1e9).contains(&v) => Ok(v),
         _ => Err(format!("{s:?} is not a number of seconds")),
     }
 }
@@ -148,7 +148,11 @@ fn bench(args: BenchArgs) -> Result<ExitCode, BenchError> {
     };
     use std::io::Write;
     let mut stdout = std::io::stdout().lock();
-    if stdout.write_all(out.as_bytes()).and_then(|()| stdout.flush()).is_err() {
+    if stdout
+        .write_all(out.as_bytes())
+        .and_then(|()| stdout.flush())
+        .is_err()
+    {
         return Ok(ExitCode::from(1));
     }
     Ok(ExitCode::SUCCESS)

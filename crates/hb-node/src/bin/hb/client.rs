@@ -20,8 +20,8 @@ use hb_node::client::ClientError;
 
 pub use args::KeyArgs;
 use args::{parse_address, parse_pid, read_file, MessageArgs, NodeArgs};
-pub use progress::Progress;
 use output::{human_value, json, line, message_json, one_line};
+pub use progress::Progress;
 
 /// The execution device of `hb spawn` unless `--execution-device` is given.
 const LUA: &str = "lua@5.3a";
