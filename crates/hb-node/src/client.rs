@@ -402,6 +402,13 @@ impl Client {
         self.get_message("/~scheduler@1.0/status").await
     }
 
+    /// `POST /~node@1.0/backup`: the node copies its store into a new
+    /// subdirectory of its `backup_dir`; `{path, entries, bytes}`.
+    pub async fn backup(&self) -> Result<Message, ClientError> {
+        self.post_message("/~node@1.0/backup", &Message::new())
+            .await
+    }
+
     fn url_of(&self, path: &str) -> String {
         format!("{}{path}", self.base)
     }

@@ -27,7 +27,8 @@
 //! `status` as they become known), counts it in the metrics by route
 //! pattern and status, turns a handler panic into 500 `internal` (the
 //! server keeps serving), answers 503 `unavailable` once the node is
-//! closing, and fails requests still running at the end of the shutdown
+//! closing and 503 `busy` past `max_requests_in_flight` ([`crate::overload`]),
+//! and fails requests still running at the end of the shutdown
 //! grace period with 503 `unavailable`.
 
 use std::future::Future;
@@ -42,7 +43,7 @@ use actix_web::body::BoxBody;
 use actix_web::dev::{Service, ServiceRequest, ServiceResponse};
 use actix_web::http::header::{HeaderValue, ACCEPT, CACHE_CONTROL, CONTENT_TYPE, LOCATION};
 use actix_web::http::{Method, StatusCode};
-use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
+use actix_web::{web, App, HttpMessage, HttpRequest, HttpResponse, HttpServer};
 use futures::FutureExt;
 use hb_device::Outcome;
 use hb_message::{ErrorCode, Id, Message, Value};
@@ -70,7 +71,8 @@ const NO_STORE: [&str; 3] = ["slot", "status", "now"];
 const COMPUTED: [&str; 2] = ["compute", "now"];
 
 /// Keys that name a route in metrics labels; any other key is `other`.
-const ROUTE_KEYS: [&str; 18] = [
+const ROUTE_KEYS: [&str; 21] = [
+    "backup",
     "schedule",
     "slot",
     "status",
@@ -89,6 +91,8 @@ const ROUTE_KEYS: [&str; 18] = [
     "committers",
     "verify",
     "panic",
+    "dashboard",
+    "stats",
 ];
 
 /// A refused request: what its JSON error says.
@@ -340,7 +344,9 @@ pub fn route_label(path: &str) -> String {
     }
     let known_device = |d: &str| {
         let d = d.to_ascii_lowercase();
-        if BUILT_IN_DEVICES.contains(&d.as_str()) || d == "meta@1.0" {
+        if BUILT_IN_DEVICES.contains(&d.as_str())
+            || matches!(d.as_str(), "meta@1.0" | "hyperbuddy@1.0" | "node@1.0")
+        {
             d
         } else {
             "other".to_string()
@@ -387,10 +393,44 @@ fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/healthz", web::get().to(healthz))
         .route("/metrics", web::get().to(metrics))
         .route("/~meta@1.0/info", web::route().to(meta_info))
-        .route("/~meta@1.0/info/{key}", web::route().to(meta_info));
+        .route("/~meta@1.0/info/{key}", web::route().to(meta_info))
+        .route(
+            "/~node@1.0/backup",
+            web::route().to(crate::backup::backup_route),
+        );
     #[cfg(feature = "test-support")]
     cfg.route("/~hb-test@1.0/panic", web::route().to(test_panic));
+    cfg.configure(crate::dashboard::routes);
     cfg.route("/{tail:.*}", web::route().to(resolve));
+}
+
+/// The node's routes as one service wrapped in [`around`], for the node's
+/// own server and for a host's `App` (`Node::routes`), at the root or
+/// under a scope.
+pub(crate) fn mount(
+    state: web::Data<NodeState>,
+) -> impl Fn(&mut web::ServiceConfig) + Clone + Send + 'static {
+    move |cfg: &mut web::ServiceConfig| {
+        let wrapped = state.clone();
+        cfg.service(
+            web::scope("")
+                .app_data(state.clone())
+                .wrap_fn(move |req, srv| around(&wrapped, req, srv))
+                .configure(routes),
+        );
+    }
+}
+
+/// The request's path below where the node's routes are mounted (the whole
+/// path at the root; the rest after a host's scope), set by [`around`].
+#[derive(Clone, Debug)]
+struct MountedPath(String);
+
+/// The path the node's routes read: relative to their mount point.
+fn mounted_path(req: &HttpRequest) -> String {
+    req.extensions()
+        .get::<MountedPath>()
+        .map_or_else(|| req.uri().path().to_string(), |p| p.0.clone())
 }
 
 /// Binds the HTTP server on `bind` and starts it (on the running actix
@@ -403,19 +443,15 @@ pub(crate) fn serve(
         addr: format!("{}:{}", bind.0, bind.1),
         detail,
     };
-    let server = HttpServer::new(move || {
-        App::new()
-            .app_data(state.clone())
-            .wrap_fn(around)
-            .configure(routes)
-    })
-    .workers(2)
-    .disable_signals()
-    // The node drains requests itself (`Lifecycle`) before stopping the
-    // server; this only bounds the wait for connections left idle.
-    .shutdown_timeout(1)
-    .bind(bind)
-    .map_err(|e| bind_error(e.to_string()))?;
+    let mounted = mount(state);
+    let server = HttpServer::new(move || App::new().configure(mounted.clone()))
+        .workers(2)
+        .disable_signals()
+        // The node drains requests itself (`Lifecycle`) before stopping the
+        // server; this only bounds the wait for connections left idle.
+        .shutdown_timeout(1)
+        .bind(bind)
+        .map_err(|e| bind_error(e.to_string()))?;
     let addr = server
         .addrs()
         .first()
@@ -536,16 +572,20 @@ type Answer = Pin<Box<dyn Future<Output = Result<ServiceResponse<BoxBody>, actix
 
 /// Wraps every route: the request's span, metrics, panics, closing and
 /// aborting (see the module documentation).
-pub(crate) fn around<S>(req: ServiceRequest, srv: &S) -> Answer
+pub(crate) fn around<S>(state: &web::Data<NodeState>, req: ServiceRequest, srv: &S) -> Answer
 where
     S: Service<ServiceRequest, Response = ServiceResponse<BoxBody>, Error = actix_web::Error>,
     S::Future: 'static,
 {
-    let Some(state) = req.app_data::<web::Data<NodeState>>().cloned() else {
-        return Box::pin(srv.call(req));
-    };
+    let state = state.clone();
     let method = req.method().clone();
-    let path = req.path().to_string();
+    // Below the mount point: the scope's prefix (if any) is matched, the
+    // rest is the node's path.
+    let path = match req.match_info().unprocessed() {
+        "" => "/".to_string(),
+        rest => rest.to_string(),
+    };
+    req.extensions_mut().insert(MountedPath(path.clone()));
     let route = route_label(&path);
     let timed = timed(&method, &path);
     let span = tracing::info_span!(
@@ -570,6 +610,18 @@ where
         state
             .metrics
             .request(&route, method.as_str(), 503, None, 0.0);
+        return Box::pin(async move { Ok(req.into_response(res)) });
+    }
+    if let Err(busy) = crate::overload::admit(
+        state.lifecycle.in_flight(),
+        state.config.max_requests_in_flight,
+    ) {
+        drop(guard);
+        span.record("status", busy.status);
+        state
+            .metrics
+            .request(&route, method.as_str(), busy.status, None, 0.0);
+        let res = busy.respond();
         return Box::pin(async move { Ok(req.into_response(res)) });
     }
     // A handler may panic before its future exists, or while it runs.
@@ -737,7 +789,7 @@ async fn resolve_in(
             ))
         }
     };
-    let parsed = parse_path(req.uri().path())?;
+    let parsed = parse_path(&mounted_path(req))?;
     let body = read_body(payload, state.config.max_body_bytes).await?;
     let mut request = query_fields(req.query_string())?;
     for (k, v) in parsed.fields.iter().cloned() {
@@ -978,7 +1030,15 @@ fn answer(outcome: Outcome, how: &Answering<'_>) -> HttpResponse {
         }
         Outcome::Raw(v) => HttpResponse::Ok().json(hb_message::json::value_to_json(&v)),
     };
+    let status_of_answer = response.status();
     let headers = response.headers_mut();
+    if status_of_answer == StatusCode::SERVICE_UNAVAILABLE {
+        // Every 503 says when to come back, whoever set the status.
+        headers.insert(
+            actix_web::http::header::RETRY_AFTER,
+            HeaderValue::from_static("1"),
+        );
+    }
     if NO_STORE.contains(&how.first_key) {
         headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
     }
@@ -1069,5 +1129,9 @@ mod tests {
         assert_eq!(route_label("/~evil-{x}@9/zzz"), "/~other/other");
         assert_eq!(route_label("/whatever"), "other");
         assert_eq!(route_label("/metrics"), "/metrics");
+        assert_eq!(
+            route_label("/~hyperbuddy@1.0/stats"),
+            "/~hyperbuddy@1.0/stats"
+        );
     }
 }

@@ -6,9 +6,19 @@
 //! the process layer and the HTTP server on one store and key, the HTTP
 //! API ([`http`]: every route of SPEC §7.3, the headers and JSON errors of
 //! §7.2–7.4, panics contained as 500 `internal`, a `tracing` span per
-//! request), `/metrics` ([`metrics`], SPEC §7.5), a shutdown that answers
+//! request), `/metrics` ([`metrics`], SPEC §7.5), the operator dashboard
+//! ([`dashboard`], `/~hyperbuddy@1.0/dashboard`), a node-wide bound on
+//! requests in flight ([`overload`]), a shutdown that answers
 //! every accepted request ([`Node::shutdown`]), the HTTP [`client`], and
 //! the `hb` binary (`hb serve` and the client subcommands of SPEC §7.6).
+//!
+//! Embedding (docs/embedding.md): [`NodeBuilder::http`]`(false)` starts a
+//! node without its own HTTP server, [`Node::routes`] mounts hb's routes
+//! in the host's actix-web `App` (at the root or under a scope),
+//! [`NodeBuilder::device`] registers the host's own devices, and the
+//! handle schedules, computes and dry-runs ([`Node::schedule`],
+//! [`Node::compute`], [`Node::dry_run`]). [`backup`] makes a running node
+//! copy its store (docs/operations.md).
 //! Not yet: remote scheduler proxying (a redirect is answered, not
 //! followed).
 //!
@@ -30,12 +40,21 @@
 
 #![deny(missing_docs)]
 
+pub mod backup;
 pub mod bench;
 pub mod client;
 pub mod config;
+pub mod dashboard;
+mod embed;
 pub mod http;
 pub mod metrics;
 mod node;
+pub mod overload;
+
+/// docs/embedding.md, whose Rust blocks run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../../../docs/embedding.md")]
+pub struct EmbeddingDoc;
 
 pub use config::{ConfigError, NodeConfig, Setting, SETTINGS};
 pub use node::{Node, NodeBuilder, NodeError, BUILT_IN_DEVICES, DEFAULT_SHUTDOWN_GRACE};

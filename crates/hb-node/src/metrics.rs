@@ -68,6 +68,7 @@ pub struct Metrics {
     schedule_seconds: Histogram,
     compute_seconds: Histogram,
     flush_seconds: Histogram,
+    totals: crate::dashboard::Totals,
 }
 
 impl Default for Metrics {
@@ -132,7 +133,13 @@ impl Metrics {
             schedule_seconds,
             compute_seconds,
             flush_seconds,
+            totals: crate::dashboard::Totals::default(),
         }
+    }
+
+    /// The cumulative counters the dashboard samples.
+    pub fn totals(&self) -> &crate::dashboard::Totals {
+        &self.totals
     }
 
     /// Counts one answered request.
@@ -144,6 +151,7 @@ impl Metrics {
                 status,
             })
             .inc();
+        self.totals.record(status, timed, secs);
         match timed {
             Some(Timed::Schedule) => self.schedule_seconds.observe(secs),
             Some(Timed::Compute) => self.compute_seconds.observe(secs),
@@ -397,6 +405,10 @@ impl Store for TimedStore {
 
     fn last_with_prefix(&self, prefix: &[u8]) -> Result<Option<Entry>, StoreError> {
         self.inner.last_with_prefix(prefix)
+    }
+
+    fn backup(&self, dest: &Path) -> Result<hb_store::BackupReport, StoreError> {
+        self.inner.backup(dest)
     }
 
     fn bytes_on_disk(&self) -> Option<u64> {

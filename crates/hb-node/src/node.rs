@@ -6,10 +6,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix_web::web;
-use hb_device::Context;
-use hb_message::NodeKey;
-use hb_process::{ProcessBuilder, ProcessConfig, Processes};
-use hb_scheduler::{Clock, Scheduler, SchedulerBuilder, SchedulerConfig};
+use hb_device::{Context, Device};
+use hb_message::{Id, Message, NodeKey};
+use hb_process::{ComputeError, Computed, Freshness, ProcessBuilder, ProcessConfig, Processes};
+use hb_scheduler::{
+    Assignment, Clock, ScheduleRequest, Scheduler, SchedulerBuilder, SchedulerConfig,
+    SchedulerError,
+};
 use hb_store::Store;
 
 use crate::config::NodeConfig;
@@ -41,6 +44,14 @@ pub enum NodeError {
     /// The process layer did not start.
     #[error(transparent)]
     Process(#[from] hb_process::ComputeError),
+    /// A device given to [`NodeBuilder::device`] cannot be registered.
+    #[error("cannot register device {name:?}: {detail}")]
+    Device {
+        /// The device's name.
+        name: String,
+        /// Why not (a malformed name, or one already registered).
+        detail: String,
+    },
     /// The HTTP server could not bind.
     #[error("cannot listen on {addr}: {detail}")]
     Bind {
@@ -59,6 +70,7 @@ pub(crate) struct NodeState {
     pub metrics: Arc<Metrics>,
     pub sources: Sources,
     pub lifecycle: Arc<Lifecycle>,
+    pub dashboard: Arc<crate::dashboard::Dashboard>,
 }
 
 /// How long shutdown lets requests in flight finish before failing them
@@ -75,6 +87,8 @@ pub struct NodeBuilder {
     process_config: Option<ProcessConfig>,
     clock: Option<Arc<dyn Clock>>,
     shutdown_grace: Duration,
+    http: bool,
+    devices: Vec<Arc<dyn Device>>,
 }
 
 impl NodeBuilder {
@@ -88,7 +102,29 @@ impl NodeBuilder {
             process_config: None,
             clock: None,
             shutdown_grace: DEFAULT_SHUTDOWN_GRACE,
+            http: true,
+            devices: Vec::new(),
         }
+    }
+
+    /// Whether the node starts its own HTTP server on the configured host
+    /// and port (default true). Without it, the host reaches the node
+    /// through the [`Node`] handle, and may still serve hb's routes in its
+    /// own actix-web `App` ([`Node::routes`]).
+    pub fn http(mut self, serve: bool) -> NodeBuilder {
+        self.http = serve;
+        self
+    }
+
+    /// Registers a device of the host's own (under its
+    /// [`name`](Device::name)): processes may name it as their execution
+    /// device (or anywhere a device is named), and the scheduler's
+    /// `validate_process_devices` check accepts it. [`NodeBuilder::start`]
+    /// refuses a malformed name or one already registered
+    /// ([`NodeError::Device`]).
+    pub fn device(mut self, device: Arc<dyn Device>) -> NodeBuilder {
+        self.devices.push(device);
+        self
     }
 
     /// The clock the scheduler and the workers read (default: the system
@@ -130,10 +166,13 @@ impl NodeBuilder {
         self
     }
 
-    /// Starts the scheduler, the process layer and the HTTP server (bound
-    /// before this returns). Inside a running actix system.
+    /// Starts the scheduler, the process layer and, unless
+    /// [`http(false)`](Self::http), the HTTP server (bound before this
+    /// returns). Inside a running actix system.
     pub fn start(self) -> Result<Node, NodeError> {
         self.config.validate()?;
+        let custom =
+            crate::embed::custom_device_names(&self.devices, self.config.enable_test_devices)?;
         let metrics = Arc::new(Metrics::new());
         let store = metrics.timed_store(self.store);
         let scheduler_config = self
@@ -150,33 +189,48 @@ impl NodeBuilder {
         let scheduler = scheduler
             .config(scheduler_config)
             .device_check(Arc::new(move |name: &str| {
-                BUILT_IN_DEVICES.contains(&name)
-                    && (test_devices || name != hb_process::test_device::NAME)
+                (BUILT_IN_DEVICES.contains(&name)
+                    && (test_devices || name != hb_process::test_device::NAME))
+                    || custom.contains(&name.to_ascii_lowercase())
             }))
             .start()?;
-        let processes = ProcessBuilder::new(scheduler.clone())
+        let mut processes = ProcessBuilder::new(scheduler.clone())
             .config(process_config)
-            .test_devices(test_devices)
-            .start()?;
+            .test_devices(test_devices);
+        for device in self.devices {
+            processes = processes.device(device)?;
+        }
+        let processes = processes.start()?;
         let lifecycle = Arc::new(Lifecycle::default());
+        let sources = Sources {
+            scheduler: scheduler.clone(),
+            processes: processes.clone(),
+            store,
+        };
+        let dashboard = Arc::new(crate::dashboard::Dashboard::new());
+        crate::dashboard::start_sampler(&dashboard, &metrics, &sources);
         let state = web::Data::new(NodeState {
             scheduler: scheduler.clone(),
             context: processes.context().clone(),
             config: self.config.clone(),
             metrics,
-            sources: Sources {
-                scheduler: scheduler.clone(),
-                processes: processes.clone(),
-                store,
-            },
+            sources,
             lifecycle: Arc::clone(&lifecycle),
+            dashboard,
         });
-        let (http, addr) = http::serve(state, (self.config.host, self.config.port))?;
+        let server = if self.http {
+            Some(http::serve(
+                state.clone(),
+                (self.config.host, self.config.port),
+            )?)
+        } else {
+            None
+        };
         Ok(Node {
             scheduler,
             processes,
-            http,
-            addr,
+            server,
+            state,
             lifecycle,
             grace: self.shutdown_grace,
         })
@@ -187,21 +241,74 @@ impl NodeBuilder {
 pub struct Node {
     scheduler: Scheduler,
     processes: Processes,
-    http: actix_web::dev::ServerHandle,
-    addr: SocketAddr,
+    /// The node's own HTTP server and its address, unless started with
+    /// `http(false)`.
+    server: Option<(actix_web::dev::ServerHandle, SocketAddr)>,
+    pub(crate) state: web::Data<NodeState>,
     lifecycle: Arc<Lifecycle>,
     grace: Duration,
 }
 
 impl Node {
-    /// The address the HTTP server listens on.
-    pub fn addr(&self) -> SocketAddr {
-        self.addr
+    /// The address the node's own HTTP server listens on; `None` for a
+    /// node started with [`NodeBuilder::http`]`(false)`.
+    pub fn http_addr(&self) -> Option<SocketAddr> {
+        self.server.as_ref().map(|(_, addr)| *addr)
     }
 
-    /// `http://<addr>`.
+    /// `http://<addr>` of the node's own HTTP server; `None` for a node
+    /// started with [`NodeBuilder::http`]`(false)`.
+    pub fn http_url(&self) -> Option<String> {
+        self.http_addr().map(|addr| format!("http://{addr}"))
+    }
+
+    /// The address the node's own HTTP server listens on.
+    ///
+    /// # Panics
+    ///
+    /// If the node was started with [`NodeBuilder::http`]`(false)`: it
+    /// listens nowhere ([`Node::http_addr`] says so without panicking).
+    pub fn addr(&self) -> SocketAddr {
+        match self.http_addr() {
+            Some(addr) => addr,
+            None => panic!("Node::addr: this node was started without its HTTP server"),
+        }
+    }
+
+    /// `http://<addr>` of the node's own HTTP server.
+    ///
+    /// # Panics
+    ///
+    /// If the node was started with [`NodeBuilder::http`]`(false)`
+    /// ([`Node::http_url`] says so without panicking).
     pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        format!("http://{}", self.addr())
+    }
+
+    /// Schedules `message` (its `target` names the process; a process
+    /// definition registers a new process), with every check of SPEC
+    /// §5.6.2, as `POST /~scheduler@1.0/schedule` does.
+    pub async fn schedule(&self, message: Message) -> Result<Arc<Assignment>, SchedulerError> {
+        self.scheduler
+            .schedule(ScheduleRequest {
+                message,
+                ..ScheduleRequest::default()
+            })
+            .await
+    }
+
+    /// The state of `pid` at `slot` (SPEC §6.4), as
+    /// `GET /<pid>~process@1.0/compute?slot=<slot>` answers it.
+    pub async fn compute(&self, pid: Id, slot: u64) -> Result<Computed, ComputeError> {
+        self.processes.compute(pid, slot).await
+    }
+
+    /// Evaluates `message` on the latest state of `pid` without scheduling
+    /// or storing anything (SPEC §6.5.1): `{results, at-slot}`.
+    pub async fn dry_run(&self, pid: Id, message: Message) -> Result<Message, ComputeError> {
+        self.processes
+            .dry_run(pid, message, Freshness::default())
+            .await
     }
 
     /// The scheduler.
@@ -225,11 +332,19 @@ impl Node {
     /// still running with 503 `unavailable` (every accepted request gets an
     /// answer); then stops the HTTP server, snapshots the workers, and
     /// waits until every write is durable. Safe to call more than once.
+    ///
+    /// Routes mounted in a host's `App` ([`Node::routes`]) answer 503
+    /// `unavailable` from the start of the shutdown and are drained the
+    /// same way; the host's server is the host's to stop.
     pub async fn shutdown(&self) {
         self.lifecycle.close();
-        self.http.pause().await;
+        if let Some((http, _)) = &self.server {
+            http.pause().await;
+        }
         self.lifecycle.drain(self.grace).await;
-        self.http.stop(true).await;
+        if let Some((http, _)) = &self.server {
+            http.stop(true).await;
+        }
         self.processes.shutdown().await;
         self.scheduler.shutdown().await;
     }

@@ -95,6 +95,10 @@ impl ErrorCode for LuaDeviceError {
 struct Held {
     vm: LuaProcess,
     at_slot: i64,
+    /// The live VM's heap at `at_slot`, kept for dry-runs: every dry-run
+    /// of one slot starts from the same heap, so it is serialised once
+    /// per slot, not once per dry-run.
+    dry_run_heap: Option<(i64, Arc<Vec<u8>>)>,
 }
 
 /// `lua@5.3a`.
@@ -139,9 +143,14 @@ impl LuaDevice {
     }
 
     fn install(&self, pid: Id, vm: LuaProcess, at_slot: i64, replay: bool) {
-        self.map(replay)
-            .lock()
-            .insert(pid, Arc::new(Mutex::new(Held { vm, at_slot })));
+        self.map(replay).lock().insert(
+            pid,
+            Arc::new(Mutex::new(Held {
+                vm,
+                at_slot,
+                dry_run_heap: None,
+            })),
+        );
     }
 
     /// Forgets the VMs of `pid` (its worker stopped).
@@ -153,6 +162,23 @@ impl LuaDevice {
 
 fn fail(key: &Key, e: impl Into<LuaDeviceError>) -> ResolveError {
     ResolveError::device(DEVICE, key.as_str(), e.into())
+}
+
+/// The live VM's heap for a dry-run at its current slot: serialised on
+/// the first dry-run of the slot, then reused.
+fn dry_run_heap(held: &mut Held) -> Result<Arc<Vec<u8>>, LuaDeviceError> {
+    if let Some((at, heap)) = &held.dry_run_heap {
+        if *at == held.at_slot {
+            return Ok(Arc::clone(heap));
+        }
+    }
+    let snap = held.vm.snapshot()?;
+    let heap = Arc::new(match snap.get("heap") {
+        Some(Value::Bytes(b)) => b.clone(),
+        _ => Vec::new(),
+    });
+    held.dry_run_heap = Some((held.at_slot, Arc::clone(&heap)));
+    Ok(heap)
 }
 
 /// Runs Lua on the blocking pool.
@@ -307,15 +333,17 @@ impl Device for LuaDevice {
                         });
                     }
                     if dry_run {
-                        // A copy of the VM, dropped afterwards.
-                        let snap = held.vm.snapshot()?;
-                        let heap = match snap.get("heap") {
-                            Some(Value::Bytes(b)) => b.clone(),
-                            _ => Vec::new(),
-                        };
+                        let heap = dry_run_heap(&mut held)?;
+                        // The copy is built and run without the live VM's
+                        // lock: dry-runs of one process run in parallel,
+                        // and the live computation does not wait for them.
+                        drop(held);
                         let mut copy = LuaProcess::restore(&heap, &state, limits)?;
                         return Ok(copy.handle(&name, &state, &assignment, &pid_text, &node)?);
                     }
+                    // The live VM changes (even a failing handler may have
+                    // changed its heap): the kept heap is stale.
+                    held.dry_run_heap = None;
                     let handled = held
                         .vm
                         .handle(&name, &state, &assignment, &pid_text, &node)?;

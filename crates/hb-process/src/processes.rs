@@ -35,6 +35,11 @@ pub struct ProcessConfig {
     pub worker_max_idle_ms: u64,
     /// `push_max_depth`: how deep a push recurses into its targets' slots.
     pub push_max_depth: u64,
+    /// `process_max_live_workers`: the most workers alive at once (0: no
+    /// bound). A new worker past it retires the least recently used
+    /// worker with nothing to do (which stores its snapshot first); when
+    /// every worker is busy, the caller gets `Busy`.
+    pub max_live_workers: usize,
     /// `lua_max_instructions` and `lua_max_memory_bytes` of `lua@5.3a`.
     pub lua_limits: crate::lua::LuaLimits,
 }
@@ -49,6 +54,7 @@ impl Default for ProcessConfig {
             test_device_panics: false,
             worker_max_idle_ms: 300_000,
             push_max_depth: 4,
+            max_live_workers: 4096,
             lua_limits: crate::lua::LuaLimits::default(),
         }
     }
@@ -184,6 +190,7 @@ impl ProcessBuilder {
             self.config.worker_max_idle_ms,
             Arc::clone(&metrics),
         )
+        .max_workers(self.config.max_live_workers)
         .start();
         let processes = Processes {
             inner: Arc::new(Inner {
@@ -598,9 +605,13 @@ impl Processes {
             .registry
             .send(FindOrCreate(pid))
             .await
-            .ok()
-            .flatten()
-            .ok_or(ComputeError::NotRunning)
+            .map_err(|_| ComputeError::NotRunning)?
+            .map_err(|refused| match refused {
+                crate::registry::Refused::Stopped => ComputeError::NotRunning,
+                crate::registry::Refused::Full => ComputeError::Busy {
+                    pid: pid.to_human(),
+                },
+            })
     }
 
     async fn scheduled(&self, pid: Id) -> Result<i64, ComputeError> {

@@ -50,6 +50,9 @@ pub struct ProcessMetrics {
     pub retired: AtomicU64,
     /// Retired workers that stored their snapshot and ended.
     pub ended: AtomicU64,
+    /// Workers retired early, though not idle for `worker_max_idle_ms`, to
+    /// make room under `max_live_workers` (counted in `retired` too).
+    pub evicted: AtomicU64,
     /// Slots computed (run through the execution device and stored),
     /// replays on a copy included.
     pub computed: AtomicU64,

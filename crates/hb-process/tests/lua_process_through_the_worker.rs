@@ -349,3 +349,44 @@ async fn a_replay_of_a_lost_past_slot_runs_on_its_own_vm_and_the_live_one_goes_o
     layer.shutdown().await;
     Ok(())
 }
+
+#[actix_rt::test]
+async fn dry_runs_of_one_slot_each_start_from_that_slot_and_follow_the_live_vm(
+) -> anyhow::Result<()> {
+    let h = harness();
+    let pid = keeper(&h, 2).await?;
+    let layer = ProcessBuilder::new(h.scheduler.clone()).start()?;
+    layer.compute(pid, 2).await?;
+    let step = || Message::new().with("action", "Step");
+    let output = |m: &Message| {
+        m.get_path("results/output")
+            .and_then(Value::as_text)
+            .map(str::to_string)
+    };
+    // Several dry-runs of slot 2, one after another and at once: each runs
+    // on its own copy of slot 2's heap, so none sees another's bump.
+    let first = layer.dry_run(pid, step()?, Freshness::default()).await?;
+    assert_eq!(output(&first).as_deref(), Some("step 3 seen 3\n"));
+    let again = layer.dry_run(pid, step()?, Freshness::default()).await?;
+    assert_eq!(output(&again), output(&first));
+    let together = futures::future::join_all(
+        (0..8).map(|_| layer.dry_run(pid, step().expect("a static message"), Freshness::default())),
+    )
+    .await;
+    for dry in together {
+        assert_eq!(output(&dry?), output(&first));
+    }
+    // The live VM moves on: the next dry-run starts from slot 3's heap.
+    h.schedule(
+        Message::new()
+            .with("target", pid.to_human())?
+            .with("action", "Step")?
+            .commit(&Harness::client(1), None)?,
+    )
+    .await?;
+    layer.compute(pid, 3).await?;
+    let later = layer.dry_run(pid, step()?, Freshness::default()).await?;
+    assert_eq!(output(&later).as_deref(), Some("step 4 seen 4\n"));
+    layer.shutdown().await;
+    Ok(())
+}

@@ -285,6 +285,21 @@ impl Scheduler {
             .count()
     }
 
+    /// The processes whose scheduler server is alive now, sorted (for
+    /// the node's dashboard).
+    pub fn live_server_processes(&self) -> Vec<Id> {
+        let mut pids: Vec<Id> = self
+            .inner
+            .servers
+            .read()
+            .iter()
+            .filter(|(_, h)| h.is_alive())
+            .map(|(pid, _)| *pid)
+            .collect();
+        pids.sort();
+        pids
+    }
+
     /// The live server of `pid`, if any (never creates one).
     pub async fn find(&self, pid: Id) -> Result<Option<ServerHandle>, SchedulerError> {
         if let Some(h) = self.find_live(&pid) {

@@ -82,6 +82,35 @@ pub enum StoreError {
     /// operation was not performed or its outcome is unknown.
     #[error("store is closed")]
     Closed,
+    /// The store was written by a newer hb: its format marker names a
+    /// format this build does not read. Nothing was written to it.
+    #[error(
+        "store at {path} has format {found}, newer than format {supported} this build reads: \
+         run a newer hb on it (the store was left unchanged)"
+    )]
+    NewerFormat {
+        /// The store's path.
+        path: std::path::PathBuf,
+        /// The format the store's marker names.
+        found: u32,
+        /// The newest format this build reads.
+        supported: u32,
+    },
+    /// The backend cannot do this (say, back up an in-memory store).
+    #[error("the {backend} store cannot {operation}")]
+    Unsupported {
+        /// The backend.
+        backend: &'static str,
+        /// What it was asked to do.
+        operation: &'static str,
+    },
+    /// A backup's destination already exists; a backup only ever makes a
+    /// new directory, and nothing was written.
+    #[error("backup destination {path} already exists")]
+    DestinationExists {
+        /// The destination.
+        path: std::path::PathBuf,
+    },
 }
 
 impl StoreError {
@@ -116,6 +145,9 @@ impl hb_message::ErrorCode for StoreError {
             StoreError::TooLarge { .. } => "body-too-large",
             StoreError::SlotExists { .. } | StoreError::KeyExists { .. } => "conflict",
             StoreError::Closed => "unavailable",
+            StoreError::NewerFormat { .. } => "newer-store-format",
+            StoreError::Unsupported { .. } => "unsupported",
+            StoreError::DestinationExists { .. } => "conflict",
             _ => "store-error",
         }
     }
@@ -127,6 +159,8 @@ impl hb_message::ErrorCode for StoreError {
             StoreError::TooLarge { .. } => 413,
             StoreError::SlotExists { .. } | StoreError::KeyExists { .. } => 409,
             StoreError::Closed => 503,
+            StoreError::Unsupported { .. } => 501,
+            StoreError::DestinationExists { .. } => 409,
             _ => 500,
         }
     }

@@ -84,5 +84,7 @@ pub use message_cache::{MessageCache, MessageIds};
 pub use process_cache::{parse_limit, state_id_of, ProcessCache, RequiredPath, StateRecord};
 pub use push_cache::PushCache;
 pub use scheduler_cache::{AssignmentRecord, DedupEntry, Head, SchedulerCache};
-pub use sled_store::{SledOptions, SledStore, CREATING_FILE, FORMAT_KEY, FORMAT_VERSION};
-pub use store::{Direction, Entry, Store};
+pub use sled_store::{
+    SledOptions, SledStore, CREATING_FILE, FORMAT, FORMAT_KEY, FORMAT_PREFIX, FORMAT_VERSION,
+};
+pub use store::{BackupReport, Direction, Entry, Store};

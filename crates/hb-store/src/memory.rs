@@ -48,6 +48,13 @@ fn write_all(map: &mut BTreeMap<Vec<u8>, Vec<u8>>, writes: Writes) {
 }
 
 impl Store for MemoryStore {
+    fn backup(&self, _dest: &std::path::Path) -> Result<crate::BackupReport, StoreError> {
+        Err(StoreError::Unsupported {
+            backend: "in-memory",
+            operation: "back up (it keeps nothing on disk)",
+        })
+    }
+
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
         Ok(self.map.read().get(key).cloned())
     }

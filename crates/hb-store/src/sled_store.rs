@@ -8,11 +8,16 @@ use parking_lot::Mutex;
 
 use crate::batch::{Batch, Overlay, Writes};
 use crate::error::StoreError;
-use crate::store::{resolve_group, Direction, Entry, Store};
+use crate::store::{resolve_group, BackupReport, Direction, Entry, Store};
 
 /// The key of the format marker every sled store holds.
 pub const FORMAT_KEY: &[u8] = b"meta/format";
-/// The format marker's value for this layout.
+/// The format this build writes and the newest it reads.
+pub const FORMAT: u32 = 1;
+/// What a format marker's value starts with; the format number follows.
+pub const FORMAT_PREFIX: &str = "hb-store/";
+/// The format marker's value for this layout: [`FORMAT_PREFIX`] then
+/// [`FORMAT`].
 pub const FORMAT_VERSION: &[u8] = b"hb-store/1";
 
 /// The file announcing that the store in its directory is being created
@@ -134,6 +139,15 @@ impl SledStore {
         };
         match self.get(FORMAT_KEY)? {
             Some(v) if v == FORMAT_VERSION => {}
+            Some(v) if format_of(&v).is_some_and(|n| n > FORMAT) => {
+                // Refused before anything is written: the newer build's
+                // store stays as it was.
+                return Err(StoreError::NewerFormat {
+                    path: self.path.clone(),
+                    found: format_of(&v).unwrap_or(FORMAT),
+                    supported: FORMAT,
+                });
+            }
             Some(v) => {
                 return Err(corrupt(format!(
                     "unknown format marker {:?} (this build reads {:?})",
@@ -171,6 +185,46 @@ impl SledStore {
         Ok(())
     }
 
+    /// The copy of [`Store::backup`]: every entry, with writes held off.
+    fn copy_into(&self, dest: &Path) -> Result<BackupReport, StoreError> {
+        // Writes wait on this lock for the whole copy: no batch lands in
+        // the middle of it, and everything written before is in it.
+        let held = self.write_lock.lock();
+        self.flush()?;
+        let copy = SledStore::open_with(
+            dest,
+            &SledOptions {
+                flush_every_ms: None,
+                cache_capacity: 64 << 20,
+            },
+        )?;
+        let mut report = BackupReport {
+            entries: 0,
+            bytes: 0,
+        };
+        let mut batch = sled::Batch::default();
+        let mut pending = 0usize;
+        for item in self.db.iter() {
+            let (k, v) = item.map_err(|e| self.err(e))?;
+            report.entries += 1;
+            report.bytes += (k.len() + v.len()) as u64;
+            batch.insert(k, v);
+            pending += 1;
+            if pending == BACKUP_BATCH {
+                copy.db
+                    .apply_batch(std::mem::take(&mut batch))
+                    .map_err(|e| copy.err(e))?;
+                pending = 0;
+            }
+        }
+        copy.db.apply_batch(batch).map_err(|e| copy.err(e))?;
+        drop(held);
+        copy.flush()?;
+        drop(copy);
+        sync_dir(dest).map_err(|e| io_error(dest, &e))?;
+        Ok(report)
+    }
+
     /// Bytes the store occupies on disk.
     pub fn size_on_disk(&self) -> Result<u64, StoreError> {
         self.db.size_on_disk().map_err(|e| self.err(e))
@@ -197,6 +251,18 @@ impl SledStore {
     fn exists(&self, key: &[u8]) -> Result<bool, StoreError> {
         self.db.contains_key(key).map_err(|e| self.err(e))
     }
+}
+
+/// Entries written to a backup per sled batch.
+const BACKUP_BATCH: usize = 4096;
+
+/// The format number of a marker `hb-store/<n>`, if it is one.
+fn format_of(marker: &[u8]) -> Option<u32> {
+    std::str::from_utf8(marker)
+        .ok()?
+        .strip_prefix(FORMAT_PREFIX)?
+        .parse()
+        .ok()
 }
 
 /// Opens sled, mapping its errors, and a panic inside its recovery, to
@@ -408,5 +474,54 @@ impl Store for SledStore {
 
     fn bytes_on_disk(&self) -> Option<u64> {
         SledStore::size_on_disk(self).ok()
+    }
+
+    fn backup(&self, dest: &Path) -> Result<BackupReport, StoreError> {
+        let _span = tracing::info_span!("sled_backup", dest = %dest.display()).entered();
+        // Only a directory this call makes: never into an existing one.
+        match std::fs::create_dir(dest) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                return Err(StoreError::DestinationExists {
+                    path: dest.to_path_buf(),
+                })
+            }
+            Err(e) => return Err(io_error(dest, &e)),
+        }
+        match self.copy_into(dest) {
+            Ok(report) => {
+                tracing::info!(
+                    entries = report.entries,
+                    bytes = report.bytes,
+                    "backup written"
+                );
+                Ok(report)
+            }
+            Err(e) => {
+                // A partial copy is no backup: remove what this call made.
+                if let Err(rm) = std::fs::remove_dir_all(dest) {
+                    tracing::warn!(error = %rm, "cannot remove the partial backup");
+                }
+                Err(e)
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_marker_names_the_format() {
+        assert_eq!(
+            FORMAT_VERSION,
+            format!("{FORMAT_PREFIX}{FORMAT}").as_bytes()
+        );
+        assert_eq!(format_of(FORMAT_VERSION), Some(FORMAT));
+        assert_eq!(format_of(b"hb-store/7"), Some(7));
+        for bad in [&b"hb-store/"[..], b"hb-store/x", b"other/2", b"\xff"] {
+            assert_eq!(format_of(bad), None);
+        }
     }
 }

@@ -6,6 +6,15 @@ use crate::batch::{Batch, Overlay};
 use crate::error::StoreError;
 use crate::keys::prefix_end;
 
+/// What a [`Store::backup`] wrote.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BackupReport {
+    /// Entries copied (every key of the store, its format marker included).
+    pub entries: u64,
+    /// Bytes of keys and values copied.
+    pub bytes: u64,
+}
+
 /// One key-value pair read from a store.
 pub type Entry = (Vec<u8>, Vec<u8>);
 
@@ -78,6 +87,21 @@ pub trait Store: Send + Sync + 'static {
     /// Where the store lives, if on disk (for errors and logs).
     fn path(&self) -> Option<&Path> {
         None
+    }
+
+    /// Writes a consistent copy of the whole store into `dest`, a directory
+    /// that must not exist yet ([`StoreError::DestinationExists`]): every
+    /// write that returned before the call is in it, and no write is half
+    /// in it (writes wait while the copy is made). The copy is durable
+    /// when this returns and opens as a store of the same backend on disk.
+    /// Backends that cannot answer [`StoreError::Unsupported`] (the
+    /// default). Blocking, as every call.
+    fn backup(&self, dest: &Path) -> Result<BackupReport, StoreError> {
+        let _ = dest;
+        Err(StoreError::Unsupported {
+            backend: "this",
+            operation: "back up",
+        })
     }
 
     /// How many bytes the store takes on disk, if it knows (for metrics).

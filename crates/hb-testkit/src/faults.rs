@@ -130,6 +130,10 @@ impl Store for FaultyStore {
     fn bytes_on_disk(&self) -> Option<u64> {
         self.inner.bytes_on_disk()
     }
+
+    fn backup(&self, dest: &Path) -> Result<hb_store::BackupReport, StoreError> {
+        self.inner.backup(dest)
+    }
 }
 
 fn clone_io(e: &StoreError) -> StoreError {

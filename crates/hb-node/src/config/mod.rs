@@ -76,10 +76,16 @@ pub struct NodeConfig {
     pub data_dir: PathBuf,
     /// `key_file` (default `<data_dir>/node.key`, created with mode 0600).
     pub key_file: Option<PathBuf>,
+    /// `backup_dir`: where `POST /~node@1.0/backup` writes backups (unset:
+    /// backups are refused).
+    pub backup_dir: Option<PathBuf>,
     /// `max_body_bytes`: larger request bodies get 413.
     pub max_body_bytes: usize,
     /// `max_json_depth`: deeper JSON bodies get 400.
     pub max_json_depth: usize,
+    /// `max_requests_in_flight`: past this many requests being handled,
+    /// new ones get 503 `busy` at once.
+    pub max_requests_in_flight: usize,
     /// `scheduling_mode` (SPEC §5.4).
     pub scheduling_mode: SchedulingMode,
     /// `require_signed`: refuse messages without commitments.
@@ -126,6 +132,9 @@ pub struct NodeConfig {
     /// `process_worker_mailbox_capacity`: requests one worker holds before
     /// callers get `Busy`.
     pub process_worker_mailbox_capacity: usize,
+    /// `process_max_live_workers`: the most process workers alive at once
+    /// (0: no bound); past it the least recently used idle one retires.
+    pub process_max_live_workers: usize,
     /// `push_max_depth`: how deep a push follows outboxes.
     pub push_max_depth: u64,
     /// `lua_max_instructions`: VM instructions per `lua@5.3a` call.
@@ -152,8 +161,10 @@ impl Default for NodeConfig {
             port: 8734,
             data_dir: PathBuf::from("./hb-data"),
             key_file: None,
+            backup_dir: None,
             max_body_bytes: 10 * 1024 * 1024,
             max_json_depth: 64,
+            max_requests_in_flight: 1024,
             scheduling_mode: SchedulingMode::LocalConfirmation,
             require_signed: false,
             verify_assignments: true,
@@ -174,6 +185,7 @@ impl Default for NodeConfig {
             compute_timeout_ms: process.compute_timeout_ms,
             process_worker_max_idle_ms: process.worker_max_idle_ms,
             process_worker_mailbox_capacity: process.worker_capacity,
+            process_max_live_workers: process.max_live_workers,
             push_max_depth: process.push_max_depth,
             lua_max_instructions: process.lua_limits.max_instructions,
             lua_max_memory_bytes: process.lua_limits.max_memory_bytes,
@@ -270,6 +282,11 @@ impl NodeConfig {
                 ),
             ));
         }
+        at_least(
+            "max_requests_in_flight",
+            wide(self.max_requests_in_flight),
+            1,
+        )?;
         at_least("schedule_timeout_ms", self.schedule_timeout_ms, 1)?;
         at_least("schedule_page_max", self.schedule_page_max, 1)?;
         if let Some(url) = &self.scheduler_location_url {
@@ -369,6 +386,7 @@ impl NodeConfig {
             arbiters: self.effective_arbiters(),
             test_device_panics: self.test_device_panics,
             worker_max_idle_ms: self.process_worker_max_idle_ms,
+            max_live_workers: self.process_max_live_workers,
             push_max_depth: self.push_max_depth,
             lua_limits: hb_process::lua::LuaLimits {
                 max_instructions: self.lua_max_instructions,

@@ -227,6 +227,20 @@ pub static SETTINGS: &[Setting] = &[
         show: |c| path(&c.key_path()),
     },
     Setting {
+        name: "backup_dir",
+        default: "(unset)",
+        env: "HB_BACKUP_DIR",
+        flag: "--backup-dir",
+        kind: ValueKind::Text,
+        description: "Where `POST /~node@1.0/backup` writes backups, each in a new subdirectory; unset: backups are refused.",
+        set: |c, v| {
+            let dir = text(v)?;
+            c.backup_dir = (!dir.is_empty()).then(|| PathBuf::from(dir));
+            Ok(())
+        },
+        show: |c| c.backup_dir.as_deref().map_or_else(|| string(""), path),
+    },
+    Setting {
         name: "max_body_bytes",
         default: "10485760",
         env: "HB_MAX_BODY_BYTES",
@@ -251,6 +265,19 @@ pub static SETTINGS: &[Setting] = &[
             Ok(())
         },
         show: |c| int(c.max_json_depth),
+    },
+    Setting {
+        name: "max_requests_in_flight",
+        default: "1024",
+        env: "HB_MAX_REQUESTS_IN_FLIGHT",
+        flag: "--max-requests-in-flight",
+        kind: ValueKind::Integer,
+        description: "Requests handled at once; past it, new ones get 503 `busy` with `retry-after` (≥ 1).",
+        set: |c, v| {
+            c.max_requests_in_flight = number(v)?;
+            Ok(())
+        },
+        show: |c| int(c.max_requests_in_flight),
     },
     Setting {
         name: "scheduling_mode",
@@ -513,6 +540,19 @@ pub static SETTINGS: &[Setting] = &[
         show: |c| int(c.process_worker_mailbox_capacity),
     },
     Setting {
+        name: "process_max_live_workers",
+        default: "4096",
+        env: "HB_PROCESS_MAX_LIVE_WORKERS",
+        flag: "--process-max-live-workers",
+        kind: ValueKind::Integer,
+        description: "Process workers alive at once; past it the least recently used idle one snapshots and stops, or callers get 503 `busy` (0: no bound).",
+        set: |c, v| {
+            c.process_max_live_workers = number(v)?;
+            Ok(())
+        },
+        show: |c| int(c.process_max_live_workers),
+    },
+    Setting {
         name: "push_max_depth",
         default: "4",
         env: "HB_PUSH_MAX_DEPTH",
@@ -633,6 +673,7 @@ mod tests {
             let shown = plain(&s.value(&d));
             match s.name {
                 "key_file" => assert_eq!(shown, "./hb-data/node.key"),
+                "backup_dir" => assert_eq!(shown, ""),
                 "scheduler_location_url" => assert_eq!(shown, "http://127.0.0.1:8734"),
                 "arbiters" => assert_eq!(shown, d.effective_arbiters().to_string()),
                 _ => assert_eq!(shown, s.default, "the default of {}", s.name),

@@ -92,14 +92,25 @@ impl Serve {
     /// Starts a node on `data_dir`, and reads its address and URL from
     /// what it prints.
     pub fn start(data_dir: &Path) -> Serve {
-        Serve::start_on(data_dir, 0)
+        Serve::start_with(data_dir, &[])
     }
 
     /// Starts a node on `data_dir` listening on `port` (0: any free one).
     pub fn start_on(data_dir: &Path, port: u16) -> Serve {
+        Serve::spawn(data_dir, port, &[])
+    }
+
+    /// As [`Serve::start`], with more flags of `hb serve` (say
+    /// `--backup-dir <dir>`).
+    pub fn start_with(data_dir: &Path, flags: &[&std::ffi::OsStr]) -> Serve {
+        Serve::spawn(data_dir, 0, flags)
+    }
+
+    fn spawn(data_dir: &Path, port: u16, flags: &[&std::ffi::OsStr]) -> Serve {
         let mut child = Command::new(env!("CARGO_BIN_EXE_hb"))
             .args(["serve", "--port", &port.to_string(), "--data-dir"])
             .arg(data_dir)
+            .args(flags)
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()

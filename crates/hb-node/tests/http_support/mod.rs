@@ -67,6 +67,11 @@ pub struct Binary {
 impl Binary {
     /// Starts `hb serve` and reads its address and URL from what it prints.
     pub fn start() -> Binary {
+        Binary::start_with(&[])
+    }
+
+    /// Starts `hb serve` with `extra` flags after this file's own.
+    pub fn start_with(extra: &[&str]) -> Binary {
         use std::io::{BufRead, BufReader};
         use std::process::{Command, Stdio};
         let dir = tempfile::tempdir().expect("a temp dir");
@@ -75,6 +80,7 @@ impl Binary {
             .args(["serve", "--port", "0", "--enable-test-devices"])
             .args(["--max-body-bytes", &c.max_body_bytes.to_string()])
             .args(["--max-json-depth", &c.max_json_depth.to_string()])
+            .args(extra)
             .arg("--data-dir")
             .arg(dir.path())
             .env_remove("HB_NODE")
@@ -105,6 +111,11 @@ impl Binary {
             address,
             _dir: dir,
         }
+    }
+
+    /// The node's OS process ID.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     /// SIGTERM; the exit code once the node has stopped.

@@ -4,7 +4,7 @@
 //! serialising.
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use hb_message::Message;
 use mlua::{
@@ -19,6 +19,11 @@ use super::order::{next_entry, sorted_entries};
 use super::LuaLimits;
 
 const PRELUDE: &str = include_str!("prelude.lua");
+
+/// The prelude compiled by the first VM built, with its debug information
+/// (error messages keep their lines): later VMs load it instead of parsing
+/// the source again, which was a third of building a VM.
+static PRELUDE_CODE: OnceLock<Vec<u8>> = OnceLock::new();
 
 /// How many VM instructions pass between two calls of the counting hook.
 /// The count is exact at this granularity, and the same on every run.
@@ -231,40 +236,150 @@ fn host_functions(lua: &Lua, host: &Arc<Mutex<HostState>>) -> mlua::Result<Table
     Ok(t)
 }
 
-/// Walks tables from `root`, naming every table and function found.
-fn walk_permanents(perms: &mut Permanents, root_name: &str, root: LuaValue) -> mlua::Result<()> {
-    let mut queue = std::collections::VecDeque::new();
-    queue.push_back((root_name.to_string(), root));
-    while let Some((name, v)) = queue.pop_front() {
-        let ptr = match &v {
-            LuaValue::Table(t) => t.to_pointer() as usize,
-            LuaValue::Function(f) => f.to_pointer() as usize,
-            _ => continue,
-        };
-        if perms.by_ptr.contains_key(&ptr) {
-            continue;
-        }
-        perms.by_ptr.insert(ptr, name.clone());
-        perms.by_name.insert(name.clone(), v.clone());
-        if let LuaValue::Table(t) = &v {
-            if let Some(mt) = t.metatable() {
-                queue.push_back((format!("{name}#mt"), LuaValue::Table(mt)));
+/// One permanent as the first VM found it: its name and how to reach it
+/// from a root or from an earlier permanent. Every fresh VM has the same
+/// layout, so later VMs follow these steps instead of walking and sorting
+/// every table again.
+struct Found {
+    name: String,
+    step: Step,
+}
+
+/// How a permanent is reached.
+enum Step {
+    /// The `n`th root given to [`Permanents::find`].
+    Root(usize),
+    /// `raw_get(key)` on the table of the permanent at `parent`.
+    Key { parent: usize, key: Vec<u8> },
+    /// The metatable of the table of the permanent at `parent`.
+    Metatable { parent: usize },
+}
+
+/// The layout of the permanents, found by the first VM built.
+static LAYOUT: OnceLock<Vec<Found>> = OnceLock::new();
+
+impl Permanents {
+    /// The permanents of a fresh VM whose roots are `roots` (name, table),
+    /// in this order: along the recorded layout when there is one, else by
+    /// walking the tables (and recording the layout).
+    fn find(roots: &[(&str, Table)]) -> mlua::Result<Permanents> {
+        if let Some(layout) = LAYOUT.get() {
+            if let Some(perms) = Permanents::follow(layout, roots)? {
+                return Ok(perms);
             }
-            // Fresh VMs hold string keys only in these tables; other keys
-            // are skipped (their values stay unnamed).
-            let entries = match sorted_entries(t)? {
-                Ok(e) => e,
-                Err(_) => continue,
-            };
-            for (k, _, val) in entries {
-                if let super::order::OrderedKey::Str(s) = k {
-                    let key = String::from_utf8_lossy(&s).into_owned();
-                    queue.push_back((format!("{name}.{key}"), val));
+            // A VM that differs from the first one: walk it (correct,
+            // only slower).
+        }
+        let (perms, layout) = Permanents::walk(roots)?;
+        let _ = LAYOUT.set(layout);
+        Ok(perms)
+    }
+
+    /// Walks tables from each root, breadth first, keys in the sort order,
+    /// naming every table and function by the path where it is first
+    /// found.
+    fn walk(roots: &[(&str, Table)]) -> mlua::Result<(Permanents, Vec<Found>)> {
+        let mut perms = Permanents {
+            by_name: HashMap::new(),
+            by_ptr: HashMap::new(),
+        };
+        let mut layout = Vec::new();
+        for (i, (root_name, root)) in roots.iter().enumerate() {
+            let mut queue = std::collections::VecDeque::new();
+            queue.push_back((
+                root_name.to_string(),
+                LuaValue::Table(root.clone()),
+                Step::Root(i),
+            ));
+            while let Some((name, v, step)) = queue.pop_front() {
+                let ptr = match &v {
+                    LuaValue::Table(t) => t.to_pointer() as usize,
+                    LuaValue::Function(f) => f.to_pointer() as usize,
+                    _ => continue,
+                };
+                if perms.by_ptr.contains_key(&ptr) {
+                    continue;
+                }
+                let at = layout.len();
+                perms.by_ptr.insert(ptr, name.clone());
+                perms.by_name.insert(name.clone(), v.clone());
+                layout.push(Found {
+                    name: name.clone(),
+                    step,
+                });
+                if let LuaValue::Table(t) = &v {
+                    if let Some(mt) = t.metatable() {
+                        queue.push_back((
+                            format!("{name}#mt"),
+                            LuaValue::Table(mt),
+                            Step::Metatable { parent: at },
+                        ));
+                    }
+                    // Fresh VMs hold string keys only in these tables;
+                    // other keys are skipped (their values stay unnamed).
+                    let entries = match sorted_entries(t)? {
+                        Ok(e) => e,
+                        Err(_) => continue,
+                    };
+                    for (k, _, val) in entries {
+                        if let super::order::OrderedKey::Str(s) = k {
+                            let key = String::from_utf8_lossy(&s).into_owned();
+                            queue.push_back((
+                                format!("{name}.{key}"),
+                                val,
+                                Step::Key { parent: at, key: s },
+                            ));
+                        }
+                    }
                 }
             }
         }
+        Ok((perms, layout))
     }
-    Ok(())
+
+    /// The permanents along `layout`, or `None` if this VM does not have
+    /// that layout (a step finds no table or function, or an object
+    /// twice).
+    fn follow(layout: &[Found], roots: &[(&str, Table)]) -> mlua::Result<Option<Permanents>> {
+        let mut values: Vec<LuaValue> = Vec::with_capacity(layout.len());
+        let mut perms = Permanents {
+            by_name: HashMap::with_capacity(layout.len()),
+            by_ptr: HashMap::with_capacity(layout.len()),
+        };
+        let table_at = |values: &[LuaValue], i: usize| match values.get(i) {
+            Some(LuaValue::Table(t)) => Some(t.clone()),
+            _ => None,
+        };
+        for found in layout {
+            let v = match &found.step {
+                Step::Root(i) => match roots.get(*i) {
+                    Some((_, t)) => LuaValue::Table(t.clone()),
+                    None => return Ok(None),
+                },
+                Step::Key { parent, key } => match table_at(&values, *parent) {
+                    Some(t) => t.raw_get::<LuaValue>(mlua::BString::from(key.as_slice()))?,
+                    None => return Ok(None),
+                },
+                Step::Metatable { parent } => {
+                    match table_at(&values, *parent).and_then(|t| t.metatable()) {
+                        Some(mt) => LuaValue::Table(mt),
+                        None => return Ok(None),
+                    }
+                }
+            };
+            let ptr = match &v {
+                LuaValue::Table(t) => t.to_pointer() as usize,
+                LuaValue::Function(f) => f.to_pointer() as usize,
+                _ => return Ok(None),
+            };
+            if perms.by_ptr.insert(ptr, found.name.clone()).is_some() {
+                return Ok(None);
+            }
+            perms.by_name.insert(found.name.clone(), v.clone());
+            values.push(v);
+        }
+        Ok(Some(perms))
+    }
 }
 
 /// Installs the counting hook. Installing it again restarts Lua's own
@@ -328,11 +443,22 @@ impl Vm {
             getmetatable: debug.raw_get("getmetatable")?,
         };
         let host_fns = host_functions(&lua, &host)?;
-        let prelude = lua
-            .load(PRELUDE)
-            .set_name("=hb-prelude")
-            .set_mode(ChunkMode::Text)
-            .into_function()?;
+        let prelude = match PRELUDE_CODE.get() {
+            Some(code) => lua
+                .load(code.as_slice())
+                .set_name("=hb-prelude")
+                .set_mode(ChunkMode::Binary)
+                .into_function()?,
+            None => {
+                let f = lua
+                    .load(PRELUDE)
+                    .set_name("=hb-prelude")
+                    .set_mode(ChunkMode::Text)
+                    .into_function()?;
+                let _ = PRELUDE_CODE.set(f.dump(false));
+                f
+            }
+        };
         let hb: Table = prelude.call(host_fns.clone())?;
         hb.raw_set("host", host_fns)?;
 
@@ -355,12 +481,6 @@ impl Vm {
         let string: Table = g.raw_get("string")?;
         string.raw_set("dump", LuaValue::Nil)?;
 
-        let mut perms = Permanents {
-            by_name: HashMap::new(),
-            by_ptr: HashMap::new(),
-        };
-        walk_permanents(&mut perms, "_G", LuaValue::Table(g.clone()))?;
-        walk_permanents(&mut perms, "hb", LuaValue::Table(hb.clone()))?;
         let debug_table = lua.create_table()?;
         for (name, f) in [
             ("getupvalue", &debug_fns.getupvalue),
@@ -371,7 +491,11 @@ impl Vm {
         ] {
             debug_table.raw_set(name, f.clone())?;
         }
-        walk_permanents(&mut perms, "debug", LuaValue::Table(debug_table))?;
+        let perms = Permanents::find(&[
+            ("_G", g.clone()),
+            ("hb", hb.clone()),
+            ("debug", debug_table),
+        ])?;
 
         install_hook(&lua, &host)?;
 
@@ -398,5 +522,33 @@ impl Vm {
         host.reset();
         drop(host);
         install_hook(&self.lua, &self.host).map_err(LuaError::from)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_vm_built_along_the_recorded_layout_names_what_a_walk_names() -> mlua::Result<()> {
+        // The first VM of the test binary records the layout (or an earlier
+        // test did); this one follows it.
+        let _first = Vm::new(&LuaLimits::default()).map_err(mlua::Error::external)?;
+        let vm = Vm::new(&LuaLimits::default()).map_err(mlua::Error::external)?;
+        assert!(LAYOUT.get().is_some(), "the first VM records the layout");
+        let walked = Permanents::walk(&[("_G", vm.lua.globals())])?.0;
+        // Every permanent reachable from `_G` has the name a walk gives it.
+        for (name, value) in &walked.by_name {
+            let ptr = match value {
+                LuaValue::Table(t) => t.to_pointer() as usize,
+                LuaValue::Function(f) => f.to_pointer() as usize,
+                _ => continue,
+            };
+            assert_eq!(vm.perms.by_ptr.get(&ptr), Some(name), "{name}");
+        }
+        for name in ["_G.string.format", "_G.table.insert", "_G.Handlers"] {
+            assert!(walked.by_name.contains_key(name), "{name} is a permanent");
+        }
+        Ok(())
     }
 }

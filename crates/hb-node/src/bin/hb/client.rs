@@ -59,6 +59,9 @@ pub enum ClientCommand {
     /// Check a schedule's signatures, signer, slots and hash chain from
     /// slot 0; exit 1 at the first fault.
     VerifyChain(verify::VerifyArgs),
+    /// Make the node back its store up into a new subdirectory of its
+    /// backup_dir; print the backup's path.
+    Backup(NodeArgs),
 }
 
 /// `hb spawn`.
@@ -234,6 +237,15 @@ async fn run_remote(command: ClientCommand) -> Result<ExitCode, Failure> {
         ClientCommand::DryRun(args) => dry_run(args).await,
         ClientCommand::Status(args) => status(args).await,
         ClientCommand::VerifyChain(args) => verify::over_http(args).await,
+        ClientCommand::Backup(args) => {
+            let made = args.client()?.backup().await?;
+            if args.json {
+                json(&message_json(&made))?;
+            } else {
+                line(made.get_text("path").unwrap_or_default())?;
+            }
+            Ok(ExitCode::SUCCESS)
+        }
     }
 }
 

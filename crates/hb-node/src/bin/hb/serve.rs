@@ -123,6 +123,11 @@ pub fn run(args: Serve) -> ExitCode {
     };
     let store: Arc<dyn hb_store::Store> = match hb_store::SledStore::open(&config.data_dir) {
         Ok(s) => Arc::new(s),
+        // A store from a newer hb: the operator runs the wrong binary.
+        Err(e @ hb_store::StoreError::NewerFormat { .. }) => {
+            eprintln!("hb: {e}");
+            return ExitCode::from(2);
+        }
         Err(e) => {
             eprintln!("hb: {e}");
             return ExitCode::from(1);
@@ -139,6 +144,9 @@ pub fn run(args: Serve) -> ExitCode {
                 return ExitCode::from(1);
             }
         };
+        // Listening for SIGTERM before saying we listen: a signal sent as
+        // soon as the URL is out must stop the node cleanly, not kill it.
+        let stopped = stop_signal();
         // A closed stdout (the reader went away) must not stop the node.
         let mut out = std::io::stdout().lock();
         let _ = writeln!(out, "hb node {address}");
@@ -146,32 +154,38 @@ pub fn run(args: Serve) -> ExitCode {
         let _ = writeln!(out, "data dir {}", data_dir.display());
         let _ = out.flush();
         drop(out);
-        wait_for_signal().await;
+        stopped.await;
         eprintln!("hb: stopping");
         node.shutdown().await;
         ExitCode::SUCCESS
     })
 }
 
-/// Ctrl-C or SIGTERM.
-async fn wait_for_signal() {
+/// Resolves on Ctrl-C or SIGTERM; both are caught from the call on.
+fn stop_signal() -> impl std::future::Future<Output = ()> {
     #[cfg(unix)]
     {
-        let mut term =
-            match actix_rt::signal::unix::signal(actix_rt::signal::unix::SignalKind::terminate()) {
-                Ok(s) => s,
-                Err(_) => {
-                    let _ = actix_rt::signal::ctrl_c().await;
-                    return;
+        use actix_rt::signal::unix::{signal, SignalKind};
+        let term = signal(SignalKind::terminate());
+        let int = signal(SignalKind::interrupt());
+        async move {
+            match (term, int) {
+                (Ok(mut term), Ok(mut int)) => {
+                    tokio::select! {
+                        _ = int.recv() => {}
+                        _ = term.recv() => {}
+                    }
                 }
-            };
-        tokio::select! {
-            _ = actix_rt::signal::ctrl_c() => {}
-            _ = term.recv() => {}
+                _ => {
+                    let _ = actix_rt::signal::ctrl_c().await;
+                }
+            }
         }
     }
     #[cfg(not(unix))]
     {
-        let _ = actix_rt::signal::ctrl_c().await;
+        async {
+            let _ = actix_rt::signal::ctrl_c().await;
+        }
     }
 }
