@@ -41,6 +41,7 @@
 #![deny(missing_docs)]
 
 pub mod backup;
+pub mod bench;
 pub mod client;
 pub mod config;
 pub mod dashboard;

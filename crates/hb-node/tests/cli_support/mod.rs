@@ -95,11 +95,20 @@ impl Serve {
         Serve::start_with(data_dir, &[])
     }
 
+    /// Starts a node on `data_dir` listening on `port` (0: any free one).
+    pub fn start_on(data_dir: &Path, port: u16) -> Serve {
+        Serve::spawn(data_dir, port, &[])
+    }
+
     /// As [`Serve::start`], with more flags of `hb serve` (say
     /// `--backup-dir <dir>`).
     pub fn start_with(data_dir: &Path, flags: &[&std::ffi::OsStr]) -> Serve {
+        Serve::spawn(data_dir, 0, flags)
+    }
+
+    fn spawn(data_dir: &Path, port: u16, flags: &[&std::ffi::OsStr]) -> Serve {
         let mut child = Command::new(env!("CARGO_BIN_EXE_hb"))
-            .args(["serve", "--port", "0", "--data-dir"])
+            .args(["serve", "--port", &port.to_string(), "--data-dir"])
             .arg(data_dir)
             .args(flags)
             .stdout(Stdio::piped())
@@ -143,6 +152,43 @@ impl Serve {
         assert!(sent.success());
         child.wait().expect("hb serve exits").code().unwrap_or(-1)
     }
+}
+
+impl Serve {
+    /// The node's OS process ID.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().map_or(0, Child::id)
+    }
+
+    /// SIGKILL: the node stops at once, flushing nothing.
+    pub fn kill(mut self) {
+        if let Some(mut child) = self.child.take() {
+            child.kill().expect("SIGKILL is sent");
+            child.wait().expect("hb serve is reaped");
+        }
+    }
+}
+
+/// A port free on 127.0.0.1 a moment ago, for a node that must come back
+/// on the same URL.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port()
+}
+
+/// Starts `hb args…` in `cwd` without waiting; stdout piped, stderr
+/// inherited.
+pub fn hb_child(cwd: &Path, args: &[&str]) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_hb"))
+        .args(args)
+        .current_dir(cwd)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("hb starts")
 }
 
 impl Drop for Serve {

@@ -18,8 +18,10 @@ use std::process::ExitCode;
 use hb_message::{Id, Message, MessageError, Value};
 use hb_node::client::ClientError;
 
-use args::{parse_address, parse_pid, read_file, KeyArgs, MessageArgs, NodeArgs};
+pub use args::KeyArgs;
+use args::{parse_address, parse_pid, read_file, MessageArgs, NodeArgs};
 use output::{human_value, json, line, message_json, one_line};
+pub use progress::Progress;
 
 /// The execution device of `hb spawn` unless `--execution-device` is given.
 const LUA: &str = "lua@5.3a";
@@ -171,6 +173,11 @@ impl Failure {
             detail: detail.into(),
             usage: false,
         }
+    }
+
+    /// The one-line detail.
+    pub fn detail(&self) -> &str {
+        &self.detail
     }
 
     /// Prints `hb: <code>: <detail>` on stderr, one line.

@@ -2,6 +2,7 @@
 //! store; the client subcommands (SPEC §7.6) talk to a node over HTTP.
 //! Exit codes: 0 success, 1 failure, 2 bad usage or configuration.
 
+mod bench;
 mod client;
 mod serve;
 
@@ -24,6 +25,9 @@ struct Cli {
 enum Command {
     /// Run a node on the embedded sled store.
     Serve(serve::Serve),
+    /// Generate load on a node (or an in-process scheduler) and report
+    /// throughput, latency percentiles and errors.
+    Bench(bench::BenchArgs),
     #[command(flatten)]
     Client(client::ClientCommand),
 }
@@ -42,6 +46,7 @@ fn main() -> ExitCode {
         .init();
     match cli.command {
         Command::Serve(args) => serve::run(args),
+        Command::Bench(args) => bench::run(args),
         Command::Client(command) => client::run(command),
     }
 }
