@@ -10,6 +10,17 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+// The global allocator (docs/PERFORMANCE.md, "Allocators"): jemalloc when
+// the `jemalloc` feature is on, else mimalloc with the `mimalloc` feature,
+// else the system's.
+#[cfg(feature = "jemalloc")]
+#[global_allocator]
+static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
+#[cfg(all(feature = "mimalloc", not(feature = "jemalloc")))]
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(
     name = "hb",
