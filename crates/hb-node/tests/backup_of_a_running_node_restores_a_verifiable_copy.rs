@@ -15,31 +15,17 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use hb_message::json::to_json;
 use hb_message::{Message, NodeKey};
 use parking_lot::Mutex;
 
 const COUNTER: &str = include_str!("../../../examples/lua/counter.lua");
-
-fn http() -> awc::Client {
-    awc::Client::builder()
-        .timeout(std::time::Duration::from_secs(60))
-        .finish()
-}
-
-async fn post_json(url: &str, m: &Message) -> Option<(u16, serde_json::Value)> {
-    let mut res = http().post(url).send_json(&to_json(m)).await.ok()?;
-    let status = res.status().as_u16();
-    let body = res.json::<serde_json::Value>().await.ok()?;
-    Some((status, body))
-}
 
 /// Every stored slot's `hash-chain`, paging through the schedule.
 async fn hash_chains(url: &str, pid: &str) -> anyhow::Result<BTreeMap<u64, String>> {
     let mut chains = BTreeMap::new();
     let mut from = 0u64;
     loop {
-        let mut res = http()
+        let mut res = cli_support::http()
             .get(format!(
                 "{url}/~scheduler@1.0/schedule?target={pid}&from={from}"
             ))
@@ -102,7 +88,7 @@ async fn a_backup_under_load_restores_to_a_node_that_verifies_and_has_every_earl
             .with("script", COUNTER)?
             .with("nonce", n)?
             .commit(&user, None)?;
-        let (status, a) = post_json(&schedule_url, &def)
+        let (status, a) = cli_support::post_json(&schedule_url, &def)
             .await
             .ok_or_else(|| anyhow::anyhow!("registering"))?;
         assert_eq!(status, 200, "{a}");
@@ -133,7 +119,7 @@ async fn a_backup_under_load_restores_to_a_node_that_verifies_and_has_every_earl
                     .and_then(|m| m.with("n", n as i64))
                     .and_then(|m| m.commit(&sender, None))
                     .expect("a well-formed message");
-                if let Some((200, a)) = post_json(&schedule_url, &m).await {
+                if let Some((200, a)) = cli_support::post_json(&schedule_url, &m).await {
                     let slot = a["slot"].as_u64().expect("an acknowledged slot");
                     let chain = a["hash-chain"].as_str().unwrap_or_default().to_string();
                     acked.lock().push((pid.clone(), slot, chain));

@@ -15,21 +15,8 @@ use parking_lot::Mutex;
 
 const COUNTER: &str = include_str!("../../../examples/lua/counter.lua");
 
-fn client() -> awc::Client {
-    awc::Client::builder()
-        .timeout(std::time::Duration::from_secs(60))
-        .finish()
-}
-
-async fn post_json(url: &str, m: &Message) -> Option<(u16, serde_json::Value)> {
-    let mut res = client().post(url).send_json(&to_json(m)).await.ok()?;
-    let status = res.status().as_u16();
-    let body = res.json::<serde_json::Value>().await.ok()?;
-    Some((status, body))
-}
-
 async fn get_json(url: &str) -> anyhow::Result<(u16, serde_json::Value)> {
-    let mut res = client()
+    let mut res = cli_support::http()
         .get(url)
         .send()
         .await
@@ -82,7 +69,7 @@ async fn sigterm_under_load_exits_0_and_a_restart_keeps_every_acknowledgement() 
         .commit(&user, None)?;
     let pid = def.id_all()?.to_human();
     let schedule_url = format!("{url}/~scheduler@1.0/schedule");
-    let mut res = client()
+    let mut res = cli_support::http()
         .post(&schedule_url)
         .send_json(&to_json(&def))
         .await
@@ -112,7 +99,7 @@ async fn sigterm_under_load_exits_0_and_a_restart_keeps_every_acknowledgement() 
                 else {
                     panic!("a well-formed message");
                 };
-                match post_json(&schedule_url, &m).await {
+                match cli_support::post_json(&schedule_url, &m).await {
                     Some((200, a)) => {
                         let slot = a["slot"].as_u64().expect("an acknowledged slot");
                         let chain = a["hash-chain"].as_str().unwrap_or_default().to_string();

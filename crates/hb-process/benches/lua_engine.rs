@@ -10,17 +10,7 @@ use criterion::{black_box, criterion_group, criterion_main, Criterion};
 use hb_message::{msg, Message};
 use hb_process::lua::{LuaLimits, LuaProcess};
 
-const SCRIPT: &str = r#"
-function init() return {balances = {}} end
-local total = 0
-Handlers.add("transfer", {action = "Transfer"}, function(msg, state)
-  local who = msg.who
-  state.balances[who] = (state.balances[who] or 0) + 1
-  total = total + 1
-  print("transfer", who, total)
-  Send({target = who, action = "Credit"})
-end)
-"#;
+const SCRIPT: &str = include_str!("ledger_like.lua");
 
 fn body(i: usize) -> Message {
     msg! { "action" => "Transfer", "who" => format!("user-{}", i % 50) }

@@ -16,17 +16,7 @@ use std::hint::black_box;
 use hb_message::{msg, Message};
 use hb_process::lua::{LuaLimits, LuaProcess};
 
-const SCRIPT: &str = r#"
-function init() return {balances = {}} end
-local total = 0
-Handlers.add("transfer", {action = "Transfer"}, function(msg, state)
-  local who = msg.who
-  state.balances[who] = (state.balances[who] or 0) + 1
-  total = total + 1
-  print("transfer", who, total)
-  Send({target = who, action = "Credit"})
-end)
-"#;
+const SCRIPT: &str = include_str!("../benches/ledger_like.lua");
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let n: usize = std::env::args()

@@ -199,3 +199,21 @@ impl Drop for Serve {
         }
     }
 }
+
+/// An HTTP client for tests that talk to a `hb serve` child: a long
+/// timeout, since a loaded machine can be slow.
+pub fn http() -> awc::Client {
+    awc::Client::builder()
+        .timeout(std::time::Duration::from_secs(60))
+        .finish()
+}
+
+/// POSTs `m` as JSON; the status and the JSON answer, or `None` when the
+/// node could not be reached or did not answer JSON.
+pub async fn post_json(url: &str, m: &hb_message::Message) -> Option<(u16, serde_json::Value)> {
+    let body = hb_message::json::to_json(m);
+    let mut res = http().post(url).send_json(&body).await.ok()?;
+    let status = res.status().as_u16();
+    let body = res.json::<serde_json::Value>().await.ok()?;
+    Some((status, body))
+}
