@@ -1,7 +1,8 @@
 //! Message-model benchmarks (docs/PERFORMANCE.md): `cargo bench -p hb-message`.
 //!
 //! Each operation is measured beside its baseline (a bare sha256 over the
-//! same bytes, a bare `verify_strict`) so that ratios come from one run.
+//! same bytes, a bare ed25519-dalek `verify_strict`, single verification
+//! for batches) so that ratios come from one run.
 
 use std::time::Instant;
 
@@ -66,52 +67,49 @@ fn bench_signatures(c: &mut Criterion) {
     g.bench_function("verify", |b| {
         b.iter(|| black_box(&signed).verify(&IdSelector::All))
     });
-    let many: Vec<Message> = (0..64)
+    let zebra_key = ed25519_zebra::VerificationKey::try_from(vk.to_bytes()).expect("key");
+    let zebra_sig = ed25519_zebra::Signature::from_bytes(&sig.to_bytes());
+    g.bench_function("ed25519-zebra verify, ZIP-215 (reference)", |b| {
+        b.iter(|| zebra_key.verify(black_box(&zebra_sig), black_box(&digest)))
+    });
+    g.finish();
+
+    let mut g = c.benchmark_group("verify batch");
+    for n in [16usize, 64] {
+        let many = signed_messages(n, false);
+        let refs: Vec<&Message> = many.iter().collect();
+        g.throughput(Throughput::Elements(n as u64));
+        g.bench_function(format!("verify x{n} one by one"), |b| {
+            b.iter(|| all_valid_one_by_one(black_box(&refs)))
+        });
+        g.bench_function(format!("verify_batch x{n}"), |b| {
+            b.iter(|| verify_batch(black_box(&refs)))
+        });
+    }
+    g.finish();
+}
+
+/// `n` signed `sample()` messages, each by its own key or all by one.
+fn signed_messages(n: usize, one_key: bool) -> Vec<Message> {
+    (0..n)
         .map(|i| {
-            let k = NodeKey::from_seed(&[i as u8; 32]);
+            let seed = if one_key { 200 } else { i as u8 };
+            let k = NodeKey::from_seed(&[seed; 32]);
             sample()
-                .with("n", i)
+                .with("n", i as i64)
                 .expect("key")
                 .commit(&k, None)
                 .expect("commit")
         })
-        .collect();
-    let refs: Vec<&Message> = many.iter().collect();
-    g.throughput(Throughput::Elements(64));
-    g.bench_function("verify x64 one by one", |b| {
-        b.iter(|| {
-            refs.iter().all(|m| {
-                m.verify(&IdSelector::All)
-                    .map(|v| v.is_valid())
-                    .unwrap_or(false)
-            })
-        })
-    });
-    g.bench_function("verify_batch x64", |b| {
-        b.iter(|| verify_batch(black_box(&refs)))
-    });
-    // What the ed25519 batch equation alone would cost for the same 64
-    // signatures (not used: it accepts signatures verify_strict rejects).
-    let digests: Vec<[u8; 32]> = (0..64).map(|i| [i as u8; 32]).collect();
-    let keys: Vec<NodeKey> = (0..64)
-        .map(|i| NodeKey::from_seed(&[i as u8; 32]))
-        .collect();
-    let sigs: Vec<ed25519_dalek::Signature> =
-        keys.iter().zip(&digests).map(|(k, d)| k.sign(d)).collect();
-    let vks: Vec<ed25519_dalek::VerifyingKey> = keys.iter().map(NodeKey::verifying_key).collect();
-    let msgs: Vec<&[u8]> = digests.iter().map(|d| d.as_slice()).collect();
-    g.bench_function("ed25519-dalek verify_batch x64 (equation only)", |b| {
-        b.iter(|| ed25519_dalek::verify_batch(black_box(&msgs), &sigs, &vks))
-    });
-    g.bench_function("ed25519 verify_strict x64 (baseline)", |b| {
-        b.iter(|| {
-            msgs.iter()
-                .zip(&sigs)
-                .zip(&vks)
-                .all(|((m, s), k)| k.verify_strict(m, s).is_ok())
-        })
-    });
-    g.finish();
+        .collect()
+}
+
+fn all_valid_one_by_one(refs: &[&Message]) -> bool {
+    refs.iter().all(|m| {
+        m.verify(&IdSelector::All)
+            .map(|v| v.is_valid())
+            .unwrap_or(false)
+    })
 }
 
 fn bench_json(c: &mut Criterion) {
@@ -232,55 +230,34 @@ fn ratios() {
         },
     );
 
-    let many: Vec<Message> = (0..64)
-        .map(|i| {
-            let k = NodeKey::from_seed(&[i as u8; 32]);
-            sample()
-                .with("n", i)
-                .expect("key")
-                .commit(&k, None)
-                .expect("commit")
-        })
-        .collect();
-    let refs: Vec<&Message> = many.iter().collect();
+    let zebra_key = ed25519_zebra::VerificationKey::try_from(vk.to_bytes()).expect("key");
+    let zebra_sig = ed25519_zebra::Signature::from_bytes(&sig.to_bytes());
     interleaved(
-        "64 single verifies / verify_batch x64 (target >= 1.7)",
-        3,
+        "ed25519-zebra verify (ZIP-215) / ed25519 verify_strict (reference)",
+        200,
         || {
-            black_box(refs.iter().all(|m| {
-                m.verify(&IdSelector::All)
-                    .map(|v| v.is_valid())
-                    .unwrap_or(false)
-            }));
+            black_box(zebra_key.verify(black_box(&zebra_sig), black_box(&digest))).ok();
         },
         || {
-            black_box(verify_batch(black_box(&refs)));
+            black_box(vk.verify_strict(black_box(&digest), black_box(&sig))).ok();
         },
     );
 
-    let digests: Vec<[u8; 32]> = (0..64).map(|i| [i as u8; 32]).collect();
-    let keys: Vec<NodeKey> = (0..64)
-        .map(|i| NodeKey::from_seed(&[i as u8; 32]))
-        .collect();
-    let sigs: Vec<ed25519_dalek::Signature> =
-        keys.iter().zip(&digests).map(|(k, d)| k.sign(d)).collect();
-    let vks: Vec<ed25519_dalek::VerifyingKey> = keys.iter().map(NodeKey::verifying_key).collect();
-    let msgs: Vec<&[u8]> = digests.iter().map(|d| d.as_slice()).collect();
-    interleaved(
-        "64 verify_strict / ed25519-dalek batch equation x64 (not used; for reference)",
-        3,
-        || {
-            black_box(
-                msgs.iter()
-                    .zip(&sigs)
-                    .zip(&vks)
-                    .all(|((m, s), k)| k.verify_strict(m, s).is_ok()),
-            );
-        },
-        || {
-            black_box(ed25519_dalek::verify_batch(black_box(&msgs), &sigs, &vks)).ok();
-        },
-    );
+    for (n, one_key, iters) in [(16, false, 12), (64, false, 3), (64, true, 3)] {
+        let many = signed_messages(n, one_key);
+        let refs: Vec<&Message> = many.iter().collect();
+        let keys = if one_key { ", one key" } else { "" };
+        interleaved(
+            &format!("{n} single verifies / verify_batch x{n}{keys} (target >= 1.7)"),
+            iters,
+            || {
+                black_box(all_valid_one_by_one(black_box(&refs)));
+            },
+            || {
+                black_box(verify_batch(black_box(&refs)));
+            },
+        );
+    }
 }
 
 criterion_group!(

@@ -2,9 +2,13 @@
 //! path (SPEC §5.2: "signature checks … run in parallel, before it").
 //!
 //! Worker threads take whatever requests are waiting (up to [`MAX_BATCH`])
-//! and check them with one ed25519 batch equation, which costs about half of
-//! single verification per signature. Order does not matter here: the
-//! sequencer fixes order afterwards.
+//! and check them with [`hb_message::verify_batch`]: one ZIP-215 batch
+//! equation over all their signatures, which gives each message exactly the
+//! answer of single verification (SPEC §2.6) at a fraction of its cost per
+//! signature (docs/PERFORMANCE.md, hb-message). A batch holding a bad
+//! signature falls back to single checks inside `verify_batch`, so one bad
+//! request costs its batch about one extra single verification per message.
+//! Order does not matter here: the sequencer fixes order afterwards.
 
 use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
 use std::sync::Arc;
