@@ -164,9 +164,9 @@ impl Prepared {
         zip215::verify_one(&self.key, &self.signature, &self.digest)
     }
 
-    fn bad_signature(self) -> Verification {
+    fn bad_signature(&self) -> Verification {
         Verification::Invalid {
-            commitment: self.commitment,
+            commitment: self.commitment.clone(),
             reason: VerifyFailure::BadSignature,
             detail: "ed25519 signature (ZIP-215 rules) does not verify over the committed keys"
                 .into(),
@@ -190,14 +190,14 @@ struct Plan {
 impl Plan {
     /// The answer given which signatures are known good: `all_good` when a
     /// batch accepted them all, else each is checked on its own, in order.
-    fn answer(self, all_good: bool) -> Verification {
-        for p in self.prepared {
+    fn answer(&self, all_good: bool) -> Verification {
+        for p in &self.prepared {
             if !all_good && !p.verify_one() {
                 return p.bad_signature();
             }
         }
-        match self.then {
-            Some(f) => failure(f),
+        match &self.then {
+            Some(f) => failure(f.clone()),
             None => Verification::Valid,
         }
     }
@@ -543,30 +543,49 @@ fn prepare(m: &Message, e: &Entry<'_>) -> Result<Prepared, Failure> {
     })
 }
 
+/// The most signatures [`verify_batch`] puts in one batch equation (more
+/// are split by whole messages). Measured in docs/PERFORMANCE.md: beyond a
+/// few dozen signatures the equation's tables (1.3 KB per point, two points
+/// per signature) outgrow the caches and the allocator's reuse, and the
+/// cost per signature rises again; smaller chunks also bound what one bad
+/// signature costs: the single checks of its chunk only.
+pub const BATCH_CHUNK: usize = 32;
+
 /// Verifies many messages (selector `all`), giving for each exactly the
 /// answer of [`Message::verify`], with one ZIP-215 batch equation over all
-/// their signatures.
+/// their signatures (one per [`BATCH_CHUNK`] signatures).
 ///
 /// Checks 1–4 and the per-key checks run per message first (they are
 /// deterministic, and cached per key). The signatures that reach check 5
 /// are verified as one batch; under the ZIP-215 rules the batch accepts iff
 /// every signature is accepted on its own, including small-order and
-/// torsion-shifted `R`. A failed batch falls back to single checks, message
-/// by message and commitment by commitment in order, so the first failing
-/// commitment is named exactly as [`Message::verify`] names it.
+/// torsion-shifted `R`. A failed batch falls back to single checks of its
+/// messages, message by message and commitment by commitment in order, so
+/// the first failing commitment is named exactly as [`Message::verify`]
+/// names it.
 pub fn verify_batch(messages: &[&Message]) -> Vec<Verification> {
     let plans: Vec<Result<Plan, MessageError>> =
         messages.iter().map(|m| m.plan(&IdSelector::All)).collect();
-    let all_good = zip215::verify_all(
-        plans
-            .iter()
-            .filter_map(|p| p.as_ref().ok())
-            .flat_map(|p| &p.prepared)
-            .map(|p| (&p.key, &p.signature, &p.digest[..])),
-    );
-    plans
-        .into_iter()
-        .map(|plan| match plan {
+    let signatures = |p: &Result<Plan, MessageError>| p.as_ref().map_or(0, |p| p.prepared.len());
+    let mut answers = Vec::with_capacity(plans.len());
+    let mut start = 0;
+    while start < plans.len() {
+        // Whole messages, up to BATCH_CHUNK signatures (at least one message).
+        let mut end = start + 1;
+        let mut n = signatures(&plans[start]);
+        while end < plans.len() && n + signatures(&plans[end]) <= BATCH_CHUNK {
+            n += signatures(&plans[end]);
+            end += 1;
+        }
+        let chunk = &plans[start..end];
+        let all_good = zip215::verify_all(
+            chunk
+                .iter()
+                .filter_map(|p| p.as_ref().ok())
+                .flat_map(|p| &p.prepared)
+                .map(|p| (&p.key, &p.signature, &p.digest[..])),
+        );
+        answers.extend(chunk.iter().map(|plan| match plan {
             Ok(plan) => plan.answer(all_good),
             // Selector `all` names no committer: not reached today, but an
             // error is an answer too.
@@ -575,8 +594,10 @@ pub fn verify_batch(messages: &[&Message]) -> Vec<Verification> {
                 reason: VerifyFailure::MalformedCommitment,
                 detail: e.to_string(),
             },
-        })
-        .collect()
+        }));
+        start = end;
+    }
+    answers
 }
 
 #[cfg(test)]

@@ -46,7 +46,7 @@ mod signer;
 mod value;
 mod zip215;
 
-pub use commitment::{verify_batch, Verification, VerifyFailure, ED25519_DEVICE};
+pub use commitment::{verify_batch, Verification, VerifyFailure, BATCH_CHUNK, ED25519_DEVICE};
 pub use error::MessageError;
 pub use error_code::ErrorCode;
 pub use id::{decode_base64_any, encode_base64url, human, Id, IdSelector};

@@ -113,6 +113,7 @@ impl KeyCache {
     }
 
     /// How many keys are cached.
+    #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
         self.young.len() + self.old.len()
     }

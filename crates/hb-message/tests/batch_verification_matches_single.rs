@@ -458,6 +458,38 @@ fn honest_broken_and_unsigned_messages_get_the_single_answers() {
     assert_eq!(verify_batch(&[]), Vec::<Verification>::new());
 }
 
+#[test]
+fn batches_longer_than_a_chunk_are_split_by_whole_messages() {
+    // verify_batch splits at BATCH_CHUNK signatures, never inside a
+    // message: messages of two commitments straddle every boundary here.
+    let cases = Case::all();
+    let mut ms = Vec::new();
+    for i in 0..(3 * hb_message::BATCH_CHUNK + 5) {
+        let case = cases[i % cases.len()];
+        let m = case.message(i as u64);
+        ms.push(if i % 3 == 0 {
+            m.commit(&key(i as u64 + 7), None).unwrap()
+        } else {
+            m
+        });
+    }
+    let answers = assert_batch_matches(&ms);
+    assert!(answers.iter().any(Verification::is_valid));
+    assert!(!answers.iter().all(Verification::is_valid));
+    // All valid but one, in the last chunk only: only that one fails.
+    let mut good: Vec<Message> = (0..(2 * hb_message::BATCH_CHUNK as u64 + 3))
+        .map(|i| Case::Good.message(i))
+        .collect();
+    let last = good.len() - 1;
+    good[last].insert("n", -5).unwrap();
+    let answers = assert_batch_matches(&good);
+    assert_eq!(
+        answers.iter().filter(|a| !a.is_valid()).count(),
+        1,
+        "{answers:?}"
+    );
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(128))]
 
