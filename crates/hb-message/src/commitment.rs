@@ -552,12 +552,12 @@ fn prepare(m: &Message, e: &Entry<'_>) -> Result<Prepared, Failure> {
 pub const BATCH_CHUNK: usize = 32;
 
 /// Verifies many messages (selector `all`), giving for each exactly the
-/// answer of [`Message::verify`], with one ZIP-215 batch equation over all
-/// their signatures (one per [`BATCH_CHUNK`] signatures).
+/// answer of [`Message::verify`], with ZIP-215 batch equations over their
+/// signatures (one equation per [`BATCH_CHUNK`] signatures, whole messages).
 ///
 /// Checks 1–4 and the per-key checks run per message first (they are
 /// deterministic, and cached per key). The signatures that reach check 5
-/// are verified as one batch; under the ZIP-215 rules the batch accepts iff
+/// are verified in batches; under the ZIP-215 rules a batch accepts iff
 /// every signature is accepted on its own, including small-order and
 /// torsion-shifted `R`. A failed batch falls back to single checks of its
 /// messages, message by message and commitment by commitment in order, so
