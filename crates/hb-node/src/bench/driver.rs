@@ -53,6 +53,9 @@ struct Shared {
     counted: AtomicBool,
     /// Makes this run's messages distinct from every other run's.
     nonce: String,
+    /// Per worker, its first schedule messages, signed before the load
+    /// (`--presign`), with their id(all).
+    presigned: Vec<Vec<(Message, Id)>>,
 }
 
 /// A worker's connection.
@@ -82,7 +85,10 @@ fn shared(
     plan: Plan,
     recorder: Recorder,
     stop: Arc<AtomicBool>,
-) -> Shared {
+) -> Result<Shared, BenchError> {
+    let nonce: u64 = rand::random();
+    let nonce = format!("{nonce:016x}");
+    let presigned = presign(&settings, &key, &plan.pids, &nonce)?;
     // The load starts a moment from now, once every worker is ready.
     let start = Instant::now() + Duration::from_millis(20);
     let pacing = Pacing::new(
@@ -92,8 +98,7 @@ fn shared(
         settings.rate,
         settings.connections,
     );
-    let nonce: u64 = rand::random();
-    Shared {
+    Ok(Shared {
         settings,
         key,
         plan,
@@ -104,8 +109,58 @@ fn shared(
         errors: AtomicU64::new(0),
         threads_done: AtomicU64::new(0),
         counted: AtomicBool::new(false),
-        nonce: format!("{nonce:016x}"),
+        nonce,
+        presigned,
+    })
+}
+
+/// Signs `settings.presign` schedule messages, spread over the workers as
+/// they will send them (worker `w`'s `k`-th goes to process
+/// `index(w, k) mod processes`), on every core.
+fn presign(
+    settings: &Settings,
+    key: &NodeKey,
+    pids: &[Id],
+    nonce: &str,
+) -> Result<Vec<Vec<(Message, Id)>>, BenchError> {
+    let workers = settings.connections;
+    if settings.presign == 0 || pids.is_empty() {
+        return Ok(vec![Vec::new(); workers]);
     }
+    let per_worker = settings.presign.div_ceil(workers) as u64;
+    let sign_worker = |w: usize| -> Result<Vec<(Message, Id)>, BenchError> {
+        (0..per_worker)
+            .map(|k| {
+                let i = k * workers as u64 + w as u64;
+                let pid = &pids[(i % pids.len() as u64) as usize];
+                let m = message(pid, "Inc", &anchor(nonce, w, k), Some(key))?;
+                let id = m.id_all()?;
+                Ok((m, id))
+            })
+            .collect()
+    };
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let mut out: Vec<Option<Result<Vec<(Message, Id)>, BenchError>>> =
+        (0..workers).map(|_| None).collect();
+    std::thread::scope(|scope| {
+        for (c, chunk) in out.chunks_mut(workers.div_ceil(cores)).enumerate() {
+            let first = c * workers.div_ceil(cores);
+            let sign_worker = &sign_worker;
+            scope.spawn(move || {
+                for (j, slot) in chunk.iter_mut().enumerate() {
+                    *slot = Some(sign_worker(first + j));
+                }
+            });
+        }
+    });
+    out.into_iter()
+        .map(|o| o.unwrap_or_else(|| Ok(Vec::new())))
+        .collect()
+}
+
+/// The anchor that makes worker `w`'s `k`-th message distinct.
+fn anchor(nonce: &str, w: usize, k: u64) -> String {
+    format!("{nonce}-{w}-{k}")
 }
 
 fn over_http(
@@ -119,7 +174,7 @@ fn over_http(
     let setup = Client::new(url)?.with_timeout(settings.timeout);
     let plan = actix_rt::System::new().block_on(setup_http(&setup, &settings, &key, &recorder))?;
     let threads = settings.threads.min(settings.connections);
-    let shared = Arc::new(shared(settings, key, plan, recorder, stop));
+    let shared = Arc::new(shared(settings, key, plan, recorder, stop)?);
     let mut handles = Vec::new();
     for t in 0..threads {
         let mine = Arc::clone(&shared);
@@ -203,7 +258,7 @@ async fn in_process(
         pids.push(pid);
     }
     let prepared = vec![0; pids.len()];
-    let shared = shared(settings, key, Plan { pids, prepared }, recorder, stop);
+    let shared = shared(settings, key, Plan { pids, prepared }, recorder, stop)?;
     let mut monitor = Monitor::new(&shared, on_progress);
     let workers = futures::future::join_all(
         (0..shared.settings.connections)
@@ -293,7 +348,7 @@ async fn perform(
 ) -> Result<(), String> {
     let pid = shared.plan.pids[process];
     let signed = shared.settings.signed;
-    let anchor = || format!("{}-{w}-{k}", shared.nonce);
+    let anchor = || anchor(&shared.nonce, w, k);
     let noted = |e: &Event| {
         shared
             .recorder
@@ -302,9 +357,19 @@ async fn perform(
     };
     match (op, conn) {
         (Operation::Schedule, conn) => {
-            let m = message(&pid, "Inc", &anchor(), signed.then_some(&shared.key))
-                .map_err(|e| format!("message:{}", e.code()))?;
-            let message_id = m.id_all().map_err(|e| format!("message:{}", e.code()))?;
+            let ready = shared.presigned.get(w).and_then(|v| v.get(k as usize));
+            let fresh;
+            let (m, message_id) = match ready {
+                Some((m, id)) => (m, *id),
+                None => {
+                    fresh = message(&pid, "Inc", &anchor(), signed.then_some(&shared.key))
+                        .map_err(|e| format!("message:{}", e.code()))?;
+                    let id = fresh
+                        .id_all()
+                        .map_err(|e| format!("message:{}", e.code()))?;
+                    (&fresh, id)
+                }
+            };
             let slot = match conn {
                 Conn::Http(c) => {
                     let a = c.schedule(&m).await.map_err(|e| error_kind(&e))?;
@@ -313,7 +378,7 @@ async fn perform(
                         .ok_or_else(|| "unexpected".to_string())?
                 }
                 Conn::Local(s) => {
-                    s.schedule(request(m))
+                    s.schedule(request(m.clone()))
                         .await
                         .map_err(|e| kind_of(e.status(), e.code()))?
                         .slot
@@ -680,5 +745,66 @@ impl<'a> Monitor<'a> {
             cpu,
             baseline: None,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::MAX_PRESIGN;
+    use super::*;
+
+    #[test]
+    fn presigned_messages_are_the_ones_the_workers_would_sign() {
+        let key = NodeKey::from_seed(&[7; 32]);
+        let pids: Vec<Id> = (0..3u8).map(|i| Id::hash(&[i])).collect();
+        let settings = Settings {
+            connections: 4,
+            presign: 10,
+            ..Settings::default()
+        };
+        let ready = presign(&settings, &key, &pids, "n").unwrap();
+        assert_eq!(ready.len(), 4, "one list per worker");
+        let total: usize = ready.iter().map(Vec::len).sum();
+        assert!(total >= 10, "at least the asked number: {total}");
+        for (w, list) in ready.iter().enumerate() {
+            for (k, (m, id)) in list.iter().enumerate() {
+                let i = k as u64 * 4 + w as u64;
+                let pid = &pids[(i % 3) as usize];
+                let expected = message(pid, "Inc", &anchor("n", w, k as u64), Some(&key)).unwrap();
+                assert_eq!(m, &expected, "worker {w}, message {k}");
+                assert_eq!(*id, expected.id_all().unwrap());
+            }
+        }
+    }
+
+    #[test]
+    fn presigning_applies_to_signed_schedules_only() {
+        let base = Settings {
+            presign: 100,
+            ..Settings::default()
+        };
+        assert!(base.validate().is_ok());
+        for wrong in [
+            Settings {
+                signed: false,
+                ..base.clone()
+            },
+            Settings {
+                workload: Workload::Compute,
+                ..base.clone()
+            },
+            Settings {
+                presign: MAX_PRESIGN + 1,
+                ..base.clone()
+            },
+        ] {
+            assert!(matches!(
+                wrong.validate(),
+                Err(BenchError::Invalid {
+                    option: "--presign",
+                    ..
+                })
+            ));
+        }
     }
 }

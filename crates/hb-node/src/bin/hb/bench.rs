@@ -62,6 +62,11 @@ pub struct BenchArgs {
     /// The node's OS process ID: report its CPU time by thread role too.
     #[arg(long, value_name = "PID")]
     node_pid: Option<u32>,
+    /// Sign this many schedule messages before the load starts, so the
+    /// generator's share of a shared machine is sending only (more are
+    /// signed as they are sent).
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    presign: usize,
     #[command(flatten)]
     key: KeyArgs,
     /// Print one JSON document on stdout instead of text.
@@ -118,6 +123,7 @@ fn bench(args: BenchArgs) -> Result<ExitCode, BenchError> {
         record: args.record.clone(),
         pids: args.pids.clone(),
         node_pid: args.node_pid,
+        presign: args.presign,
     };
     settings.validate()?;
     let key = args.key.load().map_err(|f| BenchError::File {
