@@ -268,11 +268,11 @@ mod tests {
                 b.put(format!("pad{i}"), "p");
             }
             for (op, k, v) in tail {
-                match op {
-                    &"put" => b.put(*k, vec![*v]),
-                    &"delete" => b.delete(*k),
-                    &"new" => b.put_new(*k, vec![*v]),
-                    &"absent" => b.put_if_absent(*k, vec![*v]),
+                match *op {
+                    "put" => b.put(*k, vec![*v]),
+                    "delete" => b.delete(*k),
+                    "new" => b.put_new(*k, vec![*v]),
+                    "absent" => b.put_if_absent(*k, vec![*v]),
                     _ => b.require(*k),
                 }
             }
