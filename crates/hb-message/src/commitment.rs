@@ -1,6 +1,6 @@
 //! IDs and `ed25519@1.0` commitments of a message (SPEC §2.5, §2.6).
 
-use ed25519_dalek::{Signature, VerifyingKey};
+use ed25519_zebra::{Signature, VerificationKey};
 use sha2::{Digest, Sha256};
 
 use crate::canonical::{self, Select};
@@ -10,6 +10,7 @@ use crate::key::Key;
 use crate::message::{Message, COMMITMENTS};
 use crate::signer::{address_of, NodeKey};
 use crate::value::Value;
+use crate::zip215;
 
 /// The only commitment device of version 1.
 pub const ED25519_DEVICE: &str = "ed25519@1.0";
@@ -21,7 +22,9 @@ pub enum VerifyFailure {
     UnsupportedCommitmentDevice,
     /// A field is missing or has the wrong type.
     MalformedCommitment,
-    /// `keyid` is not a valid ed25519 public key.
+    /// `keyid` is not a valid ed25519 public key: not 32 bytes of base64,
+    /// not a curve point, not the canonical encoding of its point, or a
+    /// point of small order.
     InvalidKeyId,
     /// `committer` is not human(sha256(keyid)).
     CommitterMismatch,
@@ -31,7 +34,9 @@ pub enum VerifyFailure {
     CommitmentIdMismatch,
     /// A committed key is absent from the message.
     MissingCommittedKey,
-    /// The signature does not verify over the committed keys.
+    /// The signature does not verify over the committed keys (ZIP-215
+    /// rules: `s ≥ ℓ`, an `R` that is not a point, or the cofactored
+    /// equation fails).
     BadSignature,
 }
 
@@ -144,15 +149,59 @@ fn invalid(id: &str, reason: impl Into<String>) -> MessageError {
     }
 }
 
-/// A commitment that passed checks 1–4, ready for the signature check.
+/// A commitment that passed checks 1–4 and the per-key checks, ready for
+/// the signature check.
 struct Prepared {
     commitment: String,
-    key: VerifyingKey,
+    key: VerificationKey,
     signature: Signature,
     digest: [u8; 32],
 }
 
+impl Prepared {
+    /// The ZIP-215 signature check, alone.
+    fn verify_one(&self) -> bool {
+        zip215::verify_one(&self.key, &self.signature, &self.digest)
+    }
+
+    fn bad_signature(&self) -> Verification {
+        Verification::Invalid {
+            commitment: self.commitment.clone(),
+            reason: VerifyFailure::BadSignature,
+            detail: "ed25519 signature (ZIP-215 rules) does not verify over the committed keys"
+                .into(),
+        }
+    }
+}
+
 type Failure = (String, VerifyFailure, String);
+
+/// The checks of one message, all but the signature equations: the
+/// commitments that passed checks 1–4 (in verification order), then the
+/// first failure of checks 1–4, if any. The message's answer is the first
+/// of the prepared commitments whose signature fails, else `then`, else
+/// valid: exactly the answer of checking each commitment in full, in
+/// order, since checks 1–4 are pure and only reorder work.
+struct Plan {
+    prepared: Vec<Prepared>,
+    then: Option<Failure>,
+}
+
+impl Plan {
+    /// The answer given which signatures are known good: `all_good` when a
+    /// batch accepted them all, else each is checked on its own, in order.
+    fn answer(&self, all_good: bool) -> Verification {
+        for p in &self.prepared {
+            if !all_good && !p.verify_one() {
+                return p.bad_signature();
+            }
+        }
+        match &self.then {
+            Some(f) => failure(f.clone()),
+            None => Verification::Valid,
+        }
+    }
+}
 
 impl Message {
     /// The unsigned ID: human-form sha256 of the canonical encoding, without
@@ -345,38 +394,42 @@ impl Message {
             .collect())
     }
 
-    /// Verifies the selected top-level commitments (SPEC §2.6). Vacuously
-    /// valid with none. Naming a committer without a commitment is
-    /// [`MessageError::RequestedCommittersNotFound`].
+    /// Verifies the selected top-level commitments (SPEC §2.6): checks 1–4,
+    /// the per-key checks, then each signature under the ZIP-215 rules.
+    /// Vacuously valid with none. Naming a committer without a commitment
+    /// is [`MessageError::RequestedCommittersNotFound`].
     pub fn verify(&self, selector: &IdSelector) -> Result<Verification, MessageError> {
+        Ok(self.plan(selector)?.answer(false))
+    }
+
+    /// Checks 1–4 and the per-key checks of the selected commitments, in
+    /// order, up to the first failure (see [`Plan`]).
+    fn plan(&self, selector: &IdSelector) -> Result<Plan, MessageError> {
+        let mut plan = Plan {
+            prepared: Vec::new(),
+            then: None,
+        };
         if *selector == IdSelector::None {
-            return Ok(Verification::Valid);
+            return Ok(plan);
         }
         let entries = match self.entries() {
             Ok(e) => e,
             Err(MessageError::InvalidCommitment { id, reason }) => {
-                return Ok(Verification::Invalid {
-                    commitment: id,
-                    reason: VerifyFailure::MalformedCommitment,
-                    detail: reason,
-                })
+                plan.then = Some((id, VerifyFailure::MalformedCommitment, reason));
+                return Ok(plan);
             }
             Err(e) => return Err(e),
         };
         for e in select(&entries, selector)? {
-            let p = match prepare(self, e) {
-                Ok(p) => p,
-                Err(f) => return Ok(failure(f)),
-            };
-            if p.key.verify_strict(&p.digest, &p.signature).is_err() {
-                return Ok(Verification::Invalid {
-                    commitment: p.commitment,
-                    reason: VerifyFailure::BadSignature,
-                    detail: "ed25519 verify_strict failed over the committed keys".into(),
-                });
+            match prepare(self, e) {
+                Ok(p) => plan.prepared.push(p),
+                Err(f) => {
+                    plan.then = Some(f);
+                    break;
+                }
             }
         }
-        Ok(Verification::Valid)
+        Ok(plan)
     }
 }
 
@@ -412,30 +465,8 @@ fn select<'a, 'b>(
     }
 }
 
-/// Decompressed public keys, by their 32 bytes. Decompression (a field
-/// square root) is a tenth of a verification, and the same few keys sign
-/// most messages a node sees. Bounded: emptied when full.
-fn verifying_key(bytes: &[u8; 32]) -> Result<VerifyingKey, ed25519_dalek::SignatureError> {
-    use std::collections::HashMap;
-    use std::sync::{Mutex, OnceLock};
-    const CAPACITY: usize = 1024;
-    static CACHE: OnceLock<Mutex<HashMap<[u8; 32], VerifyingKey>>> = OnceLock::new();
-    let cache = CACHE.get_or_init(|| Mutex::new(HashMap::new()));
-    // A poisoned lock only means another thread panicked mid-insert of a
-    // pure, recomputable value: the map is still sound.
-    if let Some(k) = cache.lock().unwrap_or_else(|p| p.into_inner()).get(bytes) {
-        return Ok(*k);
-    }
-    let key = VerifyingKey::from_bytes(bytes)?;
-    let mut map = cache.lock().unwrap_or_else(|p| p.into_inner());
-    if map.len() >= CAPACITY {
-        map.clear();
-    }
-    map.insert(*bytes, key);
-    Ok(key)
-}
-
-/// Checks 1–4 of SPEC §2.6, in order, and computes the signed digest. A
+/// Checks 1–4 of SPEC §2.6, in order, with the per-key checks of rule 5
+/// made where the key is read (check 2), and computes the signed digest. A
 /// missing or mistyped field is reported at the check that reads it.
 fn prepare(m: &Message, e: &Entry<'_>) -> Result<Prepared, Failure> {
     let fail = |reason, detail: String| (e.id.to_string(), reason, detail);
@@ -467,12 +498,10 @@ fn prepare(m: &Message, e: &Entry<'_>) -> Result<Prepared, Failure> {
                 "keyid is not 32 bytes of base64".into(),
             )
         })?;
-    let key = verifying_key(&key_bytes).map_err(|_| {
-        fail(
-            VerifyFailure::InvalidKeyId,
-            "keyid is not an ed25519 point".into(),
-        )
-    })?;
+    // With rule 5's per-key checks (canonical encoding, not of small
+    // order): they read the key alone, so they are made once per key, here.
+    let key = zip215::checked_key(&key_bytes)
+        .map_err(|r| fail(VerifyFailure::InvalidKeyId, r.detail().into()))?;
     if address_of(&key_bytes) != committer {
         return Err(fail(
             VerifyFailure::CommitterMismatch,
@@ -514,31 +543,61 @@ fn prepare(m: &Message, e: &Entry<'_>) -> Result<Prepared, Failure> {
     })
 }
 
+/// The most signatures [`verify_batch`] puts in one batch equation (more
+/// are split by whole messages). Measured in docs/PERFORMANCE.md: beyond a
+/// few dozen signatures the equation's tables (1.3 KB per point, two points
+/// per signature) outgrow the caches and the allocator's reuse, and the
+/// cost per signature rises again; smaller chunks also bound what one bad
+/// signature costs: the single checks of its chunk only.
+pub const BATCH_CHUNK: usize = 32;
+
 /// Verifies many messages (selector `all`), giving for each exactly the
-/// answer of [`Message::verify`].
+/// answer of [`Message::verify`], with ZIP-215 batch equations over their
+/// signatures (one equation per [`BATCH_CHUNK`] signatures, whole messages).
 ///
-/// This does not use the ed25519 batch equation. That equation checks a
-/// random linear combination of the signatures, cofactorless, and so
-/// accepts — with probability 1/2 to 1/8 per signature, and for certain
-/// when its deterministic coefficients are ground — a signature whose `R`
-/// was given a small-order (torsion) component, which `verify_strict`
-/// rejects. Ruling that out needs a prime-order subgroup check of every `R`,
-/// which costs more than the batch equation saves, so the SPEC's "batch
-/// verification MUST give the same answers" is met by checking each
-/// message on its own (`tests/batch_verification_matches_single.rs` holds
-/// the crafted signatures; docs/PERFORMANCE.md has the figures).
+/// Checks 1–4 and the per-key checks run per message first (they are
+/// deterministic, and cached per key). The signatures that reach check 5
+/// are verified in batches; under the ZIP-215 rules a batch accepts iff
+/// every signature is accepted on its own, including small-order and
+/// torsion-shifted `R`. A failed batch falls back to single checks of its
+/// messages, message by message and commitment by commitment in order, so
+/// the first failing commitment is named exactly as [`Message::verify`]
+/// names it.
 pub fn verify_batch(messages: &[&Message]) -> Vec<Verification> {
-    messages
-        .iter()
-        .map(|m| {
-            m.verify(&IdSelector::All)
-                .unwrap_or_else(|e| Verification::Invalid {
-                    commitment: "-".into(),
-                    reason: VerifyFailure::MalformedCommitment,
-                    detail: e.to_string(),
-                })
-        })
-        .collect()
+    let plans: Vec<Result<Plan, MessageError>> =
+        messages.iter().map(|m| m.plan(&IdSelector::All)).collect();
+    let signatures = |p: &Result<Plan, MessageError>| p.as_ref().map_or(0, |p| p.prepared.len());
+    let mut answers = Vec::with_capacity(plans.len());
+    let mut start = 0;
+    while start < plans.len() {
+        // Whole messages, up to BATCH_CHUNK signatures (at least one message).
+        let mut end = start + 1;
+        let mut n = signatures(&plans[start]);
+        while end < plans.len() && n + signatures(&plans[end]) <= BATCH_CHUNK {
+            n += signatures(&plans[end]);
+            end += 1;
+        }
+        let chunk = &plans[start..end];
+        let all_good = zip215::verify_all(
+            chunk
+                .iter()
+                .filter_map(|p| p.as_ref().ok())
+                .flat_map(|p| &p.prepared)
+                .map(|p| (&p.key, &p.signature, &p.digest[..])),
+        );
+        answers.extend(chunk.iter().map(|plan| match plan {
+            Ok(plan) => plan.answer(all_good),
+            // Selector `all` names no committer: not reached today, but an
+            // error is an answer too.
+            Err(e) => Verification::Invalid {
+                commitment: "-".into(),
+                reason: VerifyFailure::MalformedCommitment,
+                detail: e.to_string(),
+            },
+        }));
+        start = end;
+    }
+    answers
 }
 
 #[cfg(test)]

@@ -44,8 +44,9 @@ mod message;
 mod ops;
 mod signer;
 mod value;
+mod zip215;
 
-pub use commitment::{verify_batch, Verification, VerifyFailure, ED25519_DEVICE};
+pub use commitment::{verify_batch, Verification, VerifyFailure, BATCH_CHUNK, ED25519_DEVICE};
 pub use error::MessageError;
 pub use error_code::ErrorCode;
 pub use id::{decode_base64_any, encode_base64url, human, Id, IdSelector};
@@ -55,3 +56,4 @@ pub use message::{list_index, Message, COMMITMENTS};
 pub use ops::{deep_merge, SetMode};
 pub use signer::{address_of, NodeKey};
 pub use value::{Float, Value};
+pub use zip215::KEY_CACHE_CAPACITY;

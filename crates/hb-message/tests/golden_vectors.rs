@@ -4,7 +4,9 @@
 use std::collections::BTreeSet;
 use std::path::PathBuf;
 
-use hb_message::{canonical, json, Id, IdSelector, Key, Message, NodeKey, Value};
+use hb_message::{
+    canonical, json, verify_batch, Id, IdSelector, Key, Message, NodeKey, Value, Verification,
+};
 use serde_json::Value as J;
 use sha2::{Digest, Sha256};
 
@@ -35,12 +37,31 @@ fn doc() -> String {
     std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
+/// Topics the verification vectors (§9.1) must cover: SPEC §2.6's
+/// adversarial inputs.
+const REQUIRED_VERIFY: &[&str] = &[
+    "torsion-shifted-r",
+    "small-order-r",
+    "non-canonical-r",
+    "non-canonical-s",
+    "r-not-a-point",
+    "small-order-key",
+    "non-canonical-keyid",
+    "bad-signature",
+];
+
 /// The JSON objects of every fenced block tagged `hbc-vector`.
 fn vectors(text: &str) -> Vec<J> {
+    blocks(text, "hbc-vector")
+}
+
+/// The JSON objects of every fenced block tagged `tag`.
+fn blocks(text: &str, tag: &str) -> Vec<J> {
+    let fence = format!("```{tag}");
     let mut out = Vec::new();
     let mut lines = text.lines();
     while let Some(line) = lines.next() {
-        if line.trim() != "```hbc-vector" {
+        if line.trim() != fence {
             continue;
         }
         let body: Vec<&str> = lines.by_ref().take_while(|l| l.trim() != "```").collect();
@@ -257,8 +278,67 @@ fn top_level_commitments_are_left_out_and_nested_ones_are_not() {
     assert!(bytes.windows(11).any(|w| w == b"commitments"));
 }
 
+/// The answer of a verification vector, as `(verify, commitment)`.
+fn answer(v: &Verification) -> (String, Option<String>) {
+    match v {
+        Verification::Valid => ("valid".into(), None),
+        Verification::Invalid {
+            commitment, reason, ..
+        } => (reason.code().into(), Some(commitment.clone())),
+    }
+}
+
+#[test]
+fn every_verification_vector_holds_single_and_batched() {
+    let vs = blocks(&doc(), "hbc-verify-vector");
+    let mut covered = BTreeSet::new();
+    let mut names = BTreeSet::new();
+    let mut messages = Vec::new();
+    for v in &vs {
+        let name = text(v, "name");
+        assert!(names.insert(name.to_string()), "duplicate name {name}");
+        for c in v["covers"].as_array().expect("covers is a list") {
+            covered.insert(c.as_str().expect("topic text").to_string());
+        }
+        let m = json::from_json(v["message"].to_string().as_bytes())
+            .unwrap_or_else(|e| panic!("{name}: message: {e}"));
+        let single = m.verify(&IdSelector::All).unwrap();
+        let expected = (
+            text(v, "verify").to_string(),
+            v.get("commitment")
+                .map(|c| c.as_str().expect("text").to_string()),
+        );
+        assert_eq!(answer(&single), expected, "{name}");
+        assert_eq!(verify_batch(&[&m]), vec![single], "{name}: batch alone");
+        messages.push(m);
+    }
+    let missing: Vec<&&str> = REQUIRED_VERIFY
+        .iter()
+        .filter(|t| !covered.contains(**t))
+        .collect();
+    assert!(missing.is_empty(), "topics not covered: {missing:?}");
+    // All of them in one batch, between valid messages.
+    let key = NodeKey::from_seed(&[5; 32]);
+    let mut all = Vec::new();
+    for (i, m) in messages.iter().enumerate() {
+        let mut good = Message::new();
+        good.insert("i", i as i64).unwrap();
+        all.push(good.commit(&key, None).unwrap());
+        all.push(m.clone());
+    }
+    let refs: Vec<&Message> = all.iter().collect();
+    let singles: Vec<Verification> = all
+        .iter()
+        .map(|m| m.verify(&IdSelector::All).unwrap())
+        .collect();
+    assert_eq!(verify_batch(&refs), singles);
+}
+
 #[test]
 fn the_parser_reads_only_vector_blocks() {
     let two = "x\n```hbc-vector\n{\"name\": \"a\"}\n```\n```json\n{}\n```\n```hbc-vector\n{\"name\": \"b\"}\n```\n";
     assert_eq!(vectors(two).len(), 2);
+    let mixed = "```hbc-verify-vector\n{}\n```\n```hbc-vector\n{}\n```\n";
+    assert_eq!(vectors(mixed).len(), 1);
+    assert_eq!(blocks(mixed, "hbc-verify-vector").len(), 1);
 }

@@ -167,6 +167,9 @@ impl Scheduler {
         let mut admission = Admission::begin(&self.inner.policy, req)?;
         let pid = admission.pid();
         span.record("pid", tracing::field::display(pid));
+        // The live server found by check 6, kept for the call itself: one
+        // lookup of the server map per message.
+        let mut live: Option<ServerHandle> = None;
         let admitted = loop {
             match admission.step()? {
                 Step::Admitted(a) => break a,
@@ -190,7 +193,12 @@ impl Scheduler {
                     admission.located(self.location_url(&address).await?);
                 }
                 Step::Need(Need::Schedule(pid)) => {
-                    admission.known(self.exists(pid).await?);
+                    live = self.find_live(&pid).filter(|h| h.published_slot() >= 0);
+                    let known = match live {
+                        Some(_) => true,
+                        None => self.has_schedule(pid).await?,
+                    };
+                    admission.known(known);
                 }
             }
         };
@@ -199,7 +207,10 @@ impl Scheduler {
         // message back, and a successor is started from the store.
         let mut body = admitted.body;
         for _ in 0..3 {
-            let server = self.find_or_create_with(pid, admitted.dedup).await?;
+            let server = match live.take().filter(|h| h.pid() == pid) {
+                Some(server) => server,
+                None => self.find_or_create_with(pid, admitted.dedup).await?,
+            };
             match server
                 .schedule(body, admitted.signed, admitted.idempotent, deadline)
                 .await
@@ -231,18 +242,6 @@ impl Scheduler {
             pid: pid.to_human(),
             after_ms: self.inner.deps.config.schedule_timeout_ms,
         }
-    }
-
-    /// Whether `pid` has a schedule here: a live server that assigned slot
-    /// 0 (possibly not yet durable), else a stored slot.
-    async fn exists(&self, pid: Id) -> Result<bool, SchedulerError> {
-        if self
-            .find_live(&pid)
-            .is_some_and(|h| h.published_slot() >= 0)
-        {
-            return Ok(true);
-        }
-        self.has_schedule(pid).await
     }
 
     /// The URL of a fresh (within its time-to-live, counted from storage by

@@ -65,31 +65,34 @@ impl Drop for Permit {
     }
 }
 
-/// Schedule one message on this server's process.
+/// Schedule one message on this server's process. Sent with `try_send`:
+/// the answer comes back through `answer`, from the server itself (errors,
+/// repeats, aggressive mode) or straight from the group-commit writer once
+/// the write is durable, so the caller is woken once and no task sits
+/// between the writer and the caller.
 pub(crate) struct Schedule {
     body: Message,
     signed: bool,
     idempotent: bool,
     deadline: Instant,
     permit: Permit,
+    /// Taken by whoever answers.
+    answer: Option<Answer>,
 }
 
 impl actix::Message for Schedule {
-    type Result = Result<Scheduled, SchedulerError>;
+    type Result = ();
 }
 
-/// A server's answer to [`Schedule`]: the signed assignment, and (in the
-/// confirmation modes) the signal that it is durable, awaited by the caller
-/// outside the actor.
-pub(crate) struct Scheduled {
-    assignment: Arc<Assignment>,
-    /// `None` for an idempotent repeat of a stored message.
-    durable: Option<oneshot::Receiver<Result<(), SchedulerError>>>,
-    /// Aggressive mode: answer before durability.
-    answer_now: bool,
-}
+/// What a schedule call is answered.
+type Outcome = Result<Arc<Assignment>, SchedulerError>;
 
-/// Sent by a write's watcher when group commit acknowledged it.
+/// The caller's answer. Dropped unanswered (a mailbox closed with the
+/// request in it), the caller sees `Unavailable`.
+type Answer = oneshot::Sender<Outcome>;
+
+/// Sent by the writer (through a callback) when group commit acknowledged
+/// a write.
 struct Written {
     generation: u64,
     body_id: Option<Id>,
@@ -99,6 +102,42 @@ struct Written {
 
 impl actix::Message for Written {
     type Result = ();
+}
+
+/// What happens when a write is acknowledged: the server learns of it
+/// (`Written`), the capacity slot is freed, and the caller (unless already
+/// answered) gets the assignment or the write's error.
+struct Acknowledge {
+    server: Addr<SchedulerServer>,
+    generation: u64,
+    signed_body: Option<Id>,
+    assignment: Arc<Assignment>,
+    permit: Permit,
+    answer: Option<Answer>,
+}
+
+impl Acknowledge {
+    fn done(self, written: Result<(), hb_store::StoreError>) {
+        let Acknowledge {
+            server,
+            generation,
+            signed_body,
+            assignment,
+            permit,
+            answer,
+        } = self;
+        server.do_send(Written {
+            generation,
+            body_id: signed_body,
+            slot: assignment.slot,
+            error: written.as_ref().err().map(ToString::to_string),
+        });
+        drop(permit);
+        if let Some(answer) = answer {
+            // A caller that stopped waiting no longer listens; that is fine.
+            let _ = answer.send(written.map(|()| assignment).map_err(SchedulerError::from));
+        }
+    }
 }
 
 /// Ask for the last assigned slot and chain link.
@@ -142,21 +181,39 @@ impl SchedulerServer {
         self.core.pid().to_human()
     }
 
-    /// Decides and submits one request (under the retirement lock).
+    /// Decides and submits one request (under the retirement lock), and
+    /// arranges its answer.
     fn run(
+        &mut self,
+        mut req: Schedule,
+        stored_original: Option<Assignment>,
+        ctx: &mut Context<Self>,
+    ) {
+        let mut answer = req.answer.take();
+        let outcome = self.decide_and_submit(req, stored_original, &mut answer, ctx);
+        if let (Some(answer), Some(outcome)) = (answer, outcome) {
+            // A caller that stopped waiting no longer listens; that is fine.
+            let _ = answer.send(outcome);
+        }
+    }
+
+    /// Decides one request. Gives its outcome when it is answered now; takes
+    /// `answer` when the writer's acknowledgement answers it instead.
+    fn decide_and_submit(
         &mut self,
         req: Schedule,
         stored_original: Option<Assignment>,
+        answer: &mut Option<Answer>,
         ctx: &mut Context<Self>,
-    ) -> Result<Scheduled, SchedulerError> {
+    ) -> Option<Outcome> {
         let shared = Arc::clone(&self.shared);
         let retired = shared.retired.lock();
         if *retired {
             // The facade retries through the registry, which starts a
             // successor from the store.
-            return Err(SchedulerError::Unavailable {
+            return Some(Err(SchedulerError::Unavailable {
                 pid: self.pid_text(),
-            });
+            }));
         }
         let now_ms = self.deps.clock.now_ms();
         self.shared
@@ -164,7 +221,7 @@ impl SchedulerServer {
             .fetch_max(now_ms, Ordering::AcqRel);
         if Instant::now() >= req.deadline {
             // Nobody waits for this answer: do not assign a slot for it.
-            return Err(self.timed_out());
+            return Some(Err(self.timed_out()));
         }
         let Schedule {
             body,
@@ -196,85 +253,97 @@ impl SchedulerServer {
                 // The answer is sent before the stop takes effect.
                 self.deps.metrics.panics.fetch_add(1, Ordering::Relaxed);
                 self.fail(ctx, "handler panicked");
-                return Err(SchedulerError::Internal {
+                return Some(Err(SchedulerError::Internal {
                     pid: self.pid_text(),
                     detail,
-                });
+                }));
             }
-            Ok(Err(e)) => return Err(e),
-            Ok(Ok(Decision::Existing(assignment))) => {
-                return Ok(Scheduled {
-                    assignment,
-                    durable: None,
-                    answer_now: true,
-                })
-            }
+            Ok(Err(e)) => return Some(Err(e)),
+            Ok(Ok(Decision::Existing(assignment))) => return Some(Ok(assignment)),
             Ok(Ok(Decision::New(a, batch))) => (a, batch),
         };
         self.shared
             .current
             .store(assignment.slot as i64, Ordering::Release);
         self.deps.metrics.assigned.fetch_add(1, Ordering::Relaxed);
-        let ack = self.deps.writer.submit(batch);
+        let mode = self.deps.config.mode;
+        let acknowledge = Acknowledge {
+            server: ctx.address(),
+            generation: self.core.generation(),
+            signed_body: signed.then_some(assignment.body_id),
+            assignment: Arc::clone(&assignment),
+            permit,
+            // Aggressive mode answers below, before durability; so does
+            // an injected fault right after the hand-over (tests).
+            answer: if mode != SchedulingMode::Aggressive
+                && !self.fault_armed(&body, crate::config::FaultPoint::AfterSubmit)
+            {
+                answer.take()
+            } else {
+                None
+            },
+        };
+        if mode == SchedulingMode::RemoteConfirmation {
+            // The upload is async: a task on this arbiter waits for the
+            // write, uploads, then answers. It outlives a stop of this
+            // server, so no caller loses its answer.
+            let ack = self.deps.writer.submit(batch);
+            let uploader = Arc::clone(&self.deps.uploader);
+            actix::spawn(async move {
+                let written = ack.await;
+                if written.is_ok() {
+                    // The uploader's result is logged and counted, not checked.
+                    if let Err(e) = uploader.upload(&acknowledge.assignment).await {
+                        tracing::warn!(slot = acknowledge.assignment.slot, error = %e, "upload failed");
+                    }
+                }
+                acknowledge.done(written);
+            });
+        } else {
+            // The writer thread runs the acknowledgement itself: it tells
+            // this server, frees the capacity slot and answers the caller.
+            self.deps
+                .writer
+                .submit_then(batch, move |written| acknowledge.done(written));
+        }
         drop(retired);
         let submitted = catch_unwind(AssertUnwindSafe(|| {
             self.fault_point(&body, crate::config::FaultPoint::AfterSubmit);
         }));
-        let mode = self.deps.config.mode;
-        let uploader = Arc::clone(&self.deps.uploader);
-        let server = ctx.address();
-        let generation = self.core.generation();
-        let signed_id = signed.then_some(assignment.body_id);
-        let (tx, rx) = oneshot::channel();
-        let watched = Arc::clone(&assignment);
-        // A detached watcher, not an actor future: it outlives a stop of
-        // this server, so no caller loses its answer, and it holds the
-        // capacity slot until the write is acknowledged.
-        actix::spawn(async move {
-            let written = ack.await;
-            if written.is_ok() && mode == SchedulingMode::RemoteConfirmation {
-                // The uploader's result is logged and counted, not checked.
-                if let Err(e) = uploader.upload(&watched).await {
-                    tracing::warn!(slot = watched.slot, error = %e, "upload failed");
-                }
-            }
-            server.do_send(Written {
-                generation,
-                body_id: signed_id,
-                slot: watched.slot,
-                error: written.as_ref().err().map(ToString::to_string),
-            });
-            drop(permit);
-            // A caller that gave up (deadline) no longer listens.
-            let _ = tx.send(written.map_err(SchedulerError::from));
-        });
         if let Err(panic) = submitted {
             let detail = panic_text(&panic);
             self.deps.metrics.panics.fetch_add(1, Ordering::Relaxed);
             self.fail(ctx, "handler panicked after submitting");
-            return Err(SchedulerError::Internal {
+            return Some(Err(SchedulerError::Internal {
                 pid: self.pid_text(),
                 detail,
-            });
+            }));
         }
-        Ok(Scheduled {
-            assignment,
-            durable: Some(rx),
-            answer_now: mode == SchedulingMode::Aggressive,
-        })
+        (mode == SchedulingMode::Aggressive).then_some(Ok(assignment))
     }
 
     #[cfg(feature = "test-support")]
     fn fault_point(&self, body: &Message, point: crate::config::FaultPoint) {
-        if let Some(key) = &self.deps.config.fault_panic_key {
-            if self.deps.config.fault_panic_point == point && body.get(key).is_some() {
-                panic!("fault injection at {point:?}: message carries {key:?}");
-            }
+        if self.fault_armed(body, point) {
+            panic!("fault injection at {point:?}: message carries a fault key");
         }
     }
 
     #[cfg(not(feature = "test-support"))]
     fn fault_point(&self, _: &Message, _: crate::config::FaultPoint) {}
+
+    /// Whether `fault_point(body, point)` will panic.
+    #[cfg(feature = "test-support")]
+    fn fault_armed(&self, body: &Message, point: crate::config::FaultPoint) -> bool {
+        self.deps.config.fault_panic_point == point
+            && (self.deps.config.fault_panic_key.as_ref())
+                .is_some_and(|key| body.get(key).is_some())
+    }
+
+    #[cfg(not(feature = "test-support"))]
+    fn fault_armed(&self, _: &Message, _: crate::config::FaultPoint) -> bool {
+        false
+    }
 
     fn timed_out(&self) -> SchedulerError {
         SchedulerError::Timeout {
@@ -348,17 +417,22 @@ impl Supervised for SchedulerServer {
 }
 
 impl Handler<Schedule> for SchedulerServer {
-    type Result = ActorResponse<Self, Result<Scheduled, SchedulerError>>;
+    type Result = ();
 
-    fn handle(&mut self, req: Schedule, ctx: &mut Context<Self>) -> Self::Result {
+    fn handle(&mut self, req: Schedule, ctx: &mut Context<Self>) {
         let span = tracing::debug_span!("server_schedule", pid = %self.core.pid());
         let _enter = span.enter();
         let lookup = match req.body.id_all() {
             Ok(id) => self.core.lookup_needed(&id, req.signed, req.idempotent),
-            Err(e) => return ActorResponse::reply(Err(e.into())),
+            Err(e) => {
+                if let Some(answer) = req.answer {
+                    let _ = answer.send(Err(e.into()));
+                }
+                return;
+            }
         };
         let Some(body_id) = lookup else {
-            return ActorResponse::reply(self.run(req, None, ctx));
+            return self.run(req, None, ctx);
         };
         // Dedup applies: read the original off the arbiter, holding the
         // mailbox (`wait`) so no later request overtakes this one.
@@ -373,19 +447,17 @@ impl Handler<Schedule> for SchedulerServer {
                 detail: format!("dedup read failed: {e}"),
             })?
         };
-        let (tx, rx) = oneshot::channel();
-        ctx.wait(read.into_actor(self).map(move |found, act, ctx| {
-            let answer = match found {
-                Ok(original) => act.run(req, original, ctx),
-                Err(e) => Err(e),
-            };
-            let _ = tx.send(answer);
-        }));
-        let pid = self.pid_text();
-        ActorResponse::r#async(
-            async move { rx.await.unwrap_or(Err(SchedulerError::Unavailable { pid })) }
-                .into_actor(self),
-        )
+        ctx.wait(
+            read.into_actor(self)
+                .map(move |found, act, ctx| match found {
+                    Ok(original) => act.run(req, original, ctx),
+                    Err(e) => {
+                        if let Some(answer) = req.answer {
+                            let _ = answer.send(Err(e));
+                        }
+                    }
+                }),
+        );
     }
 }
 
@@ -525,46 +597,28 @@ impl ServerHandle {
         if self.is_retired() {
             return Attempt::Retired(body);
         }
+        let (answer, answered) = oneshot::channel();
         let msg = Schedule {
             body,
             signed,
             idempotent,
             deadline,
             permit,
+            answer: Some(answer),
         };
-        Attempt::Done(self.send(msg, deadline).await)
-    }
-
-    async fn send(
-        &self,
-        msg: Schedule,
-        deadline: Instant,
-    ) -> Result<Arc<Assignment>, SchedulerError> {
-        let scheduled = match tokio::time::timeout_at(deadline, self.addr.send(msg)).await {
-            Err(_) => return Err(self.timed_out()),
-            Ok(Err(_)) => {
-                return Err(SchedulerError::Unavailable {
-                    pid: self.pid.to_human(),
-                })
-            }
-            Ok(Ok(r)) => r?,
-        };
-        let Some(durable) = scheduled.durable else {
-            return Ok(scheduled.assignment);
-        };
-        if scheduled.answer_now {
-            // Aggressive mode: the watcher keeps the capacity slot until
-            // the write is durable.
-            return Ok(scheduled.assignment);
-        }
-        match tokio::time::timeout_at(deadline, durable).await {
+        // The permits bound the requests in the mailbox, so no mailbox
+        // limit is needed on top. A closed mailbox drops the request, and
+        // with it the answer: the caller sees `Unavailable` below.
+        self.addr.do_send(msg);
+        Attempt::Done(match tokio::time::timeout_at(deadline, answered).await {
             Err(_) => Err(self.timed_out()),
-            // The watcher always answers; a dropped sender means its arbiter stopped.
+            // Every path answers; a dropped answer means the server's
+            // arbiter stopped with the request in its mailbox.
             Ok(Err(_)) => Err(SchedulerError::Unavailable {
                 pid: self.pid.to_human(),
             }),
-            Ok(Ok(written)) => written.map(|()| scheduled.assignment),
-        }
+            Ok(Ok(outcome)) => outcome,
+        })
     }
 
     fn timed_out(&self) -> SchedulerError {

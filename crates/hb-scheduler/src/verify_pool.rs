@@ -2,9 +2,14 @@
 //! path (SPEC §5.2: "signature checks … run in parallel, before it").
 //!
 //! Worker threads take whatever requests are waiting (up to [`MAX_BATCH`])
-//! and check them with one ed25519 batch equation, which costs about half of
-//! single verification per signature. Order does not matter here: the
-//! sequencer fixes order afterwards.
+//! and check them with [`hb_message::verify_batch`]: one ZIP-215 batch
+//! equation over all their signatures, which gives each message exactly the
+//! answer of single verification (SPEC §2.6) at a fraction of its cost per
+//! signature (docs/PERFORMANCE.md, hb-message). A batch equation that
+//! fails falls back to single checks of its messages inside `verify_batch`,
+//! so one bad request costs the single checks of the (at most
+//! [`hb_message::BATCH_CHUNK`] signatures) it was batched with.
+//! Order does not matter here: the sequencer fixes order afterwards.
 
 use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
 use std::sync::Arc;
@@ -14,7 +19,9 @@ use hb_message::{verify_batch, Message, Verification};
 use parking_lot::Mutex;
 use tokio::sync::oneshot;
 
-/// The most messages checked in one batch.
+/// The most messages a thread takes from the queue at once and hands to
+/// [`verify_batch`], which splits them into batch equations of at most
+/// [`hb_message::BATCH_CHUNK`] signatures.
 pub const MAX_BATCH: usize = 64;
 
 struct Job {

@@ -66,7 +66,39 @@ pub struct GroupCommitStats {
 
 struct Pending {
     batch: Batch,
-    ack: oneshot::Sender<Result<(), StoreError>>,
+    ack: Reply,
+}
+
+/// Where a batch's outcome goes. Dropped unanswered (the writer panicked
+/// mid-group), it answers [`StoreError::Closed`], so a callback always runs.
+struct Reply(Option<ReplyTo>);
+
+enum ReplyTo {
+    /// To an [`Ack`] future.
+    Channel(oneshot::Sender<Result<(), StoreError>>),
+    /// To a callback run on the writer thread ([`GroupCommit::submit_then`]).
+    Callback(Box<dyn FnOnce(Result<(), StoreError>) + Send>),
+}
+
+impl Reply {
+    fn send(mut self, result: Result<(), StoreError>) {
+        match self.0.take() {
+            // A caller that stopped waiting dropped its receiver: fine.
+            Some(ReplyTo::Channel(tx)) => {
+                let _ = tx.send(result);
+            }
+            Some(ReplyTo::Callback(then)) => then(result),
+            None => {}
+        }
+    }
+}
+
+impl Drop for Reply {
+    fn drop(&mut self) {
+        if let Some(ReplyTo::Callback(then)) = self.0.take() {
+            then(Err(StoreError::Closed));
+        }
+    }
 }
 
 struct Queue {
@@ -151,19 +183,42 @@ impl GroupCommit {
     /// Awaiting never blocks an executor thread.
     pub fn submit(&self, batch: Batch) -> Ack {
         let (tx, rx) = oneshot::channel();
+        match self.enqueue(batch, Reply(Some(ReplyTo::Channel(tx)))) {
+            Ok(()) => Ack(AckState::Waiting(rx)),
+            Err(_) => Ack(AckState::Ready(Some(StoreError::Closed))),
+        }
+    }
+
+    /// Queues `batch` like [`submit`](Self::submit), and hands its outcome
+    /// to `then` instead of a future: on the writer thread once the batch
+    /// is durable (or failed), or at once on the calling thread with
+    /// [`StoreError::Closed`] if the writer is gone. This saves the caller a
+    /// task that only waits and forwards; `then` must be short and must not
+    /// block, since every later group waits for it.
+    pub fn submit_then<F>(&self, batch: Batch, then: F)
+    where
+        F: FnOnce(Result<(), StoreError>) + Send + 'static,
+    {
+        if let Err(reply) = self.enqueue(batch, Reply(Some(ReplyTo::Callback(Box::new(then))))) {
+            reply.send(Err(StoreError::Closed));
+        }
+    }
+
+    /// Queues one batch; gives the reply back if the writer is closed.
+    fn enqueue(&self, batch: Batch, ack: Reply) -> Result<(), Reply> {
         let wake = {
             let mut queue = self.shared.queue.lock();
             if queue.closed {
-                return Ack(AckState::Ready(Some(StoreError::Closed)));
+                return Err(ack);
             }
-            queue.pending.push(Pending { batch, ack: tx });
+            queue.pending.push(Pending { batch, ack });
             queue.pending.len() >= queue.wake_at
         };
         self.shared.submitted.fetch_add(1, Ordering::Relaxed);
         if wake {
             self.shared.wake.notify_one();
         }
-        Ack(AckState::Waiting(rx))
+        Ok(())
     }
 
     /// Queues `batch` and blocks the calling thread until it is
@@ -256,7 +311,7 @@ impl Drop for CloseOnExit {
             );
         }
         for p in orphans {
-            let _ = p.ack.send(Err(StoreError::Closed));
+            p.ack.send(Err(StoreError::Closed));
         }
     }
 }
@@ -321,8 +376,7 @@ fn run_writer(store: Arc<dyn Store>, shared: Arc<Shared>, options: GroupCommitOp
             .failed
             .fetch_add(results.len() as u64 - ok, Ordering::Relaxed);
         for (ack, result) in acks.into_iter().zip(results) {
-            // A caller that stopped waiting dropped its receiver: fine.
-            let _ = ack.send(result);
+            ack.send(result);
         }
     }
 }
@@ -497,5 +551,56 @@ mod tests {
         // The writer is gone: later submissions fail at once.
         assert_eq!(gc.commit(batch("late")), Err(StoreError::Closed));
         assert!(!gc.is_open());
+    }
+
+    #[test]
+    fn callbacks_get_each_batchs_outcome_after_it_is_durable() {
+        let store = Arc::new(MemoryStore::new());
+        let gc = GroupCommit::start(store.clone()).unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        for key in ["a", "a", "b"] {
+            let tx = tx.clone();
+            let store = store.clone();
+            gc.submit_then(batch(key), move |result| {
+                // Durable before the callback runs: the key reads back.
+                let stored = store.get(key.as_bytes()).unwrap().is_some();
+                tx.send((key, result, stored)).unwrap();
+            });
+        }
+        let answers: Vec<_> = (0..3).map(|_| rx.recv().unwrap()).collect();
+        assert_eq!(answers[0], ("a", Ok(()), true));
+        assert!(matches!(
+            answers[1],
+            ("a", Err(StoreError::KeyExists { .. }), true)
+        ));
+        assert_eq!(answers[2], ("b", Ok(()), true));
+    }
+
+    #[test]
+    fn callbacks_of_a_closed_writer_run_at_once_with_closed() {
+        let store = Arc::new(MemoryStore::new());
+        let gc = GroupCommit::start(store.clone()).unwrap();
+        gc.close();
+        let (tx, rx) = std::sync::mpsc::channel();
+        gc.submit_then(batch("a"), move |result| tx.send(result).unwrap());
+        assert_eq!(rx.try_recv().unwrap(), Err(StoreError::Closed));
+        assert_eq!(store.len(), 0);
+    }
+
+    #[test]
+    fn callbacks_queued_at_a_writers_death_get_closed() {
+        let store = Arc::new(FailingStore {
+            inner: MemoryStore::new(),
+            panic_on_apply: AtomicBool::new(true),
+        });
+        let gc = GroupCommit::start(store).unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        for i in 0..20 {
+            let tx = tx.clone();
+            gc.submit_then(batch(&format!("k{i}")), move |r| tx.send(r).unwrap());
+        }
+        for _ in 0..20 {
+            assert_eq!(rx.recv().unwrap(), Err(StoreError::Closed));
+        }
     }
 }
