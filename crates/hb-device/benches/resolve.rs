@@ -12,6 +12,12 @@ use hb_device::test_support::{stack_of, test_context};
 use hb_device::HashpathMode;
 use hb_message::{msg, Message, Value};
 
+// The `hb` binary's global allocator (docs/PERFORMANCE.md, "Allocators"):
+// figures measured before it was set here (with the system allocator) do not
+// compare with later ones.
+#[global_allocator]
+static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 /// A plain message of a few fields, like a small process state.
 fn plain() -> Message {
     msg! {

@@ -72,9 +72,14 @@ pub fn encode_value(v: &Value) -> Vec<u8> {
 /// the byte form stored inside records. Not an ID input.
 pub fn encode_whole(m: &Message) -> Vec<u8> {
     let mut out = Vec::with_capacity(64);
-    out.put(&HEADER);
-    write_message(&mut out, m, Select::Whole);
+    encode_whole_into(&mut out, m);
     out
+}
+
+/// [`encode_whole`], appended to `out`.
+pub(crate) fn encode_whole_into(out: &mut Vec<u8>, m: &Message) {
+    out.put(&HEADER);
+    write_message(out, m, Select::Whole);
 }
 
 /// sha256 of the canonical form of `m` restricted by `select`.

@@ -8,7 +8,7 @@
 //! allocation. Nothing here ever takes part in an ID, a signature or a
 //! HashPath.
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::fmt;
 
 use bincode::Options;
@@ -103,16 +103,67 @@ fn options(limit: u64) -> impl Options {
 /// than [`RECORD_MAX_DEPTH`] is [`MessageError::TooDeep`]: it could not be
 /// read back.
 pub fn encode<R: Record>(record: &R) -> Result<Vec<u8>, MessageError> {
+    encode_reserving(record, 0)
+}
+
+/// [`encode`], returning a buffer with room for `spare` more bytes, so that
+/// a caller appending a checksum does not reallocate it.
+///
+/// Each message of the record is encoded once: the record is serialised in
+/// one pass into a reused per-thread buffer and the size limit checked
+/// afterwards (bincode's own limit check serialises everything an extra
+/// time first, and sizing the output a third), then copied into a buffer
+/// of exactly its size plus `spare`.
+pub fn encode_reserving<R: Record>(record: &R, spare: usize) -> Result<Vec<u8>, MessageError> {
     FAILURE.set(None);
-    let size = options(DEFAULT_RECORD_LIMIT)
-        .serialized_size(record)
-        .map_err(|e| take_failure(R::NAME, e))?;
-    let mut out = Vec::with_capacity(1 + size as usize);
-    out.push(R::VERSION);
-    options(DEFAULT_RECORD_LIMIT)
-        .serialize_into(&mut out, record)
-        .map_err(|e| take_failure(R::NAME, e))?;
-    Ok(out)
+    with_scratch(&RECORD_SCRATCH, |buf| {
+        buf.push(R::VERSION);
+        bincode::DefaultOptions::new()
+            .with_fixint_encoding()
+            .with_little_endian()
+            .serialize_into(&mut *buf, record)
+            .map_err(|e| take_failure(R::NAME, e))?;
+        if (buf.len() - 1) as u64 > DEFAULT_RECORD_LIMIT {
+            return Err(MessageError::Codec(format!(
+                "{}: {}",
+                R::NAME,
+                bincode::ErrorKind::SizeLimit
+            )));
+        }
+        let mut out = Vec::with_capacity(buf.len() + spare);
+        out.extend_from_slice(buf);
+        Ok(out)
+    })
+}
+
+/// Scratch buffers kept by a thread between encodings up to this capacity;
+/// a larger one is released after use.
+const SCRATCH_KEEP: usize = 1 << 20;
+
+thread_local! {
+    /// The record being encoded on this thread.
+    static RECORD_SCRATCH: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+    /// The canonical bytes of the message being serialised on this thread.
+    static MESSAGE_SCRATCH: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Runs `f` on `scratch`, emptied, or on a fresh buffer if `scratch` is in
+/// use (a nested call); releases a buffer that grew past [`SCRATCH_KEEP`].
+fn with_scratch<T>(
+    scratch: &'static std::thread::LocalKey<RefCell<Vec<u8>>>,
+    f: impl FnOnce(&mut Vec<u8>) -> T,
+) -> T {
+    scratch.with(|cell| match cell.try_borrow_mut() {
+        Ok(mut buf) => {
+            buf.clear();
+            let out = f(&mut buf);
+            if buf.capacity() > SCRATCH_KEEP {
+                *buf = Vec::new();
+            }
+            out
+        }
+        Err(_) => f(&mut Vec::new()),
+    })
 }
 
 /// Decodes a record written by [`encode`], with the default limits.
@@ -176,7 +227,10 @@ impl Serialize for Message {
             stash(&e);
             return Err(ser::Error::custom(e));
         }
-        s.serialize_bytes(&canonical::encode_whole(self))
+        with_scratch(&MESSAGE_SCRATCH, |buf| {
+            canonical::encode_whole_into(buf, self);
+            s.serialize_bytes(buf)
+        })
     }
 }
 
@@ -291,6 +345,53 @@ mod tests {
         );
         // The budget ends with the record: the next decode starts afresh.
         assert!(decode_with_limits::<Sample>(&one, 1 << 20, 1800).is_ok());
+    }
+
+    #[test]
+    fn encoding_is_the_same_alone_nested_and_with_spare_room() {
+        let r = Two {
+            a: msg! { "x" => vec![7u8; 300], "commitments" => msg! { "c" => "d" } },
+            b: msg! { "y" => "z" },
+        };
+        let plain = encode(&r).unwrap();
+        // The bytes are bincode's of the whole canonical forms.
+        let mut want = vec![Two::VERSION];
+        want.extend(
+            options(DEFAULT_RECORD_LIMIT)
+                .serialize(&(
+                    serde_bytes_of(&canonical::encode_whole(&r.a)),
+                    serde_bytes_of(&canonical::encode_whole(&r.b)),
+                ))
+                .unwrap(),
+        );
+        assert_eq!(plain, want);
+        let spared = encode_reserving(&r, 4).unwrap();
+        assert_eq!(spared, plain);
+        assert!(spared.capacity() >= plain.len() + 4);
+        // Encoding while this thread's scratch buffers are in use (a record
+        // whose serialisation encodes another) gives the same bytes.
+        let nested = RECORD_SCRATCH.with(|c| {
+            let _held = c.borrow_mut();
+            MESSAGE_SCRATCH.with(|m| {
+                let _held = m.borrow_mut();
+                encode(&r).unwrap()
+            })
+        });
+        assert_eq!(nested, plain);
+        assert_eq!(decode::<Two>(&plain).unwrap(), r);
+    }
+
+    /// A byte string as serde sees one (`serialize_bytes`).
+    fn serde_bytes_of(b: &[u8]) -> Bytes<'_> {
+        Bytes(b)
+    }
+
+    struct Bytes<'a>(&'a [u8]);
+
+    impl Serialize for Bytes<'_> {
+        fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+            s.serialize_bytes(self.0)
+        }
     }
 
     #[test]

@@ -13,7 +13,11 @@
 //! scenarios used to give), with the same crypto baseline, CPU time by
 //! thread role and open-loop pacing.
 //!
-//! Scenarios (default: both, run in this order):
+//! The bench's global allocator is jemalloc, as in the `hb` binary
+//! (docs/PERFORMANCE.md, "Allocators"), wrapped by a counter that counts
+//! only while a scenario measures.
+//!
+//! Scenarios (default: all three, run in this order):
 //!
 //! - `memory`: RSS growth and live heap per idle scheduler server, for
 //!   `SCHEDBENCH_IDLE_ACTORS` (100,000) fresh processes. Runs first, while
@@ -24,13 +28,18 @@
 //!   processes. The store is built once and cached under
 //!   `$TMPDIR/hb-schedbench/` keyed by size (`SCHEDBENCH_FRESH_STORE=1`
 //!   rebuilds it).
+//! - `allocs`: allocations and bytes allocated per assignment, every
+//!   thread of the process counted (clients, verify pool, servers, writer,
+//!   sled): `SCHEDBENCH_ALLOC_MESSAGES` (20,000) signed messages, signed
+//!   before counting, scheduled in local_confirmation by 64 closed-loop
+//!   clients over 1 and over 1,000 processes.
 //!
 //! Every measured scenario is repeated `SCHEDBENCH_REPEAT` (3) times; the
 //! tables give the best and the median, and the load average at the time.
 
-use std::alloc::{GlobalAlloc, Layout, System as SystemAlloc};
+use std::alloc::{GlobalAlloc, Layout};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -45,9 +54,17 @@ use hb_store::{
 };
 
 // ---------------------------------------------------------------------------
-// A counting allocator, switched on only while the memory scenario counts.
+// A counting allocator over jemalloc (the `hb` binary's), switched on only
+// while a scenario counts.
 
 struct Counting;
+
+/// The allocator every call is forwarded to.
+static INNER: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+/// Allocation calls (`alloc`, `alloc_zeroed`, `realloc`) while counting.
+static TOTAL_ALLOCS: AtomicU64 = AtomicU64::new(0);
+/// Bytes those calls asked for (a `realloc` counts its new size).
+static TOTAL_BYTES: AtomicU64 = AtomicU64::new(0);
 
 static TRACK: AtomicBool = AtomicBool::new(false);
 static LIVE_BYTES: AtomicI64 = AtomicI64::new(0);
@@ -60,6 +77,10 @@ const CLASSES: usize = 513;
 static BY_SIZE: [AtomicI64; CLASSES] = [const { AtomicI64::new(0) }; CLASSES];
 
 fn note(size: usize, sign: i64) {
+    if sign > 0 {
+        TOTAL_ALLOCS.fetch_add(1, Ordering::Relaxed);
+        TOTAL_BYTES.fetch_add(size as u64, Ordering::Relaxed);
+    }
     LIVE_BYTES.fetch_add(sign * size as i64, Ordering::Relaxed);
     LIVE_ALLOCS.fetch_add(sign, Ordering::Relaxed);
     BY_SIZE[size.div_ceil(8).min(CLASSES - 1)].fetch_add(sign, Ordering::Relaxed);
@@ -68,11 +89,11 @@ fn note(size: usize, sign: i64) {
     }
 }
 
-// SAFETY: every call is forwarded unchanged to the system allocator; the
-// counters are plain atomics and never allocate.
+// SAFETY: every call is forwarded unchanged to jemalloc; the counters are
+// plain atomics and never allocate.
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        let p = SystemAlloc.alloc(layout);
+        let p = INNER.alloc(layout);
         if !p.is_null() && TRACK.load(Ordering::Relaxed) {
             note(layout.size(), 1);
         }
@@ -82,17 +103,17 @@ unsafe impl GlobalAlloc for Counting {
         if TRACK.load(Ordering::Relaxed) {
             note(layout.size(), -1);
         }
-        SystemAlloc.dealloc(ptr, layout)
+        INNER.dealloc(ptr, layout)
     }
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        let p = SystemAlloc.alloc_zeroed(layout);
+        let p = INNER.alloc_zeroed(layout);
         if !p.is_null() && TRACK.load(Ordering::Relaxed) {
             note(layout.size(), 1);
         }
         p
     }
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        let p = SystemAlloc.realloc(ptr, layout, new_size);
+        let p = INNER.realloc(ptr, layout, new_size);
         if !p.is_null() && TRACK.load(Ordering::Relaxed) {
             note(layout.size(), -1);
             note(new_size, 1);
@@ -123,11 +144,12 @@ struct Opts {
     store_assignments: usize,
     store_processes: usize,
     idle_actors: usize,
+    alloc_messages: usize,
 }
 
 impl Opts {
     fn from_env() -> Opts {
-        const ALL: [&str; 2] = ["memory", "startup"];
+        const ALL: [&str; 3] = ["memory", "startup", "allocs"];
         let asked: Vec<String> = std::env::args()
             .skip(1)
             .filter(|a| !a.starts_with('-'))
@@ -149,6 +171,7 @@ impl Opts {
             store_assignments: env_usize("SCHEDBENCH_STORE_ASSIGNMENTS", 1_000_000),
             store_processes: env_usize("SCHEDBENCH_STORE_PROCESSES", 10_000).max(1),
             idle_actors: env_usize("SCHEDBENCH_IDLE_ACTORS", 100_000).max(1),
+            alloc_messages: env_usize("SCHEDBENCH_ALLOC_MESSAGES", 20_000).max(64),
         }
     }
 
@@ -742,6 +765,106 @@ async fn startup(opts: &Opts) {
 }
 
 // ---------------------------------------------------------------------------
+// Scenario 3: allocations per assignment.
+
+/// Signed messages scheduled in local_confirmation by 64 closed-loop
+/// clients; every allocation of the process is counted while they run.
+async fn allocs(opts: &Opts) {
+    println!("\n## allocations per signed assignment (local_confirmation, 64 clients)");
+    println!("load average: {}", loadavg());
+    println!(
+        "| processes | assignments | allocations per assignment | bytes allocated per assignment | \
+         net live allocations per assignment after | rounds |"
+    );
+    println!("|---|---|---|---|---|---|");
+    let clients = 64usize;
+    let n = opts.alloc_messages;
+    for processes in [1usize, 1_000] {
+        let mut counts = Vec::new();
+        let mut bytes = Vec::new();
+        let mut live = Vec::new();
+        for _ in 0..opts.repeat {
+            let dir = tempfile::tempdir().expect("a temporary directory");
+            let graph = Graph::start(open_store(dir.path()), SchedulerConfig::default());
+            let node = node_key().address().to_string();
+            let mut pids = Vec::with_capacity(processes);
+            for p in 0..processes {
+                let def = Message::new()
+                    .with("type", "Process")
+                    .and_then(|m| m.with("scheduler", node.as_str()))
+                    .and_then(|m| m.with("nonce", p as i64))
+                    .expect("literal keys are valid");
+                pids.push(def.id_all().expect("an unsigned message has an ID"));
+                graph
+                    .scheduler
+                    .schedule(request(def))
+                    .await
+                    .expect("the definition is scheduled");
+            }
+            let keys: Vec<NodeKey> = (0..clients).map(client_key).collect();
+            // Warm-up (not counted), then the counted messages: all signed
+            // before anything is counted.
+            let warmup = 1_000usize;
+            let signed = parallel(warmup + n, |i| {
+                message(Some(&keys[i % clients]), &pids[i % processes], i as i64)
+            });
+            let (warm, counted) = signed.split_at(warmup);
+            let run = |batch: Vec<Message>| {
+                let scheduler = graph.scheduler.clone();
+                async move {
+                    let mut per_client: Vec<Vec<Message>> = vec![Vec::new(); clients];
+                    for (i, m) in batch.into_iter().enumerate() {
+                        per_client[i % clients].push(m);
+                    }
+                    let done = join_all(per_client.into_iter().map(|queue| {
+                        let s = scheduler.clone();
+                        async move {
+                            for m in queue {
+                                s.schedule(request(m))
+                                    .await
+                                    .expect("the message is scheduled");
+                            }
+                        }
+                    }))
+                    .await;
+                    done.len()
+                }
+            };
+            run(warm.to_vec()).await;
+            let counted = counted.to_vec();
+            let live0 = LIVE_ALLOCS.load(Ordering::Relaxed);
+            let (a0, b0) = (
+                TOTAL_ALLOCS.load(Ordering::Relaxed),
+                TOTAL_BYTES.load(Ordering::Relaxed),
+            );
+            TRACK.store(true, Ordering::Relaxed);
+            run(counted).await;
+            TRACK.store(false, Ordering::Relaxed);
+            let per = |x: f64| x / n as f64;
+            counts.push(per((TOTAL_ALLOCS.load(Ordering::Relaxed) - a0) as f64));
+            bytes.push(per((TOTAL_BYTES.load(Ordering::Relaxed) - b0) as f64));
+            live.push(per((LIVE_ALLOCS.load(Ordering::Relaxed) - live0) as f64));
+            graph.stop().await;
+        }
+        let fmt = |v: &[f64]| {
+            v.iter()
+                .map(|x| format!("{x:.0}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        println!(
+            "| {processes} | {n} | {:.0} (median; rounds {}) | {:.0} (median; rounds {}) | {:.1} | {} |",
+            median(&counts),
+            fmt(&counts),
+            median(&bytes),
+            fmt(&bytes),
+            median(&live),
+            opts.repeat
+        );
+    }
+}
+
+// ---------------------------------------------------------------------------
 
 fn main() {
     let opts = Opts::from_env();
@@ -758,6 +881,9 @@ fn main() {
         }
         if opts.wants("startup") {
             startup(&opts).await;
+        }
+        if opts.wants("allocs") {
+            allocs(&opts).await;
         }
     });
     println!("\nload average at the end: {}", loadavg());

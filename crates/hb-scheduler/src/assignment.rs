@@ -35,7 +35,13 @@ pub struct AssignmentDraft {
 impl AssignmentDraft {
     /// The unsigned assignment message with every field of SPEC §5.3.
     pub fn to_message(&self) -> Result<Message, MessageError> {
-        let path = match self.body.get("path") {
+        self.fields(self.body.clone())
+    }
+
+    /// The assignment message around `body` (the draft's own, moved or
+    /// copied).
+    fn fields(&self, body: Message) -> Result<Message, MessageError> {
+        let path = match body.get("path") {
             Some(Value::Text(p)) => p.clone(),
             _ => "compute".to_string(),
         };
@@ -51,13 +57,15 @@ impl AssignmentDraft {
             .with("block-hash", self.tip.hash.to_human())?
             .with("timestamp", self.timestamp)?
             .with("hash-chain", hash_chain::to_text(&self.chain))?
-            .with("body", self.body.clone())
+            .with("body", body)
     }
 
     /// Signs the draft with the node key (`ed25519@1.0`, default committed
     /// keys). This is the expensive step and may run on any thread.
-    pub fn sign(self, key: &NodeKey) -> Result<Assignment, MessageError> {
-        let message = self.to_message()?.commit(key, None)?;
+    pub fn sign(mut self, key: &NodeKey) -> Result<Assignment, MessageError> {
+        // The body moves into the assignment: no copy of the message.
+        let body = std::mem::take(&mut self.body);
+        let message = self.fields(body)?.commit(key, None)?;
         let id = message.id_all()?;
         Ok(Assignment {
             pid: self.pid,
@@ -186,6 +194,12 @@ mod tests {
         assert_eq!(
             a.message.committers().unwrap(),
             vec![key.address().to_string()]
+        );
+        // Signing moves the body in: the same message as signing a copy.
+        assert_eq!(a.body(), Some(&draft().body));
+        assert_eq!(
+            a.message,
+            draft().to_message().unwrap().commit(&key, None).unwrap()
         );
         let back = Assignment::from_message(a.message.clone()).unwrap();
         assert_eq!(back, a);

@@ -13,6 +13,13 @@
 //! - `sched_range_1000`: `SchedulerCache::range` of 1,000 assignments.
 //! - `proc_latest_10k/*`: `ProcessCache::latest` with a required path over
 //!   10,000 stored states (path in every state, every 100th, or none).
+//!
+//! First, the paired rounds (printed to stderr, no criterion benchmark):
+//! raw sled against group commit in alternating rounds, with the CPU per
+//! write of the process and of the writing thread, for 600-byte records
+//! and for assignment-shaped batches. `STOREBENCH_PAIRED_ONLY=1` runs only
+//! them; `STOREBENCH_PAIRED_ROUNDS` (6, the first a warm-up) sets their
+//! number.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -26,7 +33,19 @@ use hb_store::{
 };
 use rand::{Rng, SeedableRng};
 
+// The `hb` binary's global allocator (docs/PERFORMANCE.md, "Allocators"):
+// figures measured before it was set here (with the system allocator) do not
+// compare with later ones.
+#[global_allocator]
+static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 const RECORD_BYTES: usize = 600;
+
+/// `STOREBENCH_PAIRED_ONLY=1`: run the paired rounds only (the other groups
+/// build their stores before criterion's filter applies).
+fn paired_only() -> bool {
+    std::env::var_os("STOREBENCH_PAIRED_ONLY").is_some()
+}
 
 fn pid(n: u64) -> Id {
     let mut b = [0u8; 32];
@@ -62,6 +81,9 @@ fn open(dir: &std::path::Path, options: &SledOptions) -> SledStore {
 }
 
 fn durable_writes(c: &mut Criterion) {
+    if paired_only() {
+        return;
+    }
     let mut group = c.benchmark_group("durable_writes");
     group
         .sample_size(10)
@@ -191,14 +213,34 @@ fn durable_writes(c: &mut Criterion) {
     group.finish();
 }
 
-/// Writes `total` pre-encoded 600-byte records through `writer` from
-/// `writers` concurrent tasks; returns the elapsed time.
+/// What one write of the paired rounds is: one 600-byte record under
+/// "must be absent" (`Record`), or what the scheduler writes for a signed
+/// assignment (`Assignment`): the 600-byte record (`PutNew`), a `Require`
+/// of the previous slot and a dedup entry (`PutIfAbsent`).
+#[derive(Clone, Copy, PartialEq)]
+enum Shape {
+    Record,
+    Assignment,
+}
+
+/// The dedup entry's value: the size of an encoded `DedupEntry`.
+const DEDUP_BYTES: usize = 45;
+
+fn dedup_key(p: &Id, slot: u64) -> Vec<u8> {
+    let mut mid = [0u8; 32];
+    mid[..8].copy_from_slice(&slot.to_be_bytes());
+    hb_store::keys::dedup(p, &Id(mid))
+}
+
+/// Writes `total` writes of `shape` through `writer` from `writers`
+/// concurrent tasks; returns the elapsed time.
 fn run_writers(
     runtime: &tokio::runtime::Runtime,
     writer: &Arc<GroupCommit>,
     writers: usize,
     total: u64,
     base: u64,
+    shape: Shape,
 ) -> Duration {
     let tickets = Arc::new(AtomicU64::new(0));
     let start = Instant::now();
@@ -208,12 +250,19 @@ fn run_writers(
                 let writer = writer.clone();
                 let tickets = tickets.clone();
                 let value = vec![0xa5u8; RECORD_BYTES];
+                let entry = vec![0x5au8; DEDUP_BYTES];
                 tokio::spawn(async move {
                     let p = pid(base + w as u64);
                     let mut slot = 0;
                     while tickets.fetch_add(1, Ordering::Relaxed) < total {
                         let mut batch = Batch::new();
                         batch.put_new(hb_store::keys::sched(&p, slot), value.clone());
+                        if shape == Shape::Assignment {
+                            if let Some(previous) = slot.checked_sub(1) {
+                                batch.require(hb_store::keys::sched(&p, previous));
+                            }
+                            batch.put_if_absent(dedup_key(&p, slot), entry.clone());
+                        }
                         writer.submit(batch).await.unwrap();
                         slot += 1;
                     }
@@ -227,9 +276,72 @@ fn run_writers(
     start.elapsed()
 }
 
+/// CPU time (ns) spent so far by this process's threads named `name`
+/// (every thread when `None`), from `/proc/self/task/*/schedstat`. Threads
+/// that have exited are not counted.
+fn cpu_ns(name: Option<&str>) -> u64 {
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        return 0;
+    };
+    let mut total = 0;
+    for task in tasks.flatten() {
+        let dir = task.path();
+        if let Some(name) = name {
+            let comm = std::fs::read_to_string(dir.join("comm")).unwrap_or_default();
+            if comm.trim_end() != name {
+                continue;
+            }
+        }
+        total += std::fs::read_to_string(dir.join("schedstat"))
+            .ok()
+            .and_then(|s| s.split_whitespace().next()?.parse::<u64>().ok())
+            .unwrap_or(0);
+    }
+    total
+}
+
+/// CPU time (ns) of the calling thread so far.
+fn thread_cpu_ns() -> u64 {
+    std::fs::read_to_string("/proc/thread-self/schedstat")
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0)
+}
+
+/// One side of a paired round: writes per second, process CPU µs per
+/// write, and the CPU µs per write of the thread doing the writing (the
+/// bench's own thread for raw sled, the group-commit writer for group
+/// commit).
+#[derive(Default)]
+struct Side {
+    rate: Vec<f64>,
+    process_us: Vec<f64>,
+    thread_us: Vec<f64>,
+}
+
+impl Side {
+    fn add(&mut self, n: u64, elapsed: Duration, process_ns: u64, thread_ns: u64) {
+        self.rate.push(n as f64 / elapsed.as_secs_f64());
+        self.process_us.push(process_ns as f64 / 1e3 / n as f64);
+        self.thread_us.push(thread_ns as f64 / 1e3 / n as f64);
+    }
+}
+
+fn median_of(v: &[f64]) -> f64 {
+    let mut v = v.to_vec();
+    v.sort_by(|a, b| a.total_cmp(b));
+    v[v.len() / 2]
+}
+
+fn best_of(v: &[f64], lowest: bool) -> f64 {
+    let pick = if lowest { f64::min } else { f64::max };
+    v.iter().copied().reduce(pick).unwrap_or(f64::NAN)
+}
+
 /// The group-commit target as a ratio measured in alternating rounds, so
-/// that both sides see the same load from other processes on the machine.
-/// Prints; registers no criterion benchmark.
+/// that both sides see the same load from other processes on the machine,
+/// with the CPU each side spends per write. Prints; registers no criterion
+/// benchmark.
 fn paired_ratio(_: &mut Criterion) {
     let tmp = tempfile::tempdir().unwrap();
     let db = sled::Config::new()
@@ -257,59 +369,140 @@ fn paired_ratio(_: &mut Criterion) {
     };
     let lingering = mk("gc-linger", GroupCommitOptions::default().linger);
     let eager = mk("gc-eager", Duration::ZERO);
+    let assignments = mk("gc-assignments", GroupCommitOptions::default().linger);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .build()
         .unwrap();
     let value = vec![0xa5u8; RECORD_BYTES];
+    let entry = vec![0x5au8; DEDUP_BYTES];
     let per_round = 256 * 40u64;
+    let rounds = std::env::var("STOREBENCH_PAIRED_ROUNDS")
+        .ok()
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(6u64)
+        .max(2);
     let mut n = 0u64;
-    let mut ratios = Vec::new();
-    let mut eager_ratios = Vec::new();
-    for round in 0..6u64 {
-        let start = Instant::now();
-        for _ in 0..per_round / 256 {
+    let writer_name = "hb-store-writer";
+    // The raw baseline: `shape` written straight to sled, 256 writes per
+    // batch and flush, on this thread.
+    let mut raw_round = |shape: Shape, round: u64| {
+        let (p0, t0, start) = (cpu_ns(None), thread_cpu_ns(), Instant::now());
+        for b in 0..per_round / 256 {
             let mut batch = sled::Batch::default();
-            for _ in 0..256 {
+            for i in 0..256 {
                 n += 1;
-                batch.insert(&n.to_be_bytes(), value.as_slice());
+                match shape {
+                    Shape::Record => batch.insert(&n.to_be_bytes(), value.as_slice()),
+                    Shape::Assignment => {
+                        let p = pid(1_000_000 + round * 1000 + i);
+                        batch.insert(hb_store::keys::sched(&p, b), value.as_slice());
+                        batch.insert(dedup_key(&p, b), entry.as_slice());
+                    }
+                }
             }
             db.apply_batch(batch).unwrap();
             db.flush().unwrap();
         }
-        let raw = per_round as f64 / start.elapsed().as_secs_f64();
-        let gc = per_round as f64
-            / run_writers(&runtime, &lingering, 256, per_round, 1 + round * 1000).as_secs_f64();
-        let gc_eager = per_round as f64
-            / run_writers(&runtime, &eager, 256, per_round, 1 + round * 1000).as_secs_f64();
+        let elapsed = start.elapsed();
+        (elapsed, cpu_ns(None) - p0, thread_cpu_ns() - t0)
+    };
+    let gc_round = |writer: &Arc<GroupCommit>, shape: Shape, base: u64| {
+        let (p0, w0) = (cpu_ns(None), cpu_ns(Some(writer_name)));
+        let elapsed = run_writers(&runtime, writer, 256, per_round, base, shape);
+        (elapsed, cpu_ns(None) - p0, cpu_ns(Some(writer_name)) - w0)
+    };
+    let (mut raw, mut gc, mut gc_eager, mut raw_a, mut gc_a) = Default::default();
+    let (mut ratios, mut eager_ratios, mut a_ratios) = (Vec::new(), Vec::new(), Vec::new());
+    for round in 0..rounds {
+        let r = raw_round(Shape::Record, round);
+        let g = gc_round(&lingering, Shape::Record, 1 + round * 1000);
+        let e = gc_round(&eager, Shape::Record, 1 + round * 1000);
+        let ra = raw_round(Shape::Assignment, round);
+        let ga = gc_round(&assignments, Shape::Assignment, 1 + round * 1000);
         if round == 0 {
             continue; // warm-up
         }
-        ratios.push(gc / raw);
-        eager_ratios.push(gc_eager / raw);
+        let sides: [(&mut Side, _); 5] = [
+            (&mut raw, r),
+            (&mut gc, g),
+            (&mut gc_eager, e),
+            (&mut raw_a, ra),
+            (&mut gc_a, ga),
+        ];
+        for (side, (elapsed, process, thread)) in sides {
+            side.add(per_round, elapsed, process, thread);
+        }
+        let last = |s: &Side| *s.rate.last().unwrap();
+        ratios.push(last(&gc) / last(&raw));
+        eager_ratios.push(last(&gc_eager) / last(&raw));
+        a_ratios.push(last(&gc_a) / last(&raw_a));
+        let cpu = |s: &Side| {
+            format!(
+                "{:.1} µs process, {:.1} µs writing thread",
+                s.process_us.last().unwrap(),
+                s.thread_us.last().unwrap()
+            )
+        };
         eprintln!(
-            "paired round {round}: raw sled batch256 {raw:.0} rec/s, group commit 256 writers {gc:.0} rec/s ({:.0}%), without linger {gc_eager:.0} rec/s ({:.0}%)",
-            100.0 * gc / raw,
-            100.0 * gc_eager / raw
+            "paired round {round}: raw sled batch256 {:.0} rec/s ({}), group commit 256 writers {:.0} rec/s ({:.0}%; {}), without linger {:.0} rec/s ({:.0}%); \
+             assignment-shaped: raw {:.0}/s ({}), group commit {:.0}/s ({:.0}%; {})",
+            last(&raw),
+            cpu(&raw),
+            last(&gc),
+            100.0 * last(&gc) / last(&raw),
+            cpu(&gc),
+            last(&gc_eager),
+            100.0 * last(&gc_eager) / last(&raw),
+            last(&raw_a),
+            cpu(&raw_a),
+            last(&gc_a),
+            100.0 * last(&gc_a) / last(&raw_a),
+            cpu(&gc_a),
         );
     }
-    let median = |v: &mut Vec<f64>| {
-        v.sort_by(|a, b| a.total_cmp(b));
-        v[v.len() / 2]
-    };
     eprintln!(
-        "paired median ratio: group commit / raw sled = {:.0}% (without linger {:.0}%)",
-        100.0 * median(&mut ratios),
-        100.0 * median(&mut eager_ratios)
+        "paired median ratio: group commit / raw sled = {:.0}% (without linger {:.0}%); assignment-shaped {:.0}%",
+        100.0 * median_of(&ratios),
+        100.0 * median_of(&eager_ratios),
+        100.0 * median_of(&a_ratios),
     );
+    eprintln!("| side (rounds {}) | writes/s best / median | process CPU µs per write best / median | writing thread CPU µs per write best / median |", rounds - 1);
+    eprintln!("|---|---|---|---|");
+    for (name, side) in [
+        ("raw sled batch256 + flush, 600 B records", &raw),
+        ("group commit, 256 writers, record", &gc),
+        ("group commit, 256 writers, record, no linger", &gc_eager),
+        (
+            "raw sled batch256 + flush, assignment-shaped (2 keys)",
+            &raw_a,
+        ),
+        ("group commit, 256 writers, assignment-shaped batch", &gc_a),
+    ] {
+        eprintln!(
+            "| {name} | {:.0} / {:.0} | {:.1} / {:.1} | {:.1} / {:.1} |",
+            best_of(&side.rate, false),
+            median_of(&side.rate),
+            best_of(&side.process_us, true),
+            median_of(&side.process_us),
+            best_of(&side.thread_us, true),
+            median_of(&side.thread_us),
+        );
+    }
     let s = lingering.stats();
     eprintln!(
-        "group commit with linger: {} batches in {} flushes",
-        s.committed, s.flushes
+        "group commit with linger: {} batches in {} flushes; assignment-shaped: {} in {}",
+        s.committed,
+        s.flushes,
+        assignments.stats().committed,
+        assignments.stats().flushes
     );
 }
 
 fn sched_reads(c: &mut Criterion) {
+    if paired_only() {
+        return;
+    }
     let tmp = tempfile::tempdir().unwrap();
     let options = SledOptions {
         flush_every_ms: None,
@@ -373,6 +566,9 @@ fn sched_reads(c: &mut Criterion) {
 }
 
 fn proc_latest(c: &mut Criterion) {
+    if paired_only() {
+        return;
+    }
     let tmp = tempfile::tempdir().unwrap();
     let store: Arc<dyn Store> = Arc::new(open(&tmp.path().join("proc"), &SledOptions::default()));
     let cache = ProcessCache::new(store.clone());

@@ -7,6 +7,12 @@
 //! [`StoreError::SlotExists`] / [`StoreError::KeyExists`] otherwise) and
 //! [`BatchOp::PutIfAbsent`] ("first write wins": skipped when present, the
 //! rest of the batch still applies).
+//!
+//! Content-addressed records, whose value is fixed by their key (a message's
+//! content under its hash), are written with [`BatchOp::PutContent`]: an
+//! unconditional write, because rewriting a present key writes the bytes it
+//! already holds. It costs no existence check, where `PutIfAbsent` costs one
+//! lookup in the backend per key.
 
 use std::collections::HashMap;
 
@@ -25,6 +31,15 @@ pub enum BatchOp {
     /// Write `value` at `key` only if it is absent; if it is present this
     /// operation is skipped and the rest of the batch applies.
     PutIfAbsent(Vec<u8>, Vec<u8>),
+    /// Write `value` at `key`, whose value is determined by the key
+    /// (content-addressed: the key names a hash of the value, or of what
+    /// the value is derived from). Written unconditionally: if the key is
+    /// present it already holds these bytes, so the write changes nothing,
+    /// and no existence check is made. Backends treat it as
+    /// [`BatchOp::Put`]; the caller guarantees that the value is the one
+    /// the key determines (use [`BatchOp::PutIfAbsent`] where two values
+    /// may legitimately compete for one key and the first must stay).
+    PutContent(Vec<u8>, Vec<u8>),
     /// Write nothing, but fail the whole batch unless `key` is present
     /// ([`StoreError::Missing`]). A scheduler slot requires the slot before
     /// it, so a failed write can never leave a later slot stored on top of
@@ -40,6 +55,7 @@ impl BatchOp {
             | BatchOp::Delete(k)
             | BatchOp::PutNew(k, _)
             | BatchOp::PutIfAbsent(k, _)
+            | BatchOp::PutContent(k, _)
             | BatchOp::Require(k) => k,
         }
     }
@@ -81,6 +97,13 @@ impl Batch {
             .push(BatchOp::PutIfAbsent(key.into(), value.into()));
     }
 
+    /// Adds a write of a content-addressed record, whose value the key
+    /// determines (see [`BatchOp::PutContent`]): unconditional, no
+    /// existence check.
+    pub fn put_content(&mut self, key: impl Into<Vec<u8>>, value: impl Into<Vec<u8>>) {
+        self.ops.push(BatchOp::PutContent(key.into(), value.into()));
+    }
+
     /// Adds a precondition: `key` must be present (see [`BatchOp::Require`]).
     pub fn require(&mut self, key: impl Into<Vec<u8>>) {
         self.ops.push(BatchOp::Require(key.into()));
@@ -105,6 +128,21 @@ impl Batch {
 /// The unconditional writes a batch resolves to: `(key, Some(value))` to
 /// write, `(key, None)` to remove, in order.
 pub(crate) type Writes = Vec<(Vec<u8>, Option<Vec<u8>>)>;
+
+/// Batches of at most this many operations look up their own earlier
+/// writes by a scan instead of a map.
+const SMALL_BATCH: usize = 16;
+
+/// What a conditional operation requires of its key.
+#[derive(Clone, Copy)]
+enum Condition {
+    /// `PutNew`: absent, or the batch fails.
+    Absent,
+    /// `PutIfAbsent`: absent, or the operation is skipped.
+    SkipIfPresent,
+    /// `Require`: present, or the batch fails.
+    Present,
+}
 
 /// Presence of keys written by the batches already accepted into a group
 /// (`true`: present after them), consulted before the backend.
@@ -133,54 +171,61 @@ impl Overlay {
         if !conditional {
             for op in batch.ops {
                 match op {
-                    BatchOp::Put(k, v) => writes.push((k, Some(v))),
+                    BatchOp::Put(k, v) | BatchOp::PutContent(k, v) => writes.push((k, Some(v))),
                     BatchOp::Delete(k) => writes.push((k, None)),
                     // Excluded by `conditional` above.
                     BatchOp::PutNew(..) | BatchOp::PutIfAbsent(..) | BatchOp::Require(..) => {}
                 }
             }
         } else {
+            // Keys written earlier in this batch: found by scanning `writes`
+            // for the small batches the caches stage (no map, no key
+            // copies), by a map for large ones.
+            let small = batch.ops.len() <= SMALL_BATCH;
             let mut local: HashMap<Vec<u8>, bool> = HashMap::new();
-            for op in batch.ops {
-                let present = |key: &[u8],
-                               local: &HashMap<Vec<u8>, bool>,
-                               exists: &mut dyn FnMut(&[u8]) -> Result<bool, StoreError>|
-                 -> Result<bool, StoreError> {
-                    if let Some(p) = local.get(key).or_else(|| self.present.get(key)) {
-                        return Ok(*p);
+            let present_locally =
+                |key: &[u8], writes: &Writes, local: &HashMap<Vec<u8>, bool>| -> Option<bool> {
+                    if small {
+                        writes
+                            .iter()
+                            .rev()
+                            .find(|(k, _)| k.as_slice() == key)
+                            .map(|(_, v)| v.is_some())
+                    } else {
+                        local.get(key).copied()
                     }
-                    exists(key)
                 };
-                match op {
-                    BatchOp::Put(k, v) => {
-                        local.insert(k.clone(), true);
-                        writes.push((k, Some(v)));
-                    }
-                    BatchOp::Delete(k) => {
-                        local.insert(k.clone(), false);
-                        writes.push((k, None));
-                    }
-                    BatchOp::PutNew(k, v) => {
-                        if present(&k, &local, exists)? {
-                            return Err(StoreError::key_exists(&k));
-                        }
-                        local.insert(k.clone(), true);
-                        writes.push((k, Some(v)));
-                    }
-                    BatchOp::PutIfAbsent(k, v) => {
-                        if !present(&k, &local, exists)? {
-                            local.insert(k.clone(), true);
-                            writes.push((k, Some(v)));
-                        }
-                    }
-                    BatchOp::Require(k) => {
-                        if !present(&k, &local, exists)? {
+            for op in batch.ops {
+                let (key, value, condition) = match op {
+                    BatchOp::Put(k, v) | BatchOp::PutContent(k, v) => (k, Some(v), None),
+                    BatchOp::Delete(k) => (k, None, None),
+                    BatchOp::PutNew(k, v) => (k, Some(v), Some(Condition::Absent)),
+                    BatchOp::PutIfAbsent(k, v) => (k, Some(v), Some(Condition::SkipIfPresent)),
+                    BatchOp::Require(k) => (k, None, Some(Condition::Present)),
+                };
+                if let Some(condition) = condition {
+                    let present = match present_locally(&key, &writes, &local)
+                        .or_else(|| self.present.get(key.as_slice()).copied())
+                    {
+                        Some(p) => p,
+                        None => exists(&key)?,
+                    };
+                    match (condition, present) {
+                        (Condition::Absent, true) => return Err(StoreError::key_exists(&key)),
+                        (Condition::SkipIfPresent, true) => continue,
+                        (Condition::Present, false) => {
                             return Err(StoreError::Missing {
-                                key: crate::keys::printable(&k),
-                            });
+                                key: crate::keys::printable(&key),
+                            })
                         }
+                        (Condition::Present, true) => continue,
+                        (Condition::Absent | Condition::SkipIfPresent, false) => {}
                     }
                 }
+                if !small {
+                    local.insert(key.clone(), value.is_some());
+                }
+                writes.push((key, value));
             }
         }
         for (k, v) in &writes {
@@ -212,6 +257,40 @@ mod tests {
         b.put_new("k", "2");
         let w = Overlay::default().resolve(b, &mut none).unwrap();
         assert_eq!(w.last(), Some(&(b"k".to_vec(), Some(b"2".to_vec()))));
+    }
+
+    #[test]
+    fn large_batches_see_their_earlier_ops_too() {
+        // Past SMALL_BATCH operations, earlier writes are found by a map.
+        let padded = |tail: &[(&str, &str, u8)]| {
+            let mut b = Batch::new();
+            for i in 0..SMALL_BATCH {
+                b.put(format!("pad{i}"), "p");
+            }
+            for (op, k, v) in tail {
+                match *op {
+                    "put" => b.put(*k, vec![*v]),
+                    "delete" => b.delete(*k),
+                    "new" => b.put_new(*k, vec![*v]),
+                    "absent" => b.put_if_absent(*k, vec![*v]),
+                    _ => b.require(*k),
+                }
+            }
+            assert!(b.len() > SMALL_BATCH);
+            b
+        };
+        let b = padded(&[("put", "k", 1), ("new", "k", 2)]);
+        assert!(matches!(
+            Overlay::default().resolve(b, &mut none),
+            Err(StoreError::KeyExists { .. })
+        ));
+        let b = padded(&[("put", "k", 1), ("delete", "k", 0), ("new", "k", 2)]);
+        let w = Overlay::default().resolve(b, &mut none).unwrap();
+        assert_eq!(w.last(), Some(&(b"k".to_vec(), Some(vec![2]))));
+        let b = padded(&[("absent", "k", 1), ("absent", "k", 2), ("require", "k", 0)]);
+        let w = Overlay::default().resolve(b, &mut none).unwrap();
+        assert_eq!(w.last(), Some(&(b"k".to_vec(), Some(vec![1]))));
+        assert_eq!(w.len(), SMALL_BATCH + 1);
     }
 
     #[test]
@@ -250,6 +329,28 @@ mod tests {
         let mut exists = |k: &[u8]| Ok(k == b"old");
         let w = Overlay::default().resolve(b, &mut exists).unwrap();
         assert_eq!(w, vec![(b"new".to_vec(), Some(b"y".to_vec()))]);
+    }
+
+    #[test]
+    fn content_writes_make_no_existence_check() {
+        let checked = std::cell::RefCell::new(Vec::new());
+        let mut exists = |k: &[u8]| {
+            checked.borrow_mut().push(k.to_vec());
+            Ok(true)
+        };
+        let mut overlay = Overlay::default();
+        let mut b = Batch::new();
+        b.put_content("msg/a", "x");
+        b.put_content("cmt/a/b", "y");
+        let w = overlay.resolve(b, &mut exists).unwrap();
+        assert_eq!(w.len(), 2, "written even though the backend holds them");
+        // Beside a conditional write, only the conditional key is checked.
+        let mut b = Batch::new();
+        b.put_content("msg/c", "x");
+        b.put_if_absent("link/c", "z");
+        let w = overlay.resolve(b, &mut exists).unwrap();
+        assert_eq!(w, vec![(b"msg/c".to_vec(), Some(b"x".to_vec()))]);
+        assert_eq!(*checked.borrow(), vec![b"link/c".to_vec()]);
     }
 
     #[test]

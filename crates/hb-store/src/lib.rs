@@ -4,7 +4,8 @@
 //!
 //! - the [`Store`] trait, an ordered key-value contract with atomic
 //!   [`Batch`]es (including "must be absent" and "first write wins"
-//!   operations), compare-and-swap and a durability call, with two backends:
+//!   operations, and unchecked writes of content-addressed records),
+//!   compare-and-swap and a durability call, with two backends:
 //!   [`SledStore`] (the embedded default: one sled `Db`, key prefixes,
 //!   big-endian slots) and [`MemoryStore`] (the reference implementation);
 //! - [`GroupCommit`], the writer that makes many callers' batches durable

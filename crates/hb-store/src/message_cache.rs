@@ -8,7 +8,16 @@
 //! content and the commitments that ID covers. Reading by an alias gives
 //! back exactly the message with that ID; reading by the unsigned ID gives
 //! the content with every commitment stored for it. Storing the same
-//! content twice stores it once (first write wins, never rewritten).
+//! content twice stores it once.
+//!
+//! `msg/` and `cmt/` records are content-addressed: the key fixes the value
+//! (the content's hash; the content's hash and the commitment's ID, itself
+//! the hash of its signature). They are staged with
+//! [`crate::BatchOp::PutContent`], written without an existence check: a
+//! rewrite stores the bytes already there. Links stay first-write-wins
+//! ([`crate::BatchOp::PutIfAbsent`]): a commitment that covers only some
+//! keys can sit on two contents that differ in the others, so its ID does
+//! not fix which content a link names, and the first link stays.
 
 use std::sync::Arc;
 
@@ -80,8 +89,10 @@ impl MessageCache {
         MessageCache { store }
     }
 
-    /// Adds the writes that store `message` to `batch` (first write wins for
-    /// every key, so staging an already stored message changes nothing).
+    /// Adds the writes that store `message` to `batch`. Staging an already
+    /// stored message changes nothing: its content and commitments are
+    /// rewritten with the bytes they hold (no existence check), and its
+    /// links are kept (first write wins).
     /// Malformed commitments give [`StoreError::Message`].
     pub fn stage(batch: &mut Batch, message: &Message) -> Result<MessageIds, StoreError> {
         let all = message.id_all()?;
@@ -102,7 +113,7 @@ impl MessageCache {
                         id: cid_text.to_string(),
                         reason: "commitment is not a message".into(),
                     })?;
-                batch.put_if_absent(
+                batch.put_content(
                     keys::cmt(&unsigned, &cid),
                     record::encode(&CommitmentRecord { body: body.clone() })?,
                 );
@@ -116,7 +127,7 @@ impl MessageCache {
                 commitments.push(cid);
             }
         }
-        batch.put_if_absent(
+        batch.put_content(
             keys::msg(&unsigned),
             record::encode(&ContentRecord { content })?,
         );
@@ -300,6 +311,44 @@ mod tests {
             .scan_prefix(keys::MSG, Direction::Forward, 100)
             .unwrap();
         assert_eq!(content_keys.len(), 1);
+    }
+
+    #[test]
+    fn content_and_commitments_are_content_writes_and_links_first_write_wins() {
+        let signed = msg! { "k" => "v" }
+            .commit(&NodeKey::from_seed(&[5; 32]), None)
+            .unwrap()
+            .commit(&NodeKey::from_seed(&[6; 32]), None)
+            .unwrap();
+        let mut batch = Batch::new();
+        let ids = MessageCache::stage(&mut batch, &signed).unwrap();
+        for op in &batch.ops {
+            let key = op.key();
+            match op {
+                crate::BatchOp::PutContent(..) => {
+                    assert!(key.starts_with(keys::MSG) || key.starts_with(keys::CMT))
+                }
+                crate::BatchOp::PutIfAbsent(..) => assert!(key.starts_with(keys::LINK)),
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+        // One content, two commitments, a link per commitment and id(all).
+        assert_eq!(batch.len(), 1 + 2 + 3);
+        // Staging it again over the stored copy changes no byte.
+        let (store, cache) = cache();
+        store.apply(batch.clone()).unwrap();
+        let before = store
+            .range(b"", None, Direction::Forward, usize::MAX)
+            .unwrap();
+        store.apply(batch).unwrap();
+        cache.write(&signed).unwrap();
+        assert_eq!(
+            store
+                .range(b"", None, Direction::Forward, usize::MAX)
+                .unwrap(),
+            before
+        );
+        assert_eq!(cache.read(&ids.all).unwrap(), Some(signed));
     }
 
     #[test]

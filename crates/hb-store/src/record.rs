@@ -14,7 +14,8 @@ const CRC_LEN: usize = 4;
 
 /// Encodes a record for storage.
 pub(crate) fn encode<R: Record>(record: &R) -> Result<Vec<u8>, StoreError> {
-    let mut bytes = codec::encode(record).map_err(|_| StoreError::TooLarge {
+    // Room for the checksum, so appending it does not reallocate.
+    let mut bytes = codec::encode_reserving(record, CRC_LEN).map_err(|_| StoreError::TooLarge {
         record: R::NAME,
         limit: DEFAULT_RECORD_LIMIT,
     })?;

@@ -37,7 +37,8 @@ pub enum Direction {
 /// reads see every write that returned before them; batches apply all or
 /// nothing; conditional operations ([`crate::BatchOp::PutNew`],
 /// [`crate::BatchOp::PutIfAbsent`], [`Store::compare_and_swap`]) are atomic
-/// with respect to every other write; a write is durable once a
+/// with respect to every other write; [`crate::BatchOp::PutContent`] is a
+/// plain write (no existence check); a write is durable once a
 /// [`Store::flush`] called after it has returned.
 pub trait Store: Send + Sync + 'static {
     /// Reads one key.

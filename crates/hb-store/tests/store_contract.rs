@@ -171,6 +171,49 @@ fn put_if_absent_keeps_the_first_write(s: &dyn Store) {
     assert_eq!(s.get(b"other").unwrap(), Some(b"applied".to_vec()));
 }
 
+fn put_content_writes_and_rewriting_identical_content_changes_nothing(s: &dyn Store) {
+    let everything = |s: &dyn Store| s.range(b"", None, Direction::Forward, usize::MAX).unwrap();
+    let content = |b: &mut Batch| {
+        b.put_content(b"msg/1".to_vec(), b"content one".to_vec());
+        b.put_content(b"cmt/1/a".to_vec(), b"commitment a".to_vec());
+    };
+    let mut b = Batch::new();
+    content(&mut b);
+    s.apply(b).unwrap();
+    assert_eq!(s.get(b"msg/1").unwrap(), Some(b"content one".to_vec()));
+    assert_eq!(s.get(b"cmt/1/a").unwrap(), Some(b"commitment a".to_vec()));
+    let before = everything(s);
+    // Rewriting the same content, alone, in a group, beside other writes.
+    let mut b = Batch::new();
+    content(&mut b);
+    s.apply(b).unwrap();
+    let mut again = Batch::new();
+    content(&mut again);
+    let outcomes = s.apply_group(vec![again.clone(), again]);
+    assert!(outcomes.iter().all(Result::is_ok), "{outcomes:?}");
+    assert_eq!(everything(s), before);
+    // A content write is a write: later conditions of its batch, and later
+    // batches of its group, see the key present.
+    let mut b = Batch::new();
+    b.put_content(b"msg/2".to_vec(), b"content two".to_vec());
+    b.put_new(b"msg/2".to_vec(), b"other".to_vec());
+    assert!(matches!(s.apply(b), Err(StoreError::KeyExists { .. })));
+    assert_eq!(
+        s.get(b"msg/2").unwrap(),
+        None,
+        "a failed batch writes nothing"
+    );
+    let mut first = Batch::new();
+    first.put_content(b"msg/3".to_vec(), b"content three".to_vec());
+    let mut second = Batch::new();
+    second.require(b"msg/3".to_vec());
+    second.put_new(b"msg/3".to_vec(), b"other".to_vec());
+    let outcomes = s.apply_group(vec![first, second]);
+    assert!(outcomes[0].is_ok());
+    assert!(matches!(outcomes[1], Err(StoreError::KeyExists { .. })));
+    assert_eq!(s.get(b"msg/3").unwrap(), Some(b"content three".to_vec()));
+}
+
 fn groups_report_each_batch_and_see_earlier_ones(s: &dyn Store) {
     s.put(b"old", b"0").unwrap();
     let mk = |key: &[u8], v: &[u8]| {
@@ -289,6 +332,7 @@ macro_rules! all_cases {
             a_failing_put_new_applies_nothing_of_its_batch,
             put_new_on_a_scheduler_key_is_slot_exists,
             put_if_absent_keeps_the_first_write,
+            put_content_writes_and_rewriting_identical_content_changes_nothing,
             groups_report_each_batch_and_see_earlier_ones,
             compare_and_swap_is_conditional,
             racing_put_new_writers_have_exactly_one_winner,
@@ -319,6 +363,7 @@ enum BOp {
     Delete(Vec<u8>),
     PutNew(Vec<u8>, Vec<u8>),
     PutIfAbsent(Vec<u8>, Vec<u8>),
+    PutContent(Vec<u8>, Vec<u8>),
 }
 
 /// The model: a plain map with the contract's semantics spelled out.
@@ -330,7 +375,10 @@ impl Model {
         let mut next = self.0.clone();
         for op in ops {
             match op {
-                BOp::Put(k, v) => {
+                // A content write is unconditional (its caller guarantees the
+                // key fixes the value; arbitrary values here check that it
+                // is a plain write).
+                BOp::Put(k, v) | BOp::PutContent(k, v) => {
                     next.insert(k.clone(), v.clone());
                 }
                 BOp::Delete(k) => {
@@ -360,6 +408,7 @@ fn to_batch(ops: &[BOp]) -> Batch {
             BOp::Delete(k) => b.delete(k.clone()),
             BOp::PutNew(k, v) => b.put_new(k.clone(), v.clone()),
             BOp::PutIfAbsent(k, v) => b.put_if_absent(k.clone(), v.clone()),
+            BOp::PutContent(k, v) => b.put_content(k.clone(), v.clone()),
         }
     }
     b
@@ -380,6 +429,7 @@ fn bop() -> impl Strategy<Value = BOp> {
         key().prop_map(BOp::Delete),
         (key(), value()).prop_map(|(k, v)| BOp::PutNew(k, v)),
         (key(), value()).prop_map(|(k, v)| BOp::PutIfAbsent(k, v)),
+        (key(), value()).prop_map(|(k, v)| BOp::PutContent(k, v)),
     ]
 }
 
