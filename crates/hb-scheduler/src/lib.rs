@@ -52,6 +52,7 @@ pub mod clock;
 pub mod config;
 pub mod cursor;
 pub mod definition;
+pub mod definition_cache;
 mod deps;
 pub mod device;
 mod error;

@@ -20,6 +20,7 @@ use crate::admission::{Admission, AdmissionPolicy, Need, ScheduleRequest, Step};
 use crate::assignment::Assignment;
 use crate::chain_tip::CachedChainTip;
 use crate::config::{DedupPolicy, SchedulerConfig};
+use crate::definition_cache::DefinitionCache;
 use crate::deps::{SchedulerDeps, SchedulerMetrics};
 use crate::error::SchedulerError;
 use crate::formats::SchedulePage;
@@ -48,6 +49,8 @@ struct Inner {
     servers: ServerMap,
     verifier: VerifyPool,
     policy: AdmissionPolicy,
+    /// Durable slot-0 assignments, read by every request to a process.
+    definitions: DefinitionCache,
     /// Whether shutdown closes the writer (the builder started it).
     owns_writer: bool,
     closing: AtomicBool,
@@ -98,6 +101,7 @@ impl Scheduler {
                 servers,
                 verifier,
                 policy,
+                definitions: DefinitionCache::default(),
                 owns_writer,
                 closing: AtomicBool::new(false),
                 tip_refresher: Mutex::new(Some(refresher)),
@@ -369,8 +373,19 @@ impl Scheduler {
 
     /// One stored assignment.
     pub async fn assignment(&self, pid: Id, slot: u64) -> Result<Option<Message>, SchedulerError> {
-        self.blocking(move |store| schedule_store::read(store, &pid, slot))
-            .await
+        if slot == 0 {
+            if let Some(definition) = self.inner.definitions.get(&pid) {
+                return Ok(Some((*definition).clone()));
+            }
+        }
+        let read = self
+            .blocking(move |store| schedule_store::read(store, &pid, slot))
+            .await?;
+        if let (0, Some(stored)) = (slot, &read) {
+            // Read from the store, so durable, and slot 0 never changes.
+            self.inner.definitions.insert(pid, Arc::new(stored.clone()));
+        }
+        Ok(read)
     }
 
     /// A page of `pid`'s schedule (SPEC §5.6.3): `from` defaults to 0
