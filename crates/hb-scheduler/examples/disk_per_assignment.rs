@@ -26,10 +26,13 @@ use hb_scheduler::server_core::{Decision, Request};
 use hb_scheduler::{ChainTip, DedupPolicy, Sequencer, ServerCore};
 use hb_store::{Batch, Direction, SledOptions, SledStore, Store, StoreError};
 
-
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().collect();
-    let total: usize = args.get(1).map(|s| s.parse()).transpose()?.unwrap_or(100_000);
+    let total: usize = args
+        .get(1)
+        .map(|s| s.parse())
+        .transpose()?
+        .unwrap_or(100_000);
     let procs: usize = args.get(2).map(|s| s.parse()).transpose()?.unwrap_or(1_000);
     let keep = std::env::var_os("HB_DISK_KEEP").map(std::path::PathBuf::from);
     // Batches per group (64 clients' worth by default), and whether each
@@ -121,7 +124,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             let kind = k
                 .iter()
                 .position(|b| *b == b'/')
-                .map_or("?".to_string(), |i| String::from_utf8_lossy(&k[..=i]).into());
+                .map_or("?".to_string(), |i| {
+                    String::from_utf8_lossy(&k[..=i]).into()
+                });
             if kind == "sched/" {
                 record_bytes += v.len() as u64;
             }
@@ -189,7 +194,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         sum as f64 / (1 << 20) as f64,
         per(sum)
     );
-    println!("sled's size_on_disk: {on_disk} ({:.1} per assignment)", per(on_disk));
+    println!(
+        "sled's size_on_disk: {on_disk} ({:.1} per assignment)",
+        per(on_disk)
+    );
 
     // Opening it again.
     let right_after = open_timed(&dir, &options)?;

@@ -11,6 +11,10 @@
 //! - `sched_latest_1m`: `SchedulerCache::latest` of a random process on a
 //!   store holding 1,000,000 assignments over 10,000 processes.
 //! - `sched_range_1000`: `SchedulerCache::range` of 1,000 assignments.
+//! - `sched_range_1000_stored`: `SchedulerCache::range_stored` of the
+//!   same (checksums, framing and keys checked, messages left packed).
+//! - `sched_range_1000_decode_each`: the same, then each message decoded
+//!   and dropped in turn, as `verify_stored` reads a schedule.
 //! - `proc_latest_10k/*`: `ProcessCache::latest` with a required path over
 //!   10,000 stored states (path in every state, every 100th, or none).
 
@@ -367,6 +371,26 @@ fn sched_reads(c: &mut Criterion) {
             let page = cache.range(&long, from, from + 999).unwrap();
             assert_eq!(page.len(), 1_000);
             page
+        })
+    });
+    group.bench_function("range_1000_stored", |b| {
+        b.iter(|| {
+            let from = rng.gen_range(0..1_000);
+            let page = cache.range_stored(&long, from, from + 999).unwrap();
+            assert_eq!(page.len(), 1_000);
+            page
+        })
+    });
+    group.bench_function("range_1000_decode_each", |b| {
+        b.iter(|| {
+            let from = rng.gen_range(0..1_000);
+            let page = cache.range_stored(&long, from, from + 999).unwrap();
+            let mut keys = 0;
+            for stored in &page {
+                keys += stored.message().unwrap().len();
+            }
+            assert_eq!(page.len(), 1_000);
+            keys
         })
     });
     group.finish();

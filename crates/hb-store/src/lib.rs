@@ -62,6 +62,7 @@
 #![deny(missing_docs)]
 
 mod batch;
+mod compact;
 mod error;
 mod group_commit;
 pub mod keys;
@@ -83,8 +84,11 @@ pub use memory::MemoryStore;
 pub use message_cache::{MessageCache, MessageIds};
 pub use process_cache::{parse_limit, state_id_of, ProcessCache, RequiredPath, StateRecord};
 pub use push_cache::PushCache;
-pub use scheduler_cache::{AssignmentRecord, DedupEntry, Head, SchedulerCache};
+pub use scheduler_cache::{
+    AssignmentRecord, DedupEntry, Head, SchedulerCache, StoredAssignment, ASSIGNMENT_VERSION,
+};
 pub use sled_store::{
     SledOptions, SledStore, CREATING_FILE, FORMAT, FORMAT_KEY, FORMAT_PREFIX, FORMAT_VERSION,
+    OLDEST_FORMAT,
 };
 pub use store::{BackupReport, Direction, Entry, Store};
