@@ -61,11 +61,22 @@ fn record(p: Id, slot: u64, message: &Message) -> AssignmentRecord {
     }
 }
 
+/// Whether the bench function `name` runs: all of them, unless
+/// `STOREBENCH_ONLY` names a part of the names to run (`paired_ratio`,
+/// `durable_writes`, `sched_reads`, `proc_latest`), since criterion's own
+/// filter cannot skip their setup.
+fn wanted(name: &str) -> bool {
+    std::env::var("STOREBENCH_ONLY").map_or(true, |only| name.contains(only.as_str()))
+}
+
 fn open(dir: &std::path::Path, options: &SledOptions) -> SledStore {
     SledStore::open_with(dir, options).expect("open bench store")
 }
 
 fn durable_writes(c: &mut Criterion) {
+    if !wanted("durable_writes") {
+        return;
+    }
     let mut group = c.benchmark_group("durable_writes");
     group
         .sample_size(10)
@@ -235,6 +246,9 @@ fn run_writers(
 /// that both sides see the same load from other processes on the machine.
 /// Prints; registers no criterion benchmark.
 fn paired_ratio(_: &mut Criterion) {
+    if !wanted("paired_ratio") {
+        return;
+    }
     let tmp = tempfile::tempdir().unwrap();
     let db = sled::Config::new()
         .path(tmp.path().join("raw"))
@@ -314,6 +328,9 @@ fn paired_ratio(_: &mut Criterion) {
 }
 
 fn sched_reads(c: &mut Criterion) {
+    if !wanted("sched_reads") {
+        return;
+    }
     let tmp = tempfile::tempdir().unwrap();
     let options = SledOptions {
         flush_every_ms: None,
@@ -397,6 +414,9 @@ fn sched_reads(c: &mut Criterion) {
 }
 
 fn proc_latest(c: &mut Criterion) {
+    if !wanted("proc_latest") {
+        return;
+    }
     let tmp = tempfile::tempdir().unwrap();
     let store: Arc<dyn Store> = Arc::new(open(&tmp.path().join("proc"), &SledOptions::default()));
     let cache = ProcessCache::new(store.clone());

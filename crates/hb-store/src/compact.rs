@@ -42,50 +42,93 @@ pub(crate) fn pack(whole: &[u8], max_depth: usize, out: &mut Vec<u8>) -> Result<
     let body = whole
         .strip_prefix(&HEADER[..])
         .ok_or(Malformed("missing canonical header"))?;
-    let mut t = Transcoder {
+    let mut t = Transcoder::<Packing> {
         input: body,
         pos: 0,
         out,
         max_depth,
-        read_len: read_u64,
-        write_len: write_varint,
+        lengths: std::marker::PhantomData,
     };
     t.top()
 }
 
 /// The canonical bytes (`encode_whole` form, header included) of the
 /// packed message `packed`.
+#[cfg(test)]
 pub(crate) fn unpack(packed: &[u8], max_depth: usize) -> Result<Vec<u8>, Malformed> {
-    // Lengths grow from 1–2 bytes to 8: twice the input is a good guess.
-    let mut out = Vec::with_capacity(packed.len().saturating_mul(2).saturating_add(HEADER.len()));
-    out.extend_from_slice(&HEADER);
-    let mut t = Transcoder {
-        input: packed,
-        pos: 0,
-        out: &mut out,
-        max_depth,
-        read_len: read_varint,
-        write_len: write_u64,
-    };
-    t.top()?;
+    let mut out = Vec::new();
+    unpack_into(packed, max_depth, &mut out)?;
     Ok(out)
 }
 
-type ReadLen = fn(&[u8], &mut usize) -> Result<u64, Malformed>;
-type WriteLen = fn(&mut Vec<u8>, u64);
+/// [`unpack`] into `out` (cleared first), so that a caller can reuse one
+/// buffer.
+pub(crate) fn unpack_into(
+    packed: &[u8],
+    max_depth: usize,
+    out: &mut Vec<u8>,
+) -> Result<(), Malformed> {
+    out.clear();
+    // Lengths grow from 1–2 bytes to 8: twice the input is a good guess.
+    out.reserve(packed.len().saturating_mul(2).saturating_add(HEADER.len()));
+    out.extend_from_slice(&HEADER);
+    let mut t = Transcoder::<Unpacking> {
+        input: packed,
+        pos: 0,
+        out,
+        max_depth,
+        lengths: std::marker::PhantomData,
+    };
+    t.top()
+}
+
+/// How lengths are read and written: canonical (`u64` big-endian) to
+/// packed (varint), or back. A type parameter, so each direction is
+/// compiled on its own with its length codes inlined.
+trait Lengths {
+    fn read(input: &[u8], pos: &mut usize) -> Result<u64, Malformed>;
+    fn write(out: &mut Vec<u8>, n: u64);
+}
+
+/// Canonical in, packed out.
+struct Packing;
+
+impl Lengths for Packing {
+    #[inline]
+    fn read(input: &[u8], pos: &mut usize) -> Result<u64, Malformed> {
+        read_u64(input, pos)
+    }
+    #[inline]
+    fn write(out: &mut Vec<u8>, n: u64) {
+        write_varint(out, n)
+    }
+}
+
+/// Packed in, canonical out.
+struct Unpacking;
+
+impl Lengths for Unpacking {
+    #[inline]
+    fn read(input: &[u8], pos: &mut usize) -> Result<u64, Malformed> {
+        read_varint(input, pos)
+    }
+    #[inline]
+    fn write(out: &mut Vec<u8>, n: u64) {
+        write_u64(out, n)
+    }
+}
 
 /// One walk over the encoding's grammar, reading lengths one way and
 /// writing them the other.
-struct Transcoder<'a, 'o> {
+struct Transcoder<'a, 'o, L> {
     input: &'a [u8],
     pos: usize,
     out: &'o mut Vec<u8>,
     max_depth: usize,
-    read_len: ReadLen,
-    write_len: WriteLen,
+    lengths: std::marker::PhantomData<L>,
 }
 
-impl Transcoder<'_, '_> {
+impl<L: Lengths> Transcoder<'_, '_, L> {
     fn top(&mut self) -> Result<(), Malformed> {
         if self.byte()? != TAG_MESSAGE {
             return Err(Malformed("top level must be a message"));
@@ -121,13 +164,13 @@ impl Transcoder<'_, '_> {
     /// A length or count, each unit taking at least `min_unit` input
     /// bytes: so it never exceeds what is left.
     fn len(&mut self, min_unit: usize) -> Result<usize, Malformed> {
-        let n = (self.read_len)(self.input, &mut self.pos)?;
+        let n = L::read(self.input, &mut self.pos)?;
         let left = self.input.len() - self.pos;
         let n = usize::try_from(n)
             .ok()
             .filter(|n| n.saturating_mul(min_unit) <= left)
             .ok_or(Malformed("length exceeds the remaining input"))?;
-        (self.write_len)(self.out, n as u64);
+        L::write(self.out, n as u64);
         Ok(n)
     }
 
@@ -174,6 +217,7 @@ impl Transcoder<'_, '_> {
     }
 }
 
+#[inline]
 fn read_u64(input: &[u8], pos: &mut usize) -> Result<u64, Malformed> {
     let bytes: [u8; 8] = input
         .get(*pos..*pos + 8)
@@ -183,11 +227,13 @@ fn read_u64(input: &[u8], pos: &mut usize) -> Result<u64, Malformed> {
     Ok(u64::from_be_bytes(bytes))
 }
 
+#[inline]
 fn write_u64(out: &mut Vec<u8>, n: u64) {
     out.extend_from_slice(&n.to_be_bytes());
 }
 
 /// Unsigned LEB128, at most 10 bytes, no bits past 64.
+#[inline]
 pub(crate) fn read_varint(input: &[u8], pos: &mut usize) -> Result<u64, Malformed> {
     let mut n = 0u64;
     for i in 0..10 {
@@ -208,6 +254,7 @@ pub(crate) fn read_varint(input: &[u8], pos: &mut usize) -> Result<u64, Malforme
 }
 
 /// Unsigned LEB128.
+#[inline]
 pub(crate) fn write_varint(out: &mut Vec<u8>, mut n: u64) {
     while n >= 0x80 {
         out.push((n as u8) | 0x80);

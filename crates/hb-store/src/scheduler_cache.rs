@@ -445,9 +445,34 @@ fn parse_v1(
 
 /// The message packed in a version 2 record read at `key`.
 fn decode_packed(key: &[u8], packed: &[u8]) -> Result<Message, StoreError> {
-    let whole = compact::unpack(packed, RECORD_MAX_DEPTH)
+    thread_local! {
+        /// The canonical bytes being decoded: one buffer per thread,
+        /// reused from record to record.
+        static SCRATCH: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+    }
+    /// A scratch buffer larger than this is not kept after use.
+    const KEEP: usize = 1 << 20;
+    SCRATCH.with(|scratch| {
+        // Never borrowed twice: nothing below calls back into this function.
+        let Ok(mut whole) = scratch.try_borrow_mut() else {
+            return decode_packed_into(key, packed, &mut Vec::new());
+        };
+        let decoded = decode_packed_into(key, packed, &mut whole);
+        if whole.capacity() > KEEP {
+            *whole = Vec::new();
+        }
+        decoded
+    })
+}
+
+fn decode_packed_into(
+    key: &[u8],
+    packed: &[u8],
+    whole: &mut Vec<u8>,
+) -> Result<Message, StoreError> {
+    compact::unpack_into(packed, RECORD_MAX_DEPTH, whole)
         .map_err(|e| StoreError::corrupt(key, format!("assignment message: {e}")))?;
-    canonical::decode(&whole, RECORD_MAX_DEPTH)
+    canonical::decode(whole, RECORD_MAX_DEPTH)
         .map_err(|e| StoreError::corrupt(key, format!("assignment message: {e}")))
 }
 
