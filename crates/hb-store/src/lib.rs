@@ -17,7 +17,9 @@
 //!   (computed states by slot and by state ID), [`LocationCache`] and
 //!   [`PushCache`];
 //! - the physical key layout ([`keys`]) and the stored record form (the
-//!   `hb_message::codec` record plus a CRC-32), so that a corrupt record
+//!   `hb_message::codec` record plus a CRC-32; assignments in a packed
+//!   version 2 of their own, [`ASSIGNMENT_VERSION`], whose CRC also covers
+//!   the key, read lazily by [`SchedulerCache::range_stored`]), so that a corrupt record
 //!   read back is [`StoreError::Corrupt`] naming its key, never a panic
 //!   and never wrong data.
 //!
