@@ -175,12 +175,12 @@ pub(crate) fn range(
     from: u64,
     to: u64,
 ) -> Result<Vec<(u64, Message)>, SchedulerError> {
-    Ok(SchedulerCache::new(store)
-        .range(pid, from, to)
+    SchedulerCache::new(store)
+        .range_stored(pid, from, to)
         .map_err(|e| located(pid, e))?
         .into_iter()
-        .map(|r| (r.slot, r.assignment))
-        .collect())
+        .map(|r| Ok((r.slot, r.message().map_err(|e| located(pid, e))?)))
+        .collect()
 }
 
 /// Every process with a stored schedule.

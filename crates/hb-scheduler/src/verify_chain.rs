@@ -256,7 +256,8 @@ pub fn verify_stored(
     let mut v = ChainVerifier::new(pid, expected);
     while v.next_slot <= head.slot {
         let from = v.next_slot;
-        let page = cache.range(&pid, from, from.saturating_add(PAGE - 1).min(head.slot))?;
+        // Messages stay packed until checked: one decoded at a time.
+        let page = cache.range_stored(&pid, from, from.saturating_add(PAGE - 1).min(head.slot))?;
         if page.is_empty() {
             return Ok(Err(ChainFault {
                 slot: from,
@@ -266,7 +267,7 @@ pub fn verify_stored(
             }));
         }
         for record in &page {
-            if let Err(fault) = v.push(&record.assignment) {
+            if let Err(fault) = v.push(&record.message()?) {
                 return Ok(Err(fault));
             }
         }

@@ -11,6 +11,10 @@
 //! - `sched_latest_1m`: `SchedulerCache::latest` of a random process on a
 //!   store holding 1,000,000 assignments over 10,000 processes.
 //! - `sched_range_1000`: `SchedulerCache::range` of 1,000 assignments.
+//! - `sched_range_1000_stored`: `SchedulerCache::range_stored` of the
+//!   same (checksums, framing and keys checked, messages left packed).
+//! - `sched_range_1000_decode_each`: the same, then each message decoded
+//!   and dropped in turn, as `verify_stored` reads a schedule.
 //! - `proc_latest_10k/*`: `ProcessCache::latest` with a required path over
 //!   10,000 stored states (path in every state, every 100th, or none).
 //!
@@ -76,12 +80,20 @@ fn record(p: Id, slot: u64, message: &Message) -> AssignmentRecord {
     }
 }
 
+/// Whether the bench function `name` runs: all of them, unless
+/// `STOREBENCH_ONLY` names a part of the names to run (`paired_ratio`,
+/// `durable_writes`, `sched_reads`, `proc_latest`), since criterion's own
+/// filter cannot skip their setup.
+fn wanted(name: &str) -> bool {
+    std::env::var("STOREBENCH_ONLY").map_or(true, |only| name.contains(only.as_str()))
+}
+
 fn open(dir: &std::path::Path, options: &SledOptions) -> SledStore {
     SledStore::open_with(dir, options).expect("open bench store")
 }
 
 fn durable_writes(c: &mut Criterion) {
-    if paired_only() {
+    if paired_only() || !wanted("durable_writes") {
         return;
     }
     let mut group = c.benchmark_group("durable_writes");
@@ -343,6 +355,9 @@ fn best_of(v: &[f64], lowest: bool) -> f64 {
 /// with the CPU each side spends per write. Prints; registers no criterion
 /// benchmark.
 fn paired_ratio(_: &mut Criterion) {
+    if !wanted("paired_ratio") {
+        return;
+    }
     let tmp = tempfile::tempdir().unwrap();
     let db = sled::Config::new()
         .path(tmp.path().join("raw"))
@@ -500,7 +515,7 @@ fn paired_ratio(_: &mut Criterion) {
 }
 
 fn sched_reads(c: &mut Criterion) {
-    if paired_only() {
+    if paired_only() || !wanted("sched_reads") {
         return;
     }
     let tmp = tempfile::tempdir().unwrap();
@@ -562,11 +577,31 @@ fn sched_reads(c: &mut Criterion) {
             page
         })
     });
+    group.bench_function("range_1000_stored", |b| {
+        b.iter(|| {
+            let from = rng.gen_range(0..1_000);
+            let page = cache.range_stored(&long, from, from + 999).unwrap();
+            assert_eq!(page.len(), 1_000);
+            page
+        })
+    });
+    group.bench_function("range_1000_decode_each", |b| {
+        b.iter(|| {
+            let from = rng.gen_range(0..1_000);
+            let page = cache.range_stored(&long, from, from + 999).unwrap();
+            let mut keys = 0;
+            for stored in &page {
+                keys += stored.message().unwrap().len();
+            }
+            assert_eq!(page.len(), 1_000);
+            keys
+        })
+    });
     group.finish();
 }
 
 fn proc_latest(c: &mut Criterion) {
-    if paired_only() {
+    if paired_only() || !wanted("proc_latest") {
         return;
     }
     let tmp = tempfile::tempdir().unwrap();

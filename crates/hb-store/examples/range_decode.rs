@@ -2,23 +2,30 @@
 //! counts under callgrind (docs/PERFORMANCE.md, `## hb-store`):
 //!
 //! ```text
-//! valgrind --tool=callgrind --toggle-collect='*SchedulerCache*range*' \
-//!     target/release/examples/range_decode [sled|memory] [rounds]
+//! valgrind --tool=callgrind --toggle-collect='*read_page*' \
+//!     target/release/examples/range_decode [sled|memory] [rounds] [full|stored|each]
 //! ```
 //!
 //! Each record is a signed assignment whose body is a signed message with
-//! 1 KiB of data. Prints the median wall time of a range read (noisy on a
-//! shared machine; the instruction count is the repeatable figure).
+//! 1 KiB of data. `full` (the default) is `SchedulerCache::range`, every
+//! message decoded into the page; `stored` is `range_stored`, messages left
+//! packed; `each` is `range_stored`, then each message decoded and dropped
+//! in turn. Prints the median wall time of a page read (noisy on a shared
+//! machine; the instruction count is the repeatable figure).
 
 use std::sync::Arc;
 
 use hb_message::{msg, Id, Message, NodeKey};
-use hb_store::{AssignmentRecord, Batch, MemoryStore, SchedulerCache, SledStore, Store};
+use hb_store::{
+    AssignmentRecord, Batch, MemoryStore, SchedulerCache, SledStore, Store, StoreError,
+    StoredAssignment,
+};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().collect();
     let backend = args.get(1).map(String::as_str).unwrap_or("sled");
     let rounds: usize = args.get(2).map(|s| s.parse()).transpose()?.unwrap_or(1);
+    let mode = args.get(3).map(String::as_str).unwrap_or("full");
     let tmp = tempfile::tempdir()?;
     let store: Arc<dyn Store> = match backend {
         "memory" => Arc::new(MemoryStore::new()),
@@ -49,10 +56,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let (mut reads, mut drops) = (Vec::with_capacity(rounds), Vec::with_capacity(rounds));
     for _ in 0..rounds {
         let started = std::time::Instant::now();
-        let page = cache.range(&pid, 0, 999)?;
+        let page = read_page(&cache, &pid, mode)?;
         reads.push(started.elapsed());
         assert_eq!(page.len(), 1_000);
-        assert_eq!(page[999].assignment, assignment);
+        if let Page::Full(records) = &page {
+            assert_eq!(records[999].assignment, assignment);
+        }
         let started = std::time::Instant::now();
         drop(page);
         drops.push(started.elapsed());
@@ -61,8 +70,39 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     drops.sort();
     if let (Some(read), Some(dropped)) = (reads.get(rounds / 2), drops.get(rounds / 2)) {
         eprintln!(
-            "{backend}: median over {rounds} rounds: range of 1,000 {read:.2?}, drop {dropped:.2?}"
+            "{backend}, {mode}: median over {rounds} rounds: range of 1,000 {read:.2?}, drop {dropped:.2?}"
         );
     }
     Ok(())
+}
+
+/// A page as read by one mode.
+enum Page {
+    Full(Vec<AssignmentRecord>),
+    Stored(Vec<StoredAssignment>),
+}
+
+impl Page {
+    fn len(&self) -> usize {
+        match self {
+            Page::Full(v) => v.len(),
+            Page::Stored(v) => v.len(),
+        }
+    }
+}
+
+/// The counted part: one page of 1,000 read in `mode`.
+#[inline(never)]
+fn read_page(cache: &SchedulerCache, pid: &Id, mode: &str) -> Result<Page, StoreError> {
+    Ok(match mode {
+        "stored" => Page::Stored(cache.range_stored(pid, 0, 999)?),
+        "each" => {
+            let page = cache.range_stored(pid, 0, 999)?;
+            for stored in &page {
+                std::hint::black_box(stored.message()?);
+            }
+            Page::Stored(page)
+        }
+        _ => Page::Full(cache.range(pid, 0, 999)?),
+    })
 }

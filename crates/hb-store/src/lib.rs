@@ -18,7 +18,9 @@
 //!   (computed states by slot and by state ID), [`LocationCache`] and
 //!   [`PushCache`];
 //! - the physical key layout ([`keys`]) and the stored record form (the
-//!   `hb_message::codec` record plus a CRC-32), so that a corrupt record
+//!   `hb_message::codec` record plus a CRC-32; assignments in a packed
+//!   version 2 of their own, [`ASSIGNMENT_VERSION`], whose CRC also covers
+//!   the key, read lazily by [`SchedulerCache::range_stored`]), so that a corrupt record
 //!   read back is [`StoreError::Corrupt`] naming its key, never a panic
 //!   and never wrong data.
 //!
@@ -63,6 +65,7 @@
 #![deny(missing_docs)]
 
 mod batch;
+mod compact;
 mod error;
 mod group_commit;
 pub mod keys;
@@ -84,8 +87,11 @@ pub use memory::MemoryStore;
 pub use message_cache::{MessageCache, MessageIds};
 pub use process_cache::{parse_limit, state_id_of, ProcessCache, RequiredPath, StateRecord};
 pub use push_cache::PushCache;
-pub use scheduler_cache::{AssignmentRecord, DedupEntry, Head, SchedulerCache};
+pub use scheduler_cache::{
+    AssignmentRecord, DedupEntry, Head, SchedulerCache, StoredAssignment, ASSIGNMENT_VERSION,
+};
 pub use sled_store::{
     SledOptions, SledStore, CREATING_FILE, FORMAT, FORMAT_KEY, FORMAT_PREFIX, FORMAT_VERSION,
+    OLDEST_FORMAT,
 };
 pub use store::{BackupReport, Direction, Entry, Store};

@@ -100,7 +100,7 @@ pub(crate) mod byte_vec {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{AssignmentRecord, DedupEntry, LocationRecord, StateRecord};
+    use crate::{DedupEntry, LocationRecord, StateRecord};
     use proptest::prelude::*;
     use serde::{Deserialize, Serialize};
 
@@ -111,7 +111,10 @@ mod tests {
             let mut sealed = bytes.clone();
             sealed.extend_from_slice(&crc32fast::hash(&bytes).to_le_bytes());
             for input in [&bytes, &sealed] {
-                let _ = decode::<AssignmentRecord>(b"k", input);
+                let key = crate::keys::sched(&hb_message::Id([1; 32]), 0);
+                if let Ok(stored) = crate::scheduler_cache::parse(key, input.clone()) {
+                    let _ = stored.message();
+                }
                 let _ = decode::<StateRecord>(b"k", input);
                 let _ = decode::<DedupEntry>(b"k", input);
                 let _ = decode::<LocationRecord>(b"k", input);

@@ -12,13 +12,19 @@ use crate::store::{resolve_group, BackupReport, Direction, Entry, Store};
 
 /// The key of the format marker every sled store holds.
 pub const FORMAT_KEY: &[u8] = b"meta/format";
-/// The format this build writes and the newest it reads.
-pub const FORMAT: u32 = 1;
+/// The format this build writes and the newest it reads. Format 2 (this
+/// build) writes assignment records in version 2
+/// ([`crate::ASSIGNMENT_VERSION`]), which builds of format 1 cannot read;
+/// it reads stores of format 1 and marks them 2 when it opens them, before
+/// it writes anything else.
+pub const FORMAT: u32 = 2;
+/// The oldest format this build opens (and upgrades to [`FORMAT`]).
+pub const OLDEST_FORMAT: u32 = 1;
 /// What a format marker's value starts with; the format number follows.
 pub const FORMAT_PREFIX: &str = "hb-store/";
 /// The format marker's value for this layout: [`FORMAT_PREFIX`] then
 /// [`FORMAT`].
-pub const FORMAT_VERSION: &[u8] = b"hb-store/1";
+pub const FORMAT_VERSION: &[u8] = b"hb-store/2";
 
 /// The file announcing that the store in its directory is being created
 /// (see [`SledStore::open_with`]); it never exists in a finished store.
@@ -139,6 +145,14 @@ impl SledStore {
         };
         match self.get(FORMAT_KEY)? {
             Some(v) if v == FORMAT_VERSION => {}
+            Some(v) if format_of(&v).is_some_and(|n| (OLDEST_FORMAT..FORMAT).contains(&n)) => {
+                // Marked first, durably, so that an older build refuses the
+                // store once this one may have written records it cannot read.
+                let from = format_of(&v).unwrap_or(OLDEST_FORMAT);
+                self.put(FORMAT_KEY, FORMAT_VERSION)?;
+                self.flush()?;
+                tracing::info!(from, to = FORMAT, "store format upgraded");
+            }
             Some(v) if format_of(&v).is_some_and(|n| n > FORMAT) => {
                 // Refused before anything is written: the newer build's
                 // store stays as it was.
@@ -520,6 +534,7 @@ mod tests {
         );
         assert_eq!(format_of(FORMAT_VERSION), Some(FORMAT));
         assert_eq!(format_of(b"hb-store/7"), Some(7));
+        assert_eq!(format_of(b"hb-store/1"), Some(OLDEST_FORMAT));
         for bad in [&b"hb-store/"[..], b"hb-store/x", b"other/2", b"\xff"] {
             assert_eq!(format_of(bad), None);
         }
