@@ -55,8 +55,11 @@ struct Shared {
     nonce: String,
     /// Per worker, its first schedule messages, signed before the load
     /// (`--presign`), with their id(all).
-    presigned: Vec<Vec<(Message, Id)>>,
+    presigned: Vec<Vec<Presigned>>,
 }
+
+/// A message signed before the load, with its id(all).
+type Presigned = (Message, Id);
 
 /// A worker's connection.
 enum Conn {
@@ -122,13 +125,13 @@ fn presign(
     key: &NodeKey,
     pids: &[Id],
     nonce: &str,
-) -> Result<Vec<Vec<(Message, Id)>>, BenchError> {
+) -> Result<Vec<Vec<Presigned>>, BenchError> {
     let workers = settings.connections;
     if settings.presign == 0 || pids.is_empty() {
         return Ok(vec![Vec::new(); workers]);
     }
     let per_worker = settings.presign.div_ceil(workers) as u64;
-    let sign_worker = |w: usize| -> Result<Vec<(Message, Id)>, BenchError> {
+    let sign_worker = |w: usize| -> Result<Vec<Presigned>, BenchError> {
         (0..per_worker)
             .map(|k| {
                 let i = k * workers as u64 + w as u64;
@@ -140,7 +143,7 @@ fn presign(
             .collect()
     };
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let mut out: Vec<Option<Result<Vec<(Message, Id)>, BenchError>>> =
+    let mut out: Vec<Option<Result<Vec<Presigned>, BenchError>>> =
         (0..workers).map(|_| None).collect();
     std::thread::scope(|scope| {
         for (c, chunk) in out.chunks_mut(workers.div_ceil(cores)).enumerate() {
@@ -372,7 +375,7 @@ async fn perform(
             };
             let slot = match conn {
                 Conn::Http(c) => {
-                    let a = c.schedule(&m).await.map_err(|e| error_kind(&e))?;
+                    let a = c.schedule(m).await.map_err(|e| error_kind(&e))?;
                     a.get_int("slot")
                         .and_then(|s| u64::try_from(s).ok())
                         .ok_or_else(|| "unexpected".to_string())?
