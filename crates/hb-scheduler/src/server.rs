@@ -65,7 +65,7 @@ impl Drop for Permit {
     }
 }
 
-/// Schedule one message on this server's process. Sent with `try_send`:
+/// Schedule one message on this server's process. Sent with `do_send`:
 /// the answer comes back through `answer`, from the server itself (errors,
 /// repeats, aggressive mode) or straight from the group-commit writer once
 /// the write is durable, so the caller is woken once and no task sits
