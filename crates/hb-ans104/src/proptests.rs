@@ -1,0 +1,73 @@
+//! Property tests: total parsing, round trip, flipped bytes.
+
+use proptest::prelude::*;
+
+use crate::sign::{sign_ed25519, Unsigned};
+use crate::{bundle, DataItem, Tag};
+
+fn tag() -> impl Strategy<Value = Tag> {
+    (
+        proptest::collection::vec(any::<u8>(), 1..20),
+        proptest::collection::vec(any::<u8>(), 0..20),
+    )
+        .prop_map(|(n, v)| Tag::new(n, v))
+}
+
+fn unsigned() -> impl Strategy<Value = Unsigned> {
+    (
+        proptest::option::of(any::<[u8; 32]>()),
+        proptest::option::of(any::<[u8; 32]>()),
+        proptest::collection::vec(tag(), 0..6),
+        proptest::collection::vec(any::<u8>(), 0..64),
+    )
+        .prop_map(|(target, anchor, tags, data)| Unsigned {
+            target,
+            anchor,
+            tags,
+            data,
+        })
+}
+
+proptest! {
+    #[test]
+    fn parsing_arbitrary_bytes_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..400)) {
+        let _ = DataItem::parse(&bytes);
+        let _ = bundle::decode_bundle(&bytes);
+    }
+
+    #[test]
+    fn parsing_prefixed_bytes_never_panics(t in 1u16..4, bytes in proptest::collection::vec(any::<u8>(), 0..800)) {
+        let mut b = t.to_le_bytes().to_vec();
+        b.extend_from_slice(&bytes);
+        if let Ok(item) = DataItem::parse(&b) {
+            prop_assert_eq!(item.serialize(), b);
+            let _ = item.verify();
+        }
+    }
+
+    #[test]
+    fn generated_items_round_trip_and_verify(secret in any::<[u8; 32]>(), u in unsigned()) {
+        let item = sign_ed25519(secret, u).unwrap();
+        let bytes = item.serialize();
+        let parsed = DataItem::parse(&bytes).unwrap();
+        prop_assert_eq!(&parsed, &item);
+        prop_assert_eq!(parsed.serialize(), bytes);
+        prop_assert!(parsed.verify().is_ok());
+    }
+
+    #[test]
+    fn flipping_any_byte_breaks_parsing_or_verification(
+        secret in any::<[u8; 32]>(),
+        u in unsigned(),
+        at in any::<proptest::sample::Index>(),
+        bit in 0u8..8,
+    ) {
+        let item = sign_ed25519(secret, u).unwrap();
+        let mut bytes = item.serialize();
+        let i = at.index(bytes.len());
+        bytes[i] ^= 1 << bit;
+        if let Ok(p) = DataItem::parse(&bytes) {
+            prop_assert!(p.verify().is_err(), "flipped byte {} still verifies", i);
+        }
+    }
+}

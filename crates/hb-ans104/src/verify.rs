@@ -1,0 +1,299 @@
+//! Signature verification of the three supported types (SPEC §10.1).
+
+use curve25519_dalek::edwards::CompressedEdwardsY;
+use ed25519_zebra::{Signature as EdSignature, VerificationKey};
+use k256::ecdsa::{RecoveryId, Signature as EcSignature, VerifyingKey as EcKey};
+use rsa::traits::PublicKeyParts;
+use rsa::{BigUint, Pss, RsaPublicKey};
+use sha2::{Digest, Sha256};
+use sha3::Keccak256;
+
+use crate::error::{Ans104Error, Result};
+use crate::item::{DataItem, SignatureType};
+
+const SHA256_LEN: usize = 32;
+
+impl DataItem {
+    /// Verifies the signature over [`DataItem::signing_message`] under the
+    /// owner: `Ok(())` or `InvalidSignature` with the reason.
+    pub fn verify(&self) -> Result<()> {
+        let m = self.signing_message();
+        match self.signature_type() {
+            SignatureType::Arweave => verify_rsa_pss(self.owner(), &m, self.signature()),
+            SignatureType::Ed25519 => verify_ed25519(self.owner(), &m, self.signature()),
+            SignatureType::Ethereum => verify_ethereum(self.owner(), &m, self.signature()),
+        }
+    }
+}
+
+/// The EIP-191 personal-message hash of a 48-byte signing message.
+pub(crate) fn eip191_hash(m: &[u8; 48]) -> [u8; 32] {
+    Keccak256::new()
+        .chain_update(b"\x19Ethereum Signed Message:\n48")
+        .chain_update(m)
+        .finalize()
+        .into()
+}
+
+/// MGF1 with SHA-256, XORed into `out`.
+fn mgf1_xor(out: &mut [u8], seed: &[u8]) {
+    for (counter, chunk) in out.chunks_mut(SHA256_LEN).enumerate() {
+        let h = Sha256::new()
+            .chain_update(seed)
+            .chain_update((counter as u32).to_be_bytes())
+            .finalize();
+        for (o, k) in chunk.iter_mut().zip(h.iter()) {
+            *o ^= k;
+        }
+    }
+}
+
+/// The salt length of an EMSA-PSS encoding (RFC 8017 §9.1.2 steps 4–10,
+/// the "auto" salt length): `None` if it is not a well-formed encoding.
+/// The caller then verifies with that salt length, which repeats every
+/// check, the final hash comparison included.
+fn pss_salt_len(em: &[u8], em_bits: usize) -> Option<usize> {
+    let em_len = em.len();
+    if em_len < SHA256_LEN + 2 || *em.last()? != 0xbc {
+        return None;
+    }
+    let db_len = em_len - SHA256_LEN - 1;
+    let (masked, rest) = em.split_at(db_len);
+    let h = &rest[..SHA256_LEN];
+    let mut db = masked.to_vec();
+    mgf1_xor(&mut db, h);
+    let unused = 8 * em_len - em_bits;
+    db[0] &= 0xff >> unused;
+    let one = db.iter().position(|&b| b != 0)?;
+    (db[one] == 0x01).then_some(db_len - one - 1)
+}
+
+fn verify_rsa_pss(owner: &[u8], m: &[u8; 48], signature: &[u8]) -> Result<()> {
+    let n = BigUint::from_bytes_be(owner);
+    let key = RsaPublicKey::new(n, BigUint::from(65_537u32))
+        .map_err(|_| Ans104Error::InvalidSignature("owner is not a usable RSA modulus"))?;
+    let s = BigUint::from_bytes_be(signature);
+    if &s >= key.n() {
+        return Err(Ans104Error::InvalidSignature(
+            "signature is not below the modulus",
+        ));
+    }
+    let size = key.size();
+    let sig = s.to_bytes_be();
+    let mut padded = vec![0u8; size];
+    // s < n, so s has at most `size` bytes.
+    padded[size - sig.len()..].copy_from_slice(&sig);
+    let em_int = s.modpow(key.e(), key.n());
+    let em_bits = key.n().bits() - 1;
+    let em_len = em_bits.div_ceil(8);
+    let em_bytes = em_int.to_bytes_be();
+    if em_bytes.len() > em_len {
+        return Err(Ans104Error::InvalidSignature("not a PSS encoding"));
+    }
+    let mut em = vec![0u8; em_len];
+    em[em_len - em_bytes.len()..].copy_from_slice(&em_bytes);
+    let salt_len =
+        pss_salt_len(&em, em_bits).ok_or(Ans104Error::InvalidSignature("not a PSS encoding"))?;
+    let hashed = Sha256::digest(m);
+    key.verify(Pss::new_with_salt::<Sha256>(salt_len), &hashed, &padded)
+        .map_err(|_| Ans104Error::InvalidSignature("RSA-PSS signature does not verify"))
+}
+
+fn verify_ed25519(owner: &[u8], m: &[u8; 48], signature: &[u8]) -> Result<()> {
+    let bytes: [u8; 32] = owner
+        .try_into()
+        .map_err(|_| Ans104Error::InvalidSignature("owner is not 32 bytes"))?;
+    // SPEC §2.6 rule 5: the key is a canonical encoding and not of small
+    // order; the signature itself is checked under ZIP-215.
+    let point = CompressedEdwardsY(bytes)
+        .decompress()
+        .ok_or(Ans104Error::InvalidSignature(
+            "owner is not an ed25519 point",
+        ))?;
+    if point.compress().as_bytes() != &bytes {
+        return Err(Ans104Error::InvalidSignature(
+            "owner is not the canonical encoding of its point",
+        ));
+    }
+    if point.is_small_order() {
+        return Err(Ans104Error::InvalidSignature(
+            "owner is a point of small order",
+        ));
+    }
+    let key = VerificationKey::try_from(bytes)
+        .map_err(|_| Ans104Error::InvalidSignature("owner is not an ed25519 point"))?;
+    let sig: [u8; 64] = signature
+        .try_into()
+        .map_err(|_| Ans104Error::InvalidSignature("signature is not 64 bytes"))?;
+    key.verify(&EdSignature::from(sig), m)
+        .map_err(|_| Ans104Error::InvalidSignature("ed25519 signature does not verify"))
+}
+
+fn verify_ethereum(owner: &[u8], m: &[u8; 48], signature: &[u8]) -> Result<()> {
+    if signature.len() != 65 {
+        return Err(Ans104Error::InvalidSignature("signature is not 65 bytes"));
+    }
+    let v = signature[64];
+    let recid = match v {
+        27 | 28 => RecoveryId::from_byte(v - 27),
+        _ => None,
+    }
+    .ok_or(Ans104Error::InvalidSignature("v is neither 27 nor 28"))?;
+    let sig = EcSignature::from_slice(&signature[..64])
+        .map_err(|_| Ans104Error::InvalidSignature("r or s out of range"))?;
+    let key = EcKey::recover_from_prehash(&eip191_hash(m), &sig, recid)
+        .map_err(|_| Ans104Error::InvalidSignature("no key recovers from the signature"))?;
+    if key.to_encoded_point(false).as_bytes() == owner {
+        Ok(())
+    } else {
+        Err(Ans104Error::InvalidSignature(
+            "recovered key differs from the owner",
+        ))
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use crate::sign::{sign_ed25519, sign_ethereum, sign_rsa, Unsigned};
+    use crate::tags::Tag;
+    use rsa::pkcs1::DecodeRsaPrivateKey;
+    use rsa::RsaPrivateKey;
+    use std::sync::OnceLock;
+
+    /// The committed throwaway test key (see tests/data/README.md).
+    pub(crate) fn rsa_key() -> &'static RsaPrivateKey {
+        static KEY: OnceLock<RsaPrivateKey> = OnceLock::new();
+        KEY.get_or_init(|| {
+            // A fixed, valid file committed with the crate.
+            RsaPrivateKey::from_pkcs1_der(include_bytes!("../tests/data/rsa4096-test-key.der"))
+                .expect("the committed test key parses")
+        })
+    }
+
+    fn fields() -> Unsigned {
+        Unsigned {
+            target: Some([3; 32]),
+            anchor: Some([4; 32]),
+            tags: vec![Tag::new("Action", "Eval"), Tag::new("Action", "Again")],
+            data: b"1 + 1".to_vec(),
+        }
+    }
+
+    fn check_signed(item: &DataItem) {
+        item.verify().unwrap();
+        let bytes = item.serialize();
+        let parsed = DataItem::parse(&bytes).unwrap();
+        parsed.verify().unwrap();
+        assert_eq!(parsed.serialize(), bytes);
+        // Any change to signed content or signature fails.
+        for at in [
+            3,
+            2 + item.signature_type().signature_len(),
+            bytes.len() - 1,
+        ] {
+            let mut b = bytes.clone();
+            b[at] ^= 1;
+            let p = DataItem::parse(&b).unwrap();
+            assert!(
+                matches!(p.verify(), Err(Ans104Error::InvalidSignature(_))),
+                "byte {at}"
+            );
+        }
+    }
+
+    #[test]
+    fn rsa_pss_any_salt_length() {
+        let mut rng = rand_core::OsRng;
+        for salt in [32, 478, 0, 1] {
+            let item = sign_rsa(rsa_key(), salt, &mut rng, fields()).unwrap();
+            check_signed(&item);
+        }
+    }
+
+    #[test]
+    fn rsa_rejects_signature_at_or_above_modulus() {
+        let mut rng = rand_core::OsRng;
+        let mut item = sign_rsa(rsa_key(), 32, &mut rng, fields()).unwrap();
+        let n = item.owner().to_vec();
+        item.set_signature(n).unwrap();
+        assert!(item.verify().is_err());
+    }
+
+    #[test]
+    fn ed25519_signs_and_verifies() {
+        check_signed(&sign_ed25519([9; 32], fields()).unwrap());
+    }
+
+    #[test]
+    fn ed25519_per_key_checks() {
+        let item = sign_ed25519([9; 32], fields()).unwrap();
+        // identity point: small order.
+        let mut id = [0u8; 32];
+        id[0] = 1;
+        let mut bad = DataItem::new_unsigned(
+            SignatureType::Ed25519,
+            id.to_vec(),
+            None,
+            None,
+            vec![],
+            vec![],
+        )
+        .unwrap();
+        bad.set_signature(item.signature().to_vec()).unwrap();
+        assert_eq!(
+            bad.verify(),
+            Err(Ans104Error::InvalidSignature(
+                "owner is a point of small order"
+            ))
+        );
+        // y = p (≡ 0): a non-canonical encoding of a valid point, which
+        // ZIP-215 would decode; SPEC §2.6 rule 5 refuses it.
+        let mut y_p = [0xffu8; 32];
+        y_p[0] = 0xed;
+        y_p[31] = 0x7f;
+        let mut nc = DataItem::new_unsigned(
+            SignatureType::Ed25519,
+            y_p.to_vec(),
+            None,
+            None,
+            vec![],
+            vec![],
+        )
+        .unwrap();
+        nc.set_signature(item.signature().to_vec()).unwrap();
+        assert_eq!(
+            nc.verify(),
+            Err(Ans104Error::InvalidSignature(
+                "owner is not the canonical encoding of its point"
+            ))
+        );
+    }
+
+    #[test]
+    fn ethereum_recovers_the_owner() {
+        let item = sign_ethereum([5; 32], fields()).unwrap();
+        check_signed(&item);
+        assert!(item.owner_address().starts_with("0x"));
+        assert_eq!(item.owner_address().len(), 42);
+        let mut bad_v = item.serialize();
+        bad_v[2 + 64] = 29;
+        assert_eq!(
+            DataItem::parse(&bad_v).unwrap().verify(),
+            Err(Ans104Error::InvalidSignature("v is neither 27 nor 28"))
+        );
+        // Another key's owner does not match the recovered one.
+        let other = sign_ethereum([6; 32], fields()).unwrap();
+        let mut swapped = DataItem::new_unsigned(
+            SignatureType::Ethereum,
+            other.owner().to_vec(),
+            Some([3; 32]),
+            Some([4; 32]),
+            fields().tags,
+            fields().data,
+        )
+        .unwrap();
+        swapped.set_signature(item.signature().to_vec()).unwrap();
+        assert!(swapped.verify().is_err());
+    }
+}
