@@ -67,3 +67,32 @@ fn arbundles_items_fail_when_any_signed_field_changes() {
         }
     }
 }
+
+/// The two type-1 fixtures really use salt lengths 478 and 32 (checked
+/// with the `rsa` crate at a fixed salt length, independent of the crate's
+/// salt-length detection).
+#[test]
+fn type1_fixtures_use_salt_lengths_478_and_32() {
+    use rsa::{BigUint, Pss, RsaPublicKey};
+    use sha2::{Digest, Sha256};
+    for (name, _, _, bytes) in fixtures() {
+        let salt = match name.as_str() {
+            "type1-salt-default" => 478,
+            "type1-salt-32" => 32,
+            _ => continue,
+        };
+        let item = DataItem::parse(&bytes).unwrap();
+        let key = RsaPublicKey::new(
+            BigUint::from_bytes_be(item.owner()),
+            BigUint::from(65_537u32),
+        )
+        .unwrap();
+        let hashed = Sha256::digest(item.signing_message());
+        let verify = |s: usize| {
+            key.verify(Pss::new_with_salt::<Sha256>(s), &hashed, item.signature())
+                .is_ok()
+        };
+        assert!(verify(salt), "{name}");
+        assert!(!verify(if salt == 32 { 478 } else { 32 }), "{name}");
+    }
+}
