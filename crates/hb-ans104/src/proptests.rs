@@ -71,3 +71,28 @@ proptest! {
         }
     }
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    /// Random keys and signatures of every type give errors, not panics.
+    #[test]
+    fn verifying_random_keys_and_signatures_never_panics(
+        t in 1u16..4,
+        owner in proptest::collection::vec(any::<u8>(), 512),
+        sig in proptest::collection::vec(any::<u8>(), 512),
+    ) {
+        let st = crate::SignatureType::from_code(t).unwrap();
+        let mut item = DataItem::new_unsigned(
+            st,
+            owner[..st.owner_len()].to_vec(),
+            None,
+            None,
+            vec![],
+            b"x".to_vec(),
+        )
+        .unwrap();
+        item.set_signature(sig[..st.signature_len()].to_vec()).unwrap();
+        prop_assert!(item.verify().is_err());
+    }
+}

@@ -221,6 +221,34 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn rsa_garbage_owners_are_errors_not_panics() {
+        let mut rng = rand_core::OsRng;
+        let good = sign_rsa(rsa_key(), 32, &mut rng, fields()).unwrap();
+        let mut one = vec![0u8; 512];
+        one[511] = 1;
+        let mut small = vec![0u8; 512];
+        small[480..].copy_from_slice(&good.owner()[480..]);
+        for owner in [vec![0u8; 512], one, vec![0xff; 512], small] {
+            for sig in [vec![0u8; 512], vec![0xff; 512], good.signature().to_vec()] {
+                let mut item = DataItem::new_unsigned(
+                    SignatureType::Arweave,
+                    owner.clone(),
+                    None,
+                    None,
+                    vec![],
+                    vec![],
+                )
+                .unwrap();
+                item.set_signature(sig).unwrap();
+                assert!(matches!(
+                    item.verify(),
+                    Err(Ans104Error::InvalidSignature(_))
+                ));
+            }
+        }
+    }
+
+    #[test]
     fn ed25519_signs_and_verifies() {
         check_signed(&sign_ed25519([9; 32], fields()).unwrap());
     }
