@@ -4,7 +4,7 @@ use curve25519_dalek::edwards::CompressedEdwardsY;
 use ed25519_zebra::{Signature as EdSignature, VerificationKey};
 use k256::ecdsa::{RecoveryId, Signature as EcSignature, VerifyingKey as EcKey};
 use rsa::traits::PublicKeyParts;
-use rsa::{BigUint, Pss, RsaPublicKey};
+use rsa::{BigUint, RsaPublicKey};
 use sha2::{Digest, Sha256};
 use sha3::Keccak256;
 
@@ -48,28 +48,49 @@ fn mgf1_xor(out: &mut [u8], seed: &[u8]) {
     }
 }
 
-/// The salt length of an EMSA-PSS encoding (RFC 8017 §9.1.2 steps 4–10,
-/// the "auto" salt length): `None` if it is not a well-formed encoding.
-/// The caller then verifies with that salt length, which repeats every
-/// check, the final hash comparison included.
-fn pss_salt_len(em: &[u8], em_bits: usize) -> Option<usize> {
+/// EMSA-PSS-VERIFY (RFC 8017 §9.1.2) with SHA-256 and MGF1-SHA-256, the
+/// salt length read from the encoding ("auto"): real items use 32 and 478.
+/// `em` is the encoded message, `em_bits` = modulus bits − 1.
+fn emsa_pss_verify_any_salt(m_hash: &[u8], em: &[u8], em_bits: usize) -> bool {
     let em_len = em.len();
-    if em_len < SHA256_LEN + 2 || *em.last()? != 0xbc {
-        return None;
+    // Step 3 for the shortest salt (0); longer salts are bounded by the
+    // position of the 0x01 separator below.
+    if em_len < SHA256_LEN + 2 || em[em_len - 1] != 0xbc {
+        return false;
     }
     let db_len = em_len - SHA256_LEN - 1;
     let (masked, rest) = em.split_at(db_len);
     let h = &rest[..SHA256_LEN];
+    // Step 6: the unused leftmost bits of maskedDB are zero.
+    let unused = 8 * em_len - em_bits;
+    if unused > 8 || (unused > 0 && masked[0] >> (8 - unused) != 0) {
+        return false;
+    }
     let mut db = masked.to_vec();
     mgf1_xor(&mut db, h);
-    let unused = 8 * em_len - em_bits;
-    db[0] &= 0xff >> unused;
-    let one = db.iter().position(|&b| b != 0)?;
-    (db[one] == 0x01).then_some(db_len - one - 1)
+    if unused > 0 {
+        db[0] &= 0xff >> unused;
+    }
+    // Step 10: DB = zeros ‖ 0x01 ‖ salt.
+    let Some(one) = db.iter().position(|&b| b != 0) else {
+        return false;
+    };
+    if db[one] != 0x01 {
+        return false;
+    }
+    let salt = &db[one + 1..];
+    // Steps 12–14.
+    let h2 = Sha256::new()
+        .chain_update([0u8; 8])
+        .chain_update(m_hash)
+        .chain_update(salt)
+        .finalize();
+    h2.as_slice() == h
 }
 
 fn verify_rsa_pss(owner: &[u8], m: &[u8; 48], signature: &[u8]) -> Result<()> {
     let n = BigUint::from_bytes_be(owner);
+    // Checks the modulus' size limits; the exponent is fixed.
     let key = RsaPublicKey::new(n, BigUint::from(65_537u32))
         .map_err(|_| Ans104Error::InvalidSignature("owner is not a usable RSA modulus"))?;
     let s = BigUint::from_bytes_be(signature);
@@ -78,11 +99,7 @@ fn verify_rsa_pss(owner: &[u8], m: &[u8; 48], signature: &[u8]) -> Result<()> {
             "signature is not below the modulus",
         ));
     }
-    let size = key.size();
-    let sig = s.to_bytes_be();
-    let mut padded = vec![0u8; size];
-    // s < n, so s has at most `size` bytes.
-    padded[size - sig.len()..].copy_from_slice(&sig);
+    // RSAVP1, then I2OSP to emLen = ceil((modBits − 1) / 8) bytes.
     let em_int = s.modpow(key.e(), key.n());
     let em_bits = key.n().bits() - 1;
     let em_len = em_bits.div_ceil(8);
@@ -92,11 +109,14 @@ fn verify_rsa_pss(owner: &[u8], m: &[u8; 48], signature: &[u8]) -> Result<()> {
     }
     let mut em = vec![0u8; em_len];
     em[em_len - em_bytes.len()..].copy_from_slice(&em_bytes);
-    let salt_len =
-        pss_salt_len(&em, em_bits).ok_or(Ans104Error::InvalidSignature("not a PSS encoding"))?;
-    let hashed = Sha256::digest(m);
-    key.verify(Pss::new_with_salt::<Sha256>(salt_len), &hashed, &padded)
-        .map_err(|_| Ans104Error::InvalidSignature("RSA-PSS signature does not verify"))
+    let m_hash = Sha256::digest(m);
+    if emsa_pss_verify_any_salt(&m_hash, &em, em_bits) {
+        Ok(())
+    } else {
+        Err(Ans104Error::InvalidSignature(
+            "RSA-PSS signature does not verify",
+        ))
+    }
 }
 
 fn verify_ed25519(owner: &[u8], m: &[u8; 48], signature: &[u8]) -> Result<()> {
@@ -218,6 +238,23 @@ pub(crate) mod tests {
         let n = item.owner().to_vec();
         item.set_signature(n).unwrap();
         assert!(item.verify().is_err());
+    }
+
+    #[test]
+    fn rsa_refuses_pkcs1_v15_and_other_messages() {
+        let mut rng = rand_core::OsRng;
+        let mut item = sign_rsa(rsa_key(), 32, &mut rng, fields()).unwrap();
+        let hashed = Sha256::digest(item.signing_message());
+        let v15 = rsa_key()
+            .sign(rsa::Pkcs1v15Sign::new_unprefixed(), &hashed)
+            .unwrap();
+        item.set_signature(v15).unwrap();
+        assert!(item.verify().is_err());
+        // A valid PSS signature of another message.
+        let other = sign_rsa(rsa_key(), 32, &mut rng, Unsigned::default()).unwrap();
+        item.set_signature(other.signature().to_vec()).unwrap();
+        assert!(item.verify().is_err());
+        other.verify().unwrap();
     }
 
     #[test]
