@@ -265,7 +265,7 @@ pub(crate) mod tests {
         one[511] = 1;
         let mut small = vec![0u8; 512];
         small[480..].copy_from_slice(&good.owner()[480..]);
-        for owner in [vec![0u8; 512], one, vec![0xff; 512], small] {
+        for owner in [vec![0u8; 512], one, vec![0xff; 512], vec![0xfe; 512], small] {
             for sig in [vec![0u8; 512], vec![0xff; 512], good.signature().to_vec()] {
                 let mut item = DataItem::new_unsigned(
                     SignatureType::Arweave,
