@@ -96,3 +96,68 @@ proptest! {
         prop_assert!(item.verify().is_err());
     }
 }
+
+/// Avro zigzag varint, written independently of the codec under test.
+fn zigzag(out: &mut Vec<u8>, v: i64) {
+    let mut n = ((v << 1) ^ (v >> 63)) as u64;
+    loop {
+        let b = (n & 0x7f) as u8;
+        n >>= 7;
+        if n == 0 {
+            out.push(b);
+            return;
+        }
+        out.push(b | 0x80);
+    }
+}
+
+proptest! {
+    /// Tags split into blocks of any sizes, each written with a positive or
+    /// a negative count (then its byte size), decode to the same tags.
+    #[test]
+    fn tags_in_any_blocks_decode_the_same(
+        tags in proptest::collection::vec(tag(), 1..12),
+        cuts in proptest::collection::vec((1usize..5, any::<bool>()), 1..12),
+    ) {
+        let mut raw = Vec::new();
+        let mut rest = &tags[..];
+        let mut i = 0;
+        while !rest.is_empty() {
+            let (size, negative) = cuts[i % cuts.len()];
+            i += 1;
+            let (block, tail) = rest.split_at(size.min(rest.len()));
+            rest = tail;
+            let mut body = Vec::new();
+            for t in block {
+                zigzag(&mut body, t.name.len() as i64);
+                body.extend_from_slice(&t.name);
+                zigzag(&mut body, t.value.len() as i64);
+                body.extend_from_slice(&t.value);
+            }
+            if negative {
+                zigzag(&mut raw, -(block.len() as i64));
+                zigzag(&mut raw, body.len() as i64);
+            } else {
+                zigzag(&mut raw, block.len() as i64);
+            }
+            raw.extend_from_slice(&body);
+        }
+        raw.push(0);
+        prop_assert_eq!(
+            crate::tags::decode_tags(&raw, tags.len() as u64, 0).unwrap(),
+            tags.clone()
+        );
+        // hb's encoder agrees with the one-block form.
+        let one = crate::tags::encode_tags(&tags).unwrap();
+        prop_assert_eq!(crate::tags::decode_tags(&one, tags.len() as u64, 0).unwrap(), tags);
+    }
+
+    /// Decoding arbitrary tag bytes never panics.
+    #[test]
+    fn decoding_arbitrary_tag_bytes_never_panics(
+        bytes in proptest::collection::vec(any::<u8>(), 0..200),
+        count in 0u64..200,
+    ) {
+        let _ = crate::tags::decode_tags(&bytes, count, 0);
+    }
+}
