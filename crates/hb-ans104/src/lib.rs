@@ -19,7 +19,10 @@
 //!   type 2 ed25519 under ZIP-215 with SPEC §2.6's per-key checks (keyid
 //!   canonical, not of small order); type 3 secp256k1 recovery from
 //!   `keccak256("\x19Ethereum Signed Message:\n48" ‖ m)`, v = 27/28,
-//!   compared with the 65-byte uncompressed owner;
+//!   compared with the 65-byte uncompressed owner; high-s signatures are
+//!   refused (k256 recovers only low-s ones), which ethers' `verifyMessage`
+//!   would accept: standard signers write low s, and it keeps type-3 item
+//!   IDs from being malleable;
 //! - [`bundle`]: ANS-104 bundles both ways (IDs checked, items fill the
 //!   bundle exactly; nested bundles are data);
 //! - `sign` (feature `test-support`): signing helpers for all three types.

@@ -161,6 +161,7 @@ fn verify_ethereum(owner: &[u8], m: &[u8; 48], signature: &[u8]) -> Result<()> {
     .ok_or(Ans104Error::InvalidSignature("v is neither 27 nor 28"))?;
     let sig = EcSignature::from_slice(&signature[..64])
         .map_err(|_| Ans104Error::InvalidSignature("r or s out of range"))?;
+    // k256 refuses a high s here: see the crate docs.
     let key = EcKey::recover_from_prehash(&eip191_hash(m), &sig, recid)
         .map_err(|_| Ans104Error::InvalidSignature("no key recovers from the signature"))?;
     if key.to_encoded_point(false).as_bytes() == owner {
@@ -333,6 +334,29 @@ pub(crate) mod tests {
                 "owner is not the canonical encoding of its point"
             ))
         );
+    }
+
+    /// The high-s twin of a valid signature (s' = n − s, v flipped) is the
+    /// same signature to ethers, but another item ID (sha256 of the
+    /// signature bytes): refused, so type-3 IDs are not malleable.
+    #[test]
+    fn ethereum_high_s_twin_is_refused() {
+        let item = sign_ethereum([5; 32], fields()).unwrap();
+        let sig = EcSignature::from_slice(&item.signature()[..64]).unwrap();
+        let (r, s) = sig.split_scalars();
+        let twin = EcSignature::from_scalars(r, -*s).unwrap();
+        assert!(twin.normalize_s().is_some(), "the twin has a high s");
+        let mut bytes = twin.to_bytes().to_vec();
+        bytes.push(if item.signature()[64] == 27 { 28 } else { 27 });
+        let mut t = item.clone();
+        t.set_signature(bytes).unwrap();
+        assert_eq!(
+            t.verify(),
+            Err(Ans104Error::InvalidSignature(
+                "no key recovers from the signature"
+            ))
+        );
+        item.verify().unwrap();
     }
 
     #[test]
