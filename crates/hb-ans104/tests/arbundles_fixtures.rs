@@ -96,3 +96,22 @@ fn type1_fixtures_use_salt_lengths_478_and_32() {
         assert!(!verify(if salt == 32 { 478 } else { 32 }), "{name}");
     }
 }
+
+/// A bundle made by arbundles decodes to items with its IDs, each
+/// verifying, and hb encodes those items back to the same bytes.
+#[test]
+fn arbundles_bundle_decodes_and_re_encodes() {
+    let line = include_str!("data/arbundles-bundle.txt").trim();
+    let f: Vec<&str> = line.split(' ').collect();
+    assert_eq!(f.len(), 3, "bundle line has 3 fields");
+    let ids: Vec<&str> = f[1].split(',').collect();
+    let bytes = hex(f[2]);
+    let items = hb_ans104::bundle::decode_bundle(&bytes).unwrap();
+    assert_eq!(items.len(), 3);
+    for (item, id) in items.iter().zip(&ids) {
+        assert_eq!(&item.id(), id);
+        item.verify().unwrap();
+    }
+    assert_eq!(items[0].data(), b"first");
+    assert_eq!(hb_ans104::bundle::encode_bundle(&items), bytes);
+}

@@ -1,15 +1,16 @@
 // Generates ANS-104 fixtures with arbundles (npm @dha-team/arbundles 1.0.4),
 // for hb-ans104's tests. Run from a directory where that package is
 // installed, with rsa4096-test-key.der next to this script:
-//   npm install @dha-team/arbundles@1.0.4 axios && node gen-arbundles-fixtures.cjs > arbundles-fixtures.txt
-// Output: one line per item, "<name> <item ID> <owner address> <hex bytes>".
+//   npm install @dha-team/arbundles@1.0.4 axios && node gen-arbundles-fixtures.cjs > arbundles-fixtures.txt 2> arbundles-bundle.txt
+// Output: one line per item, "<name> <item ID> <owner address> <hex bytes>";
+// on stderr, a bundle: run with 2> arbundles-bundle.txt.
 const crypto = require("crypto");
 const fs = require("fs");
 const path = require("path");
 const bs58 = require("bs58");
 const { Wallet } = require("@ethersproject/wallet");
 const {
-  createData, ArweaveSigner, EthereumSigner,
+  createData, ArweaveSigner, EthereumSigner, bundleAndSignData,
 } = require("@dha-team/arbundles");
 
 const tags = [
@@ -69,5 +70,14 @@ async function main() {
       : crypto.createHash("sha256").update(item.rawOwner).digest("base64url");
     console.log(name, item.id, addr, Buffer.from(item.getRaw()).toString("hex"));
   }
+  // A bundle of three type-2 items, written to stderr:
+  // "bundle <item IDs joined by ','> <hex bytes>".
+  const items = [
+    createData("first", sol, { tags }),
+    createData("", sol, {}),
+    createData("third", sol, { anchor }),
+  ];
+  const bundle = await bundleAndSignData(items, sol);
+  console.error("bundle", bundle.getIds().join(","), Buffer.from(bundle.getRaw()).toString("hex"));
 }
 main().catch((e) => { console.error(e); process.exit(1); });
