@@ -185,7 +185,19 @@ mod tests {
         assert_ne!(first.path, second.path);
         assert!(second.path.to_string_lossy().ends_with("-2"));
         drop(store);
-        let copy = hb_store::SledStore::open(&second.path).unwrap();
+        // The backup opened and closed the copy; sled's flusher thread lets
+        // go of its lock shortly after, not at the drop: wait that out.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        let copy = loop {
+            match hb_store::SledStore::open(&second.path) {
+                Err(hb_store::StoreError::Locked { .. })
+                    if std::time::Instant::now() < deadline =>
+                {
+                    std::thread::sleep(std::time::Duration::from_millis(10));
+                }
+                opened => break opened.unwrap(),
+            }
+        };
         assert_eq!(copy.get(b"k").unwrap(), Some(b"v".to_vec()));
     }
 }
