@@ -37,6 +37,9 @@
 //! Every measured scenario is repeated `SCHEDBENCH_REPEAT` (3) times; the
 //! tables give the best and the median, and the load average at the time.
 
+#[path = "support/page_cache.rs"]
+mod page_cache;
+use page_cache::evict_page_cache;
 use std::alloc::{GlobalAlloc, Layout};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
@@ -607,30 +610,6 @@ fn dir_size(dir: &Path) -> u64 {
                 .sum()
         })
         .unwrap_or(0)
-}
-
-/// Drops the store's files from the page cache (`dd iflag=nocache
-/// count=0` is `posix_fadvise(DONTNEED)` on the whole file; the files are
-/// clean after the last flush), so the next open reads from disk. Returns
-/// false if `dd` is not there.
-fn evict_page_cache(dir: &Path) -> bool {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return false;
-    };
-    let mut ok = true;
-    for e in entries.filter_map(Result::ok) {
-        let path = e.path();
-        if path.is_dir() {
-            ok &= evict_page_cache(&path);
-        } else {
-            ok &= std::process::Command::new("dd")
-                .arg(format!("if={}", path.display()))
-                .args(["iflag=nocache", "count=0", "status=none"])
-                .status()
-                .is_ok_and(|s| s.success());
-        }
-    }
-    ok
 }
 
 /// Times of one start: open, start, first schedule, second process.

@@ -17,6 +17,9 @@
 //! be writing it back), after `sync` with its files dropped from the page
 //! cache (cold), and warm.
 
+#[path = "../benches/support/page_cache.rs"]
+mod page_cache;
+use page_cache::evict_page_cache;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -207,7 +210,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut cold = Vec::new();
     let mut warm = Vec::new();
     for _ in 0..3 {
-        if evict(&dir) {
+        if evict_page_cache(&dir) {
             cold.push(open_timed(&dir, &options)?);
         }
         warm.push(open_timed(&dir, &options)?);
@@ -300,29 +303,6 @@ fn sync_all(dir: &Path) {
             let _ = f.sync_all();
         }
     }
-}
-
-/// Drops the store's files from the page cache (`dd iflag=nocache
-/// count=0` is `posix_fadvise(DONTNEED)`; the files are clean after
-/// `sync_all`). False if `dd` is missing.
-fn evict(dir: &Path) -> bool {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return false;
-    };
-    let mut ok = true;
-    for e in entries.filter_map(Result::ok) {
-        let path = e.path();
-        if path.is_dir() {
-            ok &= evict(&path);
-        } else {
-            ok &= std::process::Command::new("dd")
-                .arg(format!("if={}", path.display()))
-                .args(["iflag=nocache", "count=0", "status=none"])
-                .status()
-                .is_ok_and(|s| s.success());
-        }
-    }
-    ok
 }
 
 fn loadavg() -> String {
