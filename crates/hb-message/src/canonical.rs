@@ -17,13 +17,20 @@ pub const HEADER: [u8; 4] = *b"HBC\x01";
 /// Default nesting limit of the decoders (SPEC §2.1).
 pub const DEFAULT_MAX_DEPTH: usize = 64;
 
-const TAG_BYTES: u8 = 0x01;
-const TAG_TEXT: u8 = 0x02;
-const TAG_INT: u8 = 0x03;
-const TAG_FLOAT: u8 = 0x04;
-const TAG_BOOL: u8 = 0x05;
-const TAG_LIST: u8 = 0x06;
-const TAG_MESSAGE: u8 = 0x07;
+/// Type tag of a byte string in the canonical encoding (SPEC §2.4).
+pub const TAG_BYTES: u8 = 0x01;
+/// Type tag of UTF-8 text.
+pub const TAG_TEXT: u8 = 0x02;
+/// Type tag of an integer.
+pub const TAG_INT: u8 = 0x03;
+/// Type tag of a float.
+pub const TAG_FLOAT: u8 = 0x04;
+/// Type tag of a boolean.
+pub const TAG_BOOL: u8 = 0x05;
+/// Type tag of a list.
+pub const TAG_LIST: u8 = 0x06;
+/// Type tag of a nested message.
+pub const TAG_MESSAGE: u8 = 0x07;
 
 /// Where encoded bytes go: a buffer, or straight into a hash.
 pub(crate) trait Sink {

@@ -16,15 +16,9 @@
 //! itself never panics, bounds its nesting, and refuses a length that
 //! exceeds its input, so what it allocates is bounded by 8× its input.
 
-use hb_message::canonical::HEADER;
-
-const TAG_BYTES: u8 = 0x01;
-const TAG_TEXT: u8 = 0x02;
-const TAG_INT: u8 = 0x03;
-const TAG_FLOAT: u8 = 0x04;
-const TAG_BOOL: u8 = 0x05;
-const TAG_LIST: u8 = 0x06;
-const TAG_MESSAGE: u8 = 0x07;
+use hb_message::canonical::{
+    HEADER, TAG_BOOL, TAG_BYTES, TAG_FLOAT, TAG_INT, TAG_LIST, TAG_MESSAGE, TAG_TEXT,
+};
 
 /// Why packed (or canonical) bytes could not be transcoded.
 #[derive(Debug, Clone, PartialEq, Eq)]
