@@ -261,9 +261,16 @@ impl Processes {
             }
             let worker = self.worker(pid).await?;
             match worker.compute(slot).await {
-                // A worker that vanished is replaced once.
+                // A worker that vanished is replaced once; one that vanishes
+                // again was evicted under the live-worker bound by other
+                // processes' load: that is overload, answered as such.
                 Err(ComputeError::WorkerStopped { .. }) => {
-                    self.worker(pid).await?.compute(slot).await
+                    match self.worker(pid).await?.compute(slot).await {
+                        Err(ComputeError::WorkerStopped { .. }) => Err(ComputeError::Busy {
+                            pid: pid.to_human(),
+                        }),
+                        other => other,
+                    }
                 }
                 other => other,
             }
