@@ -34,8 +34,8 @@ export function installOfflineFetch(names) {
     entry.to = names[url.origin] ?? url.origin;
     const res = await realFetch(input, init);
     entry.status = res.status;
-    // aoconnect often reports only "Error sending message": keep the why.
-    if (!res.ok) entry.answer = (await res.clone().text()).slice(0, 300);
+    // What came back (aoconnect often reports only "Error sending message").
+    entry.answer = (await res.clone().text()).slice(0, 300);
     return res;
   };
 }
