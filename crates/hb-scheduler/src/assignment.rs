@@ -3,6 +3,7 @@
 
 use hb_message::{Id, Message, MessageError, NodeKey, Value};
 
+use crate::ao_assignment::{self, AoFields, AoLink, AO_ASSIGNMENT};
 use crate::chain_tip::ChainTip;
 use crate::hash_chain;
 
@@ -30,6 +31,9 @@ pub struct AssignmentDraft {
     pub body: Message,
     /// id(body, all).
     pub body_id: Id,
+    /// ao.TN.1 only: this slot's `Hash-Chain` under the ao CU's rule; the
+    /// signed assignment then also carries the node-signed ANS-104 item.
+    pub ao_chain: Option<[u8; 32]>,
 }
 
 impl AssignmentDraft {
@@ -65,7 +69,29 @@ impl AssignmentDraft {
     pub fn sign(mut self, key: &NodeKey) -> Result<Assignment, MessageError> {
         // The body moves into the assignment: no copy of the message.
         let body = std::mem::take(&mut self.body);
-        let message = self.fields(body)?.commit(key, None)?;
+        let mut fields = self.fields(body)?;
+        let ao = match self.ao_chain {
+            Some(hash_chain) => {
+                let item = AoFields {
+                    pid: self.pid,
+                    slot: self.slot,
+                    hash_chain,
+                    block_height: self.tip.height,
+                    timestamp: self.timestamp,
+                    message: (self.slot > 0).then_some(self.body_id),
+                }
+                .sign(key)
+                // Only tag limits can fail, and these tags are short.
+                .map_err(|e| MessageError::InvalidValue(format!("the ao.TN.1 item: {e}")))?;
+                fields.insert(AO_ASSIGNMENT, Value::Bytes(item.serialize()))?;
+                Some(AoLink {
+                    id: item.id_bytes(),
+                    link: hash_chain,
+                })
+            }
+            None => None,
+        };
+        let message = fields.commit(key, None)?;
         let id = message.id_all()?;
         Ok(Assignment {
             pid: self.pid,
@@ -73,6 +99,7 @@ impl AssignmentDraft {
             chain: self.chain,
             body_id: self.body_id,
             id,
+            ao,
             message,
         })
     }
@@ -91,6 +118,9 @@ pub struct Assignment {
     pub body_id: Id,
     /// id(assignment, all).
     pub id: Id,
+    /// ao.TN.1 only: the ANS-104 item's ID (the assignment ID on the legacy
+    /// surface) and its `Hash-Chain`.
+    pub ao: Option<AoLink>,
     /// The signed assignment message (the body inside).
     pub message: Message,
 }
@@ -119,12 +149,16 @@ impl Assignment {
         let id = message
             .id_all()
             .map_err(|_| "assignment has malformed commitments")?;
+        let ao = ao_assignment::link_of(&message)
+            .transpose()
+            .map_err(|_| "`ao-assignment` is not an ao.TN.1 assignment item")?;
         Ok(Assignment {
             pid,
             slot,
             chain,
             body_id,
             id,
+            ao,
             message,
         })
     }
@@ -151,6 +185,7 @@ mod tests {
             timestamp: 1_700_000_000_000,
             body,
             body_id,
+            ao_chain: None,
         }
     }
 

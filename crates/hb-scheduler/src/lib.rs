@@ -45,6 +45,7 @@
 #![deny(missing_docs)]
 
 pub mod admission;
+pub mod ao_assignment;
 pub mod assignment;
 mod builder;
 pub mod chain_tip;

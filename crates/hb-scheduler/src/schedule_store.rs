@@ -41,7 +41,13 @@ pub(crate) fn load(store: Arc<dyn Store>, pid: Id) -> Result<Loaded, SchedulerEr
         .assignment
         .get_text("hash-chain")
         .ok_or_else(|| corrupt(head.slot, "assignment has no hash-chain".into()))?;
-    let sequencer = Sequencer::resume(pid, head.slot, chain_text)?;
+    let mut sequencer = Sequencer::resume(pid, head.slot, chain_text)?;
+    if let Some(t) = head.assignment.get_int("timestamp") {
+        sequencer = sequencer.with_last_timestamp(t);
+    }
+    if let Some(link) = crate::ao_assignment::link_of(&head.assignment) {
+        sequencer = sequencer.with_ao_head(link.map_err(|e| corrupt(head.slot, e))?);
+    }
     if sequencer.chain() != head.hash_chain.as_slice() {
         return Err(corrupt(
             head.slot,

@@ -4,7 +4,8 @@
 
 use hb_message::{Id, Message};
 
-use crate::assignment::AssignmentDraft;
+use crate::ao_assignment::{first_link, AoLink, Variant};
+use crate::assignment::{Assignment, AssignmentDraft};
 use crate::chain_tip::ChainTip;
 use crate::error::SchedulerError;
 use crate::hash_chain;
@@ -17,8 +18,14 @@ pub struct Sequencer {
     current: Option<u64>,
     /// Raw bytes of the last link; empty before slot 0.
     chain: Vec<u8>,
-    /// The last timestamp handed out (timestamps never decrease).
+    /// The last timestamp handed out (timestamps strictly increase, SPEC
+    /// §10.3: the legacy API pages by timestamp from an exclusive `from`).
     last_timestamp: i64,
+    /// The process's variant (from its definition at slot 0).
+    variant: Variant,
+    /// ao.TN.1 only: the ao chain after the last slot, once its item is
+    /// signed ([`Sequencer::signed`]); `None` in between.
+    ao: Option<AoLink>,
 }
 
 impl Sequencer {
@@ -29,6 +36,8 @@ impl Sequencer {
             current: None,
             chain: Vec::new(),
             last_timestamp: i64::MIN,
+            variant: Variant::N1,
+            ao: None,
         }
     }
 
@@ -54,7 +63,38 @@ impl Sequencer {
             current: Some(slot),
             chain,
             last_timestamp: i64::MIN,
+            variant: Variant::N1,
+            ao: None,
         })
+    }
+
+    /// Resumes the timestamps after `timestamp`, the stored head's: the next
+    /// assignment is stamped later than it even if the clock stepped back
+    /// across the restart.
+    pub fn with_last_timestamp(mut self, timestamp: i64) -> Sequencer {
+        self.last_timestamp = timestamp;
+        self
+    }
+
+    /// Resumes an ao.TN.1 schedule whose head item has ID and link `head`.
+    pub fn with_ao_head(mut self, head: AoLink) -> Sequencer {
+        self.variant = Variant::TN1;
+        self.ao = Some(head);
+        self
+    }
+
+    /// The process's variant.
+    pub fn variant(&self) -> Variant {
+        self.variant
+    }
+
+    /// Records the signed assignment of the last slot: for ao.TN.1, its
+    /// item's ID is the next link's input. Call after each
+    /// [`Sequencer::assign`] once the draft is signed.
+    pub fn signed(&mut self, assignment: &Assignment) {
+        if let Some(link) = assignment.ao {
+            self.ao = Some(link);
+        }
     }
 
     /// The process.
@@ -103,12 +143,33 @@ impl Sequencer {
             )
         })?;
         let chain = hash_chain::next_link(&self.chain, &body_id);
-        // A clock that steps back reuses the previous timestamp.
-        let timestamp = now_ms.max(self.last_timestamp);
+        // Slot 0 is the definition, which names the variant.
+        let variant = if slot == 0 {
+            crate::ao_assignment::Variant::of(&body)
+        } else {
+            self.variant
+        };
+        let ao_chain = match (variant, slot, self.ao.take()) {
+            (Variant::N1, _, _) => None,
+            (Variant::TN1, 0, _) => Some(first_link(&self.pid)),
+            (Variant::TN1, _, Some(previous)) => Some(previous.next()),
+            (Variant::TN1, _, None) => {
+                return Err(SchedulerError::CorruptSchedule {
+                    pid: self.pid.to_human(),
+                    slot,
+                    detail: "the previous ao.TN.1 assignment was not signed".into(),
+                })
+            }
+        };
+        // Strictly increasing: a tie, or a clock that steps back, takes the
+        // previous timestamp + 1 ms.
+        let timestamp = now_ms.max(self.last_timestamp.saturating_add(1));
         self.current = Some(slot);
         self.chain = chain.to_vec();
         self.last_timestamp = timestamp;
+        self.variant = variant;
         Ok(AssignmentDraft {
+            ao_chain,
             pid: self.pid,
             slot,
             chain,
@@ -174,25 +235,69 @@ mod tests {
     }
 
     #[test]
-    fn timestamps_never_decrease() {
+    fn timestamps_strictly_increase_even_when_the_clock_steps_back() {
         let mut s = seq();
-        assert_eq!(
-            s.assign(msg! { "n" => 1 }, ChainTip::LOCAL, 100)
+        let mut stamp = |now| {
+            s.assign(msg! { "n" => now }, ChainTip::LOCAL, now)
                 .unwrap()
-                .timestamp,
-            100
-        );
+                .timestamp
+        };
+        assert_eq!(stamp(100), 100);
+        assert_eq!(stamp(100), 101, "a tie takes the previous + 1 ms");
+        assert_eq!(stamp(50), 102, "so does a clock that steps back");
+        assert_eq!(stamp(150), 150);
+    }
+
+    #[test]
+    fn a_resumed_sequencer_stamps_later_than_the_stored_head() {
+        let pid = Id::hash(b"p");
+        let link = hash_chain::to_text(&[1; 32]);
+        let mut s = Sequencer::resume(pid, 3, &link)
+            .unwrap()
+            .with_last_timestamp(500);
+        let d = s.assign(msg! { "n" => 4 }, ChainTip::LOCAL, 400).unwrap();
+        assert_eq!(d.timestamp, 501);
+    }
+
+    #[test]
+    fn an_ao_tn1_schedule_links_each_item_and_needs_it_signed() {
+        use crate::ao_assignment::{first_link, AoLink, Variant};
+        let key = hb_message::NodeKey::from_seed(&[2; 32]);
+        let def = msg! { "type" => "Process", "variant" => "ao.TN.1" };
+        let pid = def.id_all().unwrap();
+        let mut s = Sequencer::new(pid);
+        let d0 = s.assign(def, ChainTip::LOCAL, 1).unwrap();
+        assert_eq!(s.variant(), Variant::TN1);
+        assert_eq!(d0.ao_chain, Some(first_link(&pid)));
+        let a0 = d0.sign(&key).unwrap();
+        let link0 = a0.ao.expect("a TN.1 assignment carries its item");
+        // Before slot 0's item is recorded, slot 1 cannot be linked.
+        let mut unsigned = s.clone();
+        assert!(matches!(
+            unsigned.assign(msg! { "n" => 1 }, ChainTip::LOCAL, 1),
+            Err(SchedulerError::CorruptSchedule { slot: 1, .. })
+        ));
+        s.signed(&a0);
+        let d1 = s.assign(msg! { "n" => 1 }, ChainTip::LOCAL, 1).unwrap();
+        assert_eq!(d1.ao_chain, Some(link0.next()));
+        // A resumed sequencer links the same way.
+        let mut resumed = Sequencer::resume(pid, 0, &hash_chain::to_text(&a0.chain))
+            .unwrap()
+            .with_ao_head(AoLink {
+                id: link0.id,
+                link: link0.link,
+            });
+        let r1 = resumed
+            .assign(msg! { "n" => 1 }, ChainTip::LOCAL, 1)
+            .unwrap();
+        assert_eq!(r1.ao_chain, d1.ao_chain);
+        // hb's own variant carries no ao chain.
+        let mut n1 = seq();
         assert_eq!(
-            s.assign(msg! { "n" => 2 }, ChainTip::LOCAL, 50)
+            n1.assign(msg! { "n" => 1 }, ChainTip::LOCAL, 1)
                 .unwrap()
-                .timestamp,
-            100
-        );
-        assert_eq!(
-            s.assign(msg! { "n" => 3 }, ChainTip::LOCAL, 150)
-                .unwrap()
-                .timestamp,
-            150
+                .ao_chain,
+            None
         );
     }
 

@@ -179,6 +179,7 @@ impl ServerCore {
             })?;
         let draft = sequencer.assign(req.body, req.tip, req.now_ms)?;
         let assignment = Arc::new(draft.sign(req.key)?);
+        sequencer.signed(&assignment);
         let mut batch = Batch::new();
         schedule_store::stage(&mut batch, &assignment, req.signed)?;
         if req.signed {

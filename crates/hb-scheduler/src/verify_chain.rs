@@ -11,6 +11,7 @@ use std::fmt;
 
 use hb_message::{Id, IdSelector, Message};
 
+use crate::ao_assignment::{self, first_link, AoFields, AoLink, Variant};
 use crate::assignment::Assignment;
 use crate::definition::{is_process, scheduler_of};
 use crate::hash_chain;
@@ -21,7 +22,10 @@ pub struct ChainFault {
     /// The slot at which checking stopped.
     pub slot: u64,
     /// The failed check: `malformed`, `process`, `slot`, `definition`,
-    /// `signature`, `wrong-signer` or `hash-chain`.
+    /// `signature`, `wrong-signer` or `hash-chain`; for ao.TN.1 processes
+    /// also `ao-assignment` (the item is missing or says something other
+    /// than its assignment), `ao-signature`, `ao-hash-chain` (the ao CU's
+    /// rule, SPEC §10.3) and `timestamp` (not strictly increasing).
     pub check: &'static str,
     /// What the check expected.
     pub expected: String,
@@ -73,6 +77,13 @@ pub struct ChainVerifier {
     /// The resolved signer address.
     signer: Option<String>,
     check_signatures: bool,
+    /// The variant, once slot 0 was seen (`None` when resumed past it:
+    /// the ao.TN.1 checks are then skipped).
+    variant: Option<Variant>,
+    /// ao.TN.1: the previous slot's item ID and link.
+    ao: Option<AoLink>,
+    /// ao.TN.1: the previous slot's timestamp.
+    last_timestamp: Option<i64>,
 }
 
 impl ChainVerifier {
@@ -90,6 +101,9 @@ impl ChainVerifier {
             expected,
             signer,
             check_signatures: true,
+            variant: None,
+            ao: None,
+            last_timestamp: None,
         }
     }
 
@@ -115,6 +129,9 @@ impl ChainVerifier {
             expected: ExpectedSigner::Address(signer.clone().unwrap_or_default()),
             signer,
             check_signatures,
+            variant: None,
+            ao: None,
+            last_timestamp: None,
         }
     }
 
@@ -175,6 +192,12 @@ impl ChainVerifier {
                 ));
             }
         }
+        if slot == 0 {
+            self.variant = Some(a.body().map(Variant::of).unwrap_or_default());
+        }
+        if self.variant == Some(Variant::TN1) {
+            self.check_ao(&a, &fault)?;
+        }
         self.chain = Some(a.chain.to_vec());
         self.next_slot = slot
             .checked_add(1)
@@ -218,6 +241,84 @@ impl ChainVerifier {
         if committers.iter().any(|c| *c != expected) || !committers.contains(&expected) {
             return Err(fault("wrong-signer", expected, committers.join(", ")));
         }
+        Ok(())
+    }
+
+    /// The ao.TN.1 checks (SPEC §10.3): the carried item names this very
+    /// assignment, is signed by the scheduler, links by the ao CU's rule,
+    /// and timestamps strictly increase.
+    fn check_ao(
+        &mut self,
+        a: &Assignment,
+        fault: &dyn Fn(&'static str, String, String) -> ChainFault,
+    ) -> Result<(), ChainFault> {
+        let expect = || "an ao.TN.1 assignment item".to_string();
+        let item = match ao_assignment::item_of(&a.message) {
+            None => return Err(fault("ao-assignment", expect(), "none".into())),
+            Some(Err(e)) => return Err(fault("ao-assignment", expect(), e)),
+            Some(Ok(item)) => item,
+        };
+        let f = AoFields::read(&item).map_err(|e| fault("ao-assignment", expect(), e))?;
+        let timestamp = a.message.get_int("timestamp");
+        let height = a.message.get_int("block-height");
+        let message = (a.slot > 0).then_some(a.body_id);
+        let mismatch = [
+            ("Process", f.pid != a.pid),
+            ("Nonce", f.slot != a.slot),
+            ("Message", f.message != message),
+            ("Timestamp", Some(f.timestamp) != timestamp),
+            ("Block-Height", Some(f.block_height) != height),
+        ]
+        .into_iter()
+        .find(|(_, differs)| *differs);
+        if let Some((tag, _)) = mismatch {
+            return Err(fault(
+                "ao-assignment",
+                format!("{tag} as in the assignment"),
+                format!("a different {tag}"),
+            ));
+        }
+        if self.check_signatures {
+            if let Err(e) = item.verify() {
+                return Err(fault(
+                    "ao-signature",
+                    "a valid type-2 signature".into(),
+                    e.to_string(),
+                ));
+            }
+            let expected = self.signer.clone().unwrap_or_default();
+            if item.owner_address() != expected {
+                return Err(fault("wrong-signer", expected, item.owner_address()));
+            }
+        }
+        let expected_link = match (a.slot, &self.ao) {
+            (0, _) => Some(first_link(&a.pid)),
+            (_, Some(previous)) => Some(previous.next()),
+            (_, None) => None,
+        };
+        if let Some(expected_link) = expected_link {
+            if expected_link != f.hash_chain {
+                return Err(fault(
+                    "ao-hash-chain",
+                    hb_message::human(&expected_link),
+                    hb_message::human(&f.hash_chain),
+                ));
+            }
+        }
+        if let Some(previous) = self.last_timestamp {
+            if f.timestamp <= previous {
+                return Err(fault(
+                    "timestamp",
+                    format!("later than {previous}"),
+                    f.timestamp.to_string(),
+                ));
+            }
+        }
+        self.last_timestamp = Some(f.timestamp);
+        self.ao = Some(AoLink {
+            id: item.id_bytes(),
+            link: f.hash_chain,
+        });
         Ok(())
     }
 
@@ -440,5 +541,115 @@ mod tests {
         let (_, msgs) = schedule(1);
         let fault = verify(Id::hash(b"other"), &msgs).unwrap_err();
         assert_eq!(fault.check, "process");
+    }
+
+    /// An ao.TN.1 schedule of `n` slots whose clock never moves (so every
+    /// timestamp comes from the strictly-increasing rule).
+    fn tn1_schedule(n: i64) -> (Id, Vec<Message>) {
+        let def =
+            msg! { "type" => "Process", "scheduler" => key().address(), "variant" => "ao.TN.1" };
+        let pid = def.id_all().unwrap();
+        let mut s = Sequencer::new(pid);
+        let msgs = (0..n)
+            .map(|i| {
+                let body = if i == 0 {
+                    def.clone()
+                } else {
+                    msg! { "n" => i }
+                };
+                let a = s
+                    .assign(body, ChainTip::LOCAL, 1_000)
+                    .unwrap()
+                    .sign(&key())
+                    .unwrap();
+                s.signed(&a);
+                a.message
+            })
+            .collect();
+        (pid, msgs)
+    }
+
+    /// Replaces slot `i`'s item by `edit(fields)` signed by `item_key`, and
+    /// re-signs the assignment, so only the ao checks can see it.
+    fn reissue(
+        msgs: &mut [Message],
+        i: usize,
+        item_key: &NodeKey,
+        edit: impl FnOnce(&mut AoFields),
+    ) {
+        let item = ao_assignment::item_of(&msgs[i]).unwrap().unwrap();
+        let mut f = AoFields::read(&item).unwrap();
+        edit(&mut f);
+        let mut m = msgs[i].clone();
+        m.remove(hb_message::COMMITMENTS);
+        m.insert(
+            ao_assignment::AO_ASSIGNMENT,
+            hb_message::Value::Bytes(f.sign(item_key).unwrap().serialize()),
+        )
+        .unwrap();
+        msgs[i] = m.commit(&key(), None).unwrap();
+    }
+
+    #[test]
+    fn an_ao_tn1_schedule_verifies_under_both_chains() {
+        let (pid, msgs) = tn1_schedule(6);
+        assert_eq!(verify(pid, &msgs).unwrap().slots, 6);
+        // Each item links by the CU's rule and stamps strictly later.
+        let items: Vec<_> = msgs
+            .iter()
+            .map(|m| ao_assignment::item_of(m).unwrap().unwrap())
+            .collect();
+        let fields: Vec<_> = items.iter().map(|i| AoFields::read(i).unwrap()).collect();
+        assert_eq!(fields[0].hash_chain, first_link(&pid));
+        assert_eq!(fields[0].message, None);
+        for w in 1..items.len() {
+            let expected =
+                ao_assignment::next_link(&items[w - 1].id_bytes(), &fields[w - 1].hash_chain);
+            assert_eq!(fields[w].hash_chain, expected);
+            assert_eq!(fields[w].timestamp, fields[w - 1].timestamp + 1);
+        }
+    }
+
+    #[test]
+    fn a_broken_ao_link_is_an_ao_hash_chain_fault() {
+        let (pid, mut msgs) = tn1_schedule(4);
+        reissue(&mut msgs, 2, &key(), |f| f.hash_chain = [9; 32]);
+        let fault = verify(pid, &msgs).unwrap_err();
+        assert_eq!((fault.slot, fault.check), (2, "ao-hash-chain"));
+    }
+
+    #[test]
+    fn an_item_naming_another_message_or_time_is_an_ao_assignment_fault() {
+        let (pid, mut msgs) = tn1_schedule(4);
+        reissue(&mut msgs, 1, &key(), |f| {
+            f.message = Some(Id::hash(b"other"))
+        });
+        let fault = verify(pid, &msgs).unwrap_err();
+        assert_eq!((fault.slot, fault.check), (1, "ao-assignment"));
+        let (pid, mut msgs) = tn1_schedule(4);
+        reissue(&mut msgs, 3, &key(), |f| f.timestamp += 5);
+        assert_eq!(verify(pid, &msgs).unwrap_err().check, "ao-assignment");
+    }
+
+    #[test]
+    fn an_item_signed_by_another_key_is_a_wrong_signer_fault() {
+        let (pid, mut msgs) = tn1_schedule(3);
+        reissue(&mut msgs, 1, &NodeKey::from_seed(&[8; 32]), |_| {});
+        let fault = verify(pid, &msgs).unwrap_err();
+        assert_eq!((fault.slot, fault.check), (1, "wrong-signer"));
+    }
+
+    #[test]
+    fn a_tn1_assignment_without_its_item_is_an_ao_assignment_fault() {
+        let (pid, mut msgs) = tn1_schedule(3);
+        let mut m = msgs[2].clone();
+        m.remove(hb_message::COMMITMENTS);
+        m.remove(ao_assignment::AO_ASSIGNMENT);
+        msgs[2] = m.commit(&key(), None).unwrap();
+        let fault = verify(pid, &msgs).unwrap_err();
+        assert_eq!(
+            (fault.slot, fault.check, fault.actual.as_str()),
+            (2, "ao-assignment", "none")
+        );
     }
 }
