@@ -84,6 +84,23 @@
 //! [`MessageError::InvalidCommitment`], as are values over the tag limits
 //! of SPEC §10.1.
 //!
+//! ```
+//! use hb_message::hb_ans104::{DataItem, Tag};
+//! use hb_message::{IdSelector, Message, NodeKey, UnsignedItem};
+//!
+//! let item = NodeKey::from_seed(&[1; 32]).sign_data_item(UnsignedItem {
+//!     tags: vec![Tag::new("Action", "Eval"), Tag::new("Action", "Again")],
+//!     data: b"1 + 1".to_vec(),
+//!     ..UnsignedItem::default()
+//! })?;
+//! let m = Message::from_data_item(&DataItem::parse(&item.serialize())?)?;
+//! assert_eq!(m.id_all()?.to_human(), item.id());
+//! assert!(m.verify(&IdSelector::All)?.is_valid());
+//! assert_eq!(m.get("action").and_then(|v| v.as_list()).map(|l| l.len()), Some(2));
+//! assert_eq!(m.to_data_item(&item.id())?.serialize(), item.serialize());
+//! # Ok::<(), hb_message::MessageError>(())
+//! ```
+//!
 //! [`CommitmentDevice::Ans104`]: crate::CommitmentDevice::Ans104
 
 use std::collections::BTreeMap;
