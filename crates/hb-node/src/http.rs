@@ -401,6 +401,15 @@ fn routes(cfg: &mut web::ServiceConfig) {
     #[cfg(feature = "test-support")]
     cfg.route("/~hb-test@1.0/panic", web::route().to(test_panic));
     cfg.configure(crate::dashboard::routes);
+    // The legacy SU API (SPEC §10.4); `/{id}` and `/{id}/latest` fall
+    // through to `resolve` for anything but a process or `process-id`.
+    cfg.route("/", web::get().to(crate::legacy::info))
+        .route("/", web::post().to(crate::legacy::post_item))
+        .route("/timestamp", web::get().to(crate::legacy::timestamp))
+        .route("/health", web::get().to(crate::legacy::health))
+        .route("/processes/{pid}", web::get().to(crate::legacy::process))
+        .route("/{id}/latest", web::get().to(crate::legacy::latest))
+        .route("/{id}", web::get().to(crate::legacy::by_id));
     cfg.route("/{tail:.*}", web::route().to(resolve));
 }
 
@@ -743,7 +752,10 @@ pub(crate) async fn test_panic() -> HttpResponse {
 }
 
 /// Reads a body up to the node's limit (413 `body-too-large` beyond it).
-async fn read_body(mut payload: web::Payload, limit: usize) -> Result<web::BytesMut, Refusal> {
+pub(crate) async fn read_body(
+    mut payload: web::Payload,
+    limit: usize,
+) -> Result<web::BytesMut, Refusal> {
     use futures::StreamExt;
     let mut body = web::BytesMut::new();
     while let Some(chunk) = payload.next().await {
