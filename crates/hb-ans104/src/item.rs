@@ -58,6 +58,17 @@ impl SignatureType {
             SignatureType::Ethereum => 65,
         }
     }
+
+    /// The address of `owner` under this type, as
+    /// [`DataItem::owner_address`] gives it: human(sha256(owner)) for
+    /// types 1 and 2, the lowercase-hex `0x…` Ethereum address for type 3.
+    /// For callers that hold an owner but not yet an item.
+    pub fn owner_address(self, owner: &[u8]) -> String {
+        match self {
+            SignatureType::Arweave | SignatureType::Ed25519 => human(&Sha256::digest(owner)),
+            SignatureType::Ethereum => ethereum_address(owner),
+        }
+    }
 }
 
 /// base64url without padding, the "human" form of SPEC §2.5.
@@ -303,10 +314,7 @@ impl DataItem {
     /// bytes of keccak256(owner without its `04` prefix) (not EIP-55
     /// mixed case).
     pub fn owner_address(&self) -> String {
-        match self.signature_type {
-            SignatureType::Arweave | SignatureType::Ed25519 => human(&Sha256::digest(&self.owner)),
-            SignatureType::Ethereum => ethereum_address(&self.owner),
-        }
+        self.signature_type.owner_address(&self.owner)
     }
 }
 

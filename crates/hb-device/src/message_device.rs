@@ -16,7 +16,7 @@ use std::borrow::Cow;
 use async_trait::async_trait;
 use hb_message::hashpath::hashpath_of_value;
 use hb_message::{
-    IdSelector, Key, Message, MessageError, SetMode, Update, Value, COMMITMENTS, ED25519_DEVICE,
+    CommitmentDevice, IdSelector, Key, Message, MessageError, SetMode, Update, Value, COMMITMENTS,
 };
 
 use crate::context::Context;
@@ -353,15 +353,13 @@ fn target<'a>(
     }
 }
 
-/// `commit`: signs the target with the node key.
+/// `commit`: signs the target with the node key, with the request's
+/// `commitment-device` (`ed25519@1.0` by default, or `ans104@1.0`).
 fn commit(base: &Message, request: &Message, ctx: &Context) -> Result<Message, ResolveError> {
     let target = target(base, request, "commit")?;
-    match request.get("commitment-device") {
-        None => {}
-        Some(Value::Text(d)) if d.eq_ignore_ascii_case(ED25519_DEVICE) => {}
-        Some(Value::Text(d)) => {
-            return Err(MessageError::UnsupportedCommitmentDevice(crate::error::truncate(d)).into())
-        }
+    let device = match request.get("commitment-device") {
+        None => CommitmentDevice::Ed25519,
+        Some(Value::Text(d)) => CommitmentDevice::from_name(d)?,
         Some(other) => {
             return Err(MessageError::UnsupportedCommitmentDevice(format!(
                 "<{}>",
@@ -369,7 +367,7 @@ fn commit(base: &Message, request: &Message, ctx: &Context) -> Result<Message, R
             ))
             .into())
         }
-    }
+    };
     let committed = match request.get("committed") {
         None => None,
         Some(Value::List(items)) => Some(
@@ -395,7 +393,7 @@ fn commit(base: &Message, request: &Message, ctx: &Context) -> Result<Message, R
             ))
         }
     };
-    Ok(target.commit(ctx.node_key(), committed.as_deref())?)
+    Ok(target.commit_with(device, ctx.node_key(), committed.as_deref())?)
 }
 
 /// Text or a list of texts, as a list; `"all"` and `"none"` stay words.

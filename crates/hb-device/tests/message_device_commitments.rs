@@ -175,6 +175,32 @@ async fn commit_honours_committed_and_target() {
 }
 
 #[tokio::test]
+async fn commit_with_ans104_signs_the_target_as_a_node_signed_item() {
+    let ctx = test_context();
+    let signed = ctx
+        .resolve(
+            msg! { "Action" => "Eval", "data" => "1 + 1" },
+            &msg! { "path" => "commit", "commitment-device" => "ANS104@1.0" },
+        )
+        .await
+        .unwrap()
+        .ok_message()
+        .unwrap();
+    assert!(signed.verify(&IdSelector::All).unwrap().is_valid());
+    assert_eq!(
+        signed.committers().unwrap(),
+        vec![test_node_key().address().to_string()]
+    );
+    // One ans104@1.0 commitment: id(all) is the ID of the item it signs.
+    let id = signed.id_all().unwrap().to_human();
+    let item = signed.to_data_item(&id).unwrap();
+    assert_eq!(item.id(), id);
+    assert_eq!(item.owner_address(), test_node_key().address());
+    assert_eq!(item.data(), b"1 + 1");
+    item.verify().unwrap();
+}
+
+#[tokio::test]
 async fn commit_with_another_commitment_device_is_unsupported() {
     let ctx = test_context();
     let ok = ctx

@@ -25,6 +25,21 @@ fn sample() -> Message {
     m
 }
 
+/// `sample()`'s size in values an ANS-104 tag can hold (text, and bytes
+/// that are not UTF-8).
+fn ans104_sample() -> Message {
+    let mut m = Message::new();
+    for i in 0..10 {
+        let v = if i % 2 == 0 {
+            Value::Text("x".repeat(90))
+        } else {
+            Value::Bytes(vec![0xff; 90])
+        };
+        m.insert(&format!("key-{i}"), v).expect("valid key");
+    }
+    m
+}
+
 fn bench_ids(c: &mut Criterion) {
     let m = sample();
     let bytes = canonical::canonical(&m);
@@ -66,6 +81,14 @@ fn bench_signatures(c: &mut Criterion) {
     });
     g.bench_function("verify", |b| {
         b.iter(|| black_box(&signed).verify(&IdSelector::All))
+    });
+    // A message of the same size as one ans104@1.0 commitment: a type-2
+    // item rebuilt from the message, then its ed25519 signature.
+    let item_signed = ans104_sample()
+        .commit_with(hb_message::CommitmentDevice::Ans104, &key, None)
+        .expect("commit ans104");
+    g.bench_function("verify ans104@1.0 (type 2)", |b| {
+        b.iter(|| black_box(&item_signed).verify(&IdSelector::All))
     });
     let zebra_key = ed25519_zebra::VerificationKey::try_from(vk.to_bytes()).expect("key");
     let zebra_sig = ed25519_zebra::Signature::from_bytes(&sig.to_bytes());

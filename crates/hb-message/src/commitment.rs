@@ -1,8 +1,11 @@
-//! IDs and `ed25519@1.0` commitments of a message (SPEC §2.5, §2.6).
+//! IDs and commitments of a message (SPEC §2.5, §2.6): `ed25519@1.0` here,
+//! with verification dispatched on `commitment-device` (`ans104@1.0` is in
+//! [`crate::ans104`]), single and batched.
 
 use ed25519_zebra::{Signature, VerificationKey};
 use sha2::{Digest, Sha256};
 
+use crate::ans104::{self, ANS104_DEVICE};
 use crate::canonical::{self, Select};
 use crate::error::MessageError;
 use crate::id::{decode_base64_any, encode_base64url, human, Id, IdSelector};
@@ -12,31 +15,76 @@ use crate::signer::{address_of, NodeKey};
 use crate::value::Value;
 use crate::zip215;
 
-/// The only commitment device of version 1.
+/// hb's own commitment device (SPEC §2.6).
 pub const ED25519_DEVICE: &str = "ed25519@1.0";
+
+/// A commitment device hb signs with ([`Message::commit_with`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum CommitmentDevice {
+    /// `ed25519@1.0` (SPEC §2.6): ed25519 over the sha256 of the canonical
+    /// encoding of the committed keys.
+    Ed25519,
+    /// `ans104@1.0` (SPEC §10.2): the committed keys as a type-2 ANS-104
+    /// item signed by the key; the commitment ID is the item ID.
+    Ans104,
+}
+
+impl CommitmentDevice {
+    /// The device's name, as written in `commitment-device`.
+    pub fn name(self) -> &'static str {
+        match self {
+            CommitmentDevice::Ed25519 => ED25519_DEVICE,
+            CommitmentDevice::Ans104 => ANS104_DEVICE,
+        }
+    }
+
+    /// The device of a name, ASCII case ignored; any other name is
+    /// [`MessageError::UnsupportedCommitmentDevice`].
+    pub fn from_name(name: &str) -> Result<CommitmentDevice, MessageError> {
+        [CommitmentDevice::Ed25519, CommitmentDevice::Ans104]
+            .into_iter()
+            .find(|d| d.name().eq_ignore_ascii_case(name))
+            .ok_or_else(|| {
+                MessageError::UnsupportedCommitmentDevice(crate::error::truncate_for_error(name))
+            })
+    }
+}
 
 /// Why a commitment failed verification.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum VerifyFailure {
-    /// The commitment's device is not `ed25519@1.0`.
+    /// The commitment's device is neither `ed25519@1.0` nor `ans104@1.0`.
     UnsupportedCommitmentDevice,
     /// A field is missing or has the wrong type.
     MalformedCommitment,
-    /// `keyid` is not a valid ed25519 public key: not 32 bytes of base64,
-    /// not a curve point, not the canonical encoding of its point, or a
-    /// point of small order.
+    /// `keyid` is not a valid public key: for ed25519 (`ed25519@1.0`, and
+    /// type-2 `ans104@1.0`) not 32 bytes of base64, not a curve point, not
+    /// the canonical encoding of its point, or a point of small order; for
+    /// `ans104@1.0` types 1 and 3, not the type's owner length.
     InvalidKeyId,
-    /// `committer` is not human(sha256(keyid)).
+    /// `committer` is not the key's address: human(sha256(keyid)), or for
+    /// a type-3 `ans104@1.0` commitment its `0x…` Ethereum address.
     CommitterMismatch,
-    /// `signature` is not 64 bytes of base64.
+    /// `signature` is not base64 of the signature's length (64 bytes for
+    /// ed25519; 512 and 65 for `ans104@1.0` types 1 and 3).
     InvalidSignatureEncoding,
-    /// The commitment's map key is not human(sha256(signature)).
+    /// The commitment's map key is not human(sha256(signature)) (for
+    /// `ans104@1.0`: the rebuilt item's ID).
     CommitmentIdMismatch,
     /// A committed key is absent from the message.
     MissingCommittedKey,
-    /// The signature does not verify over the committed keys (ZIP-215
-    /// rules: `s ≥ ℓ`, an `R` that is not a point, or the cofactored
-    /// equation fails).
+    /// `ans104@1.0`: the `committed` list is not exactly the keys the
+    /// original tags give plus the item fields (`data`, `target`,
+    /// `anchor`) the message carries.
+    CommittedKeysMismatch,
+    /// `ans104@1.0`: a committed key's value is not what the item gives
+    /// (the tags' values, text iff UTF-8, a list for a repeated name; a
+    /// field in its one form).
+    CommittedValueMismatch,
+    /// The signature does not verify: for ed25519 over the committed keys
+    /// or the rebuilt item (ZIP-215 rules: `s ≥ ℓ`, an `R` that is not a
+    /// point, or the cofactored equation fails); for `ans104@1.0` types 1
+    /// and 3, RSA-PSS or secp256k1 recovery over the rebuilt item.
     BadSignature,
 }
 
@@ -51,6 +99,8 @@ impl VerifyFailure {
             VerifyFailure::InvalidSignatureEncoding => "invalid-signature-encoding",
             VerifyFailure::CommitmentIdMismatch => "commitment-id-mismatch",
             VerifyFailure::MissingCommittedKey => "missing-committed-key",
+            VerifyFailure::CommittedKeysMismatch => "committed-keys-mismatch",
+            VerifyFailure::CommittedValueMismatch => "committed-value-mismatch",
             VerifyFailure::BadSignature => "bad-signature",
         }
     }
@@ -81,13 +131,15 @@ impl Verification {
 
 /// One entry of a message's `commitments`, as read from it.
 #[derive(Clone, Debug)]
-struct Entry<'a> {
-    id: &'a str,
-    body: &'a Message,
+pub(crate) struct Entry<'a> {
+    /// The commitment ID: its key under `commitments`.
+    pub(crate) id: &'a str,
+    /// The commitment.
+    pub(crate) body: &'a Message,
 }
 
 impl<'a> Entry<'a> {
-    fn text(&self, field: &str) -> Option<&'a str> {
+    pub(crate) fn text(&self, field: &str) -> Option<&'a str> {
         self.body.get_text(field)
     }
 
@@ -96,7 +148,7 @@ impl<'a> Entry<'a> {
     }
 
     /// The committed keys, normalised and sorted, or why they are unreadable.
-    fn committed(&self) -> Result<Vec<Key>, String> {
+    pub(crate) fn committed(&self) -> Result<Vec<Key>, String> {
         let list = match self.body.get("committed") {
             Some(Value::List(l)) => l,
             Some(_) => return Err("`committed` is not a list".into()),
@@ -124,64 +176,102 @@ impl<'a> Entry<'a> {
     }
 
     /// The structural checks behind "malformed" (no cryptography): the
-    /// device is text; for `ed25519@1.0`, `committer`, `keyid` and
-    /// `signature` are text. `committed` is checked by
+    /// device is text; for `ed25519@1.0` and `ans104@1.0`, `committer`,
+    /// `keyid` and `signature` are text; for `ans104@1.0` also `type`, and
+    /// `original-tags` is a list. `committed` is checked by
     /// [`committed`](Entry::committed).
     fn well_formed(&self) -> Result<(), String> {
         let device = self
             .text("commitment-device")
             .ok_or("field `commitment-device` is missing or not text")?;
-        if device == ED25519_DEVICE {
-            for field in ["committer", "keyid", "signature"] {
-                if self.text(field).is_none() {
-                    return Err(format!("field `{field}` is missing or not text"));
-                }
-            }
+        let texts: &[&str] = match device {
+            ED25519_DEVICE => &["committer", "keyid", "signature"],
+            ANS104_DEVICE => &["committer", "keyid", "signature", "type"],
+            _ => &[],
+        };
+        if let Some(field) = texts.iter().find(|f| self.text(f).is_none()) {
+            return Err(format!("field `{field}` is missing or not text"));
+        }
+        if device == ANS104_DEVICE
+            && self
+                .body
+                .get("original-tags")
+                .and_then(Value::as_list)
+                .is_none()
+        {
+            return Err("field `original-tags` is missing or not a list".into());
         }
         Ok(())
     }
 }
 
-fn invalid(id: &str, reason: impl Into<String>) -> MessageError {
+pub(crate) fn invalid(id: &str, reason: impl Into<String>) -> MessageError {
     MessageError::InvalidCommitment {
         id: id.to_string(),
         reason: reason.into(),
     }
 }
 
-/// A commitment that passed checks 1–4 and the per-key checks, ready for
-/// the signature check.
-struct Prepared {
-    commitment: String,
-    key: VerificationKey,
-    signature: Signature,
-    digest: [u8; 32],
+/// What an ed25519 signature of a commitment signs.
+pub(crate) enum Signed {
+    /// `ed25519@1.0`: sha256(canonical(m restricted to the committed keys)).
+    Digest([u8; 32]),
+    /// Type-2 `ans104@1.0`: the rebuilt item's signing message.
+    Item([u8; 48]),
+}
+
+impl Signed {
+    fn as_slice(&self) -> &[u8] {
+        match self {
+            Signed::Digest(d) => d,
+            Signed::Item(m) => m,
+        }
+    }
+}
+
+/// A commitment that passed every check but its ed25519 signature's,
+/// ready for the ZIP-215 check (single or batched).
+pub(crate) struct Prepared {
+    pub(crate) commitment: String,
+    pub(crate) key: VerificationKey,
+    pub(crate) signature: Signature,
+    pub(crate) signed: Signed,
 }
 
 impl Prepared {
     /// The ZIP-215 signature check, alone.
     fn verify_one(&self) -> bool {
-        zip215::verify_one(&self.key, &self.signature, &self.digest)
+        zip215::verify_one(&self.key, &self.signature, self.signed.as_slice())
     }
 
     fn bad_signature(&self) -> Verification {
+        let detail = match self.signed {
+            Signed::Digest(_) => {
+                "ed25519 signature (ZIP-215 rules) does not verify over the committed keys"
+            }
+            Signed::Item(_) => {
+                "ed25519 signature (ZIP-215 rules) does not verify over the rebuilt item"
+            }
+        };
         Verification::Invalid {
             commitment: self.commitment.clone(),
             reason: VerifyFailure::BadSignature,
-            detail: "ed25519 signature (ZIP-215 rules) does not verify over the committed keys"
-                .into(),
+            detail: detail.into(),
         }
     }
 }
 
-type Failure = (String, VerifyFailure, String);
+/// A failed check: the commitment ID, the reason and a sentence.
+pub(crate) type Failure = (String, VerifyFailure, String);
 
-/// The checks of one message, all but the signature equations: the
-/// commitments that passed checks 1–4 (in verification order), then the
-/// first failure of checks 1–4, if any. The message's answer is the first
-/// of the prepared commitments whose signature fails, else `then`, else
-/// valid: exactly the answer of checking each commitment in full, in
-/// order, since checks 1–4 are pure and only reorder work.
+/// The checks of one message, all but the ed25519 signature equations: the
+/// commitments that passed every other check (in verification order), then
+/// the first failure of those checks, if any. The message's answer is the
+/// first of the prepared commitments whose signature fails, else `then`,
+/// else valid: exactly the answer of checking each commitment in full, in
+/// order, since the other checks are pure and only reorder work. (The
+/// RSA-PSS and secp256k1 signatures of `ans104@1.0` types 1 and 3 are
+/// checked while planning: a failure there is `then`.)
 struct Plan {
     prepared: Vec<Prepared>,
     then: Option<Failure>,
@@ -239,7 +329,7 @@ impl Message {
     }
 
     /// Reads the `commitments` map (empty when absent).
-    fn entries(&self) -> Result<Vec<Entry<'_>>, MessageError> {
+    pub(crate) fn entries(&self) -> Result<Vec<Entry<'_>>, MessageError> {
         let map = match self.get(COMMITMENTS) {
             None => return Ok(Vec::new()),
             Some(Value::Message(m)) => m,
@@ -257,15 +347,68 @@ impl Message {
     }
 
     /// Signs the message with `key` over `committed` (default: every
-    /// non-private key except `commitments`) and adds the commitment to any
-    /// existing ones. Deterministic: committing the same content with the
-    /// same key again changes nothing.
+    /// non-private key except `commitments`) with `ed25519@1.0`, and adds
+    /// the commitment to any existing ones. Deterministic: committing the
+    /// same content with the same key again changes nothing.
     pub fn commit(
         &self,
         key: &NodeKey,
         committed: Option<&[Key]>,
     ) -> Result<Message, MessageError> {
-        let keys: Vec<Key> = match committed {
+        let keys = self.keys_to_commit(committed)?;
+        let digest = canonical::digest(self, Select::Only(&keys));
+        let signature = key.sign(&digest).to_bytes();
+        let id = human(&Sha256::digest(signature).into());
+        let body = Message::new()
+            .with("commitment-device", ED25519_DEVICE)?
+            .with("committer", key.address())?
+            .with("keyid", key.keyid())?
+            .with("signature", encode_base64url(&signature))?
+            .with(
+                "committed",
+                Value::List(keys.iter().map(|k| Value::from(k.as_str())).collect()),
+            )?;
+        self.with_commitment(&id, body)
+    }
+
+    /// [`commit`](Message::commit) with the named device: `ed25519@1.0`
+    /// exactly as `commit`; `ans104@1.0` as a type-2 item signed by `key`
+    /// (SPEC §10.2, see [`crate::ans104`] for which values can be tags).
+    /// Either way the commitment is added to any existing ones, and
+    /// committing again changes nothing.
+    pub fn commit_with(
+        &self,
+        device: CommitmentDevice,
+        key: &NodeKey,
+        committed: Option<&[Key]>,
+    ) -> Result<Message, MessageError> {
+        match device {
+            CommitmentDevice::Ed25519 => self.commit(key, committed),
+            CommitmentDevice::Ans104 => {
+                let keys = self.keys_to_commit(committed)?;
+                ans104::commit(self, key, &keys)
+            }
+        }
+    }
+
+    /// The message with `body` added to its `commitments` under `id`.
+    pub(crate) fn with_commitment(&self, id: &str, body: Message) -> Result<Message, MessageError> {
+        let mut commitments = match self.get(COMMITMENTS) {
+            None => Message::new(),
+            Some(Value::Message(m)) => m.clone(),
+            Some(_) => return Err(invalid("-", "`commitments` is not a message")),
+        };
+        commitments.insert(id, body)?;
+        let mut out = self.clone();
+        out.insert(COMMITMENTS, commitments)?;
+        Ok(out)
+    }
+
+    /// The keys a new commitment covers: `committed` normalised, sorted and
+    /// checked (no `commitments`, no private key, none absent), or every
+    /// non-private key except `commitments`.
+    fn keys_to_commit(&self, committed: Option<&[Key]>) -> Result<Vec<Key>, MessageError> {
+        Ok(match committed {
             Some(ks) => {
                 let mut ks = ks.to_vec();
                 ks.sort();
@@ -286,33 +429,8 @@ impl Message {
                 }
                 ks
             }
-            None => self
-                .keys()
-                .filter(|k| k.as_str() != COMMITMENTS)
-                .cloned()
-                .collect(),
-        };
-        let digest = canonical::digest(self, Select::Only(&keys));
-        let signature = key.sign(&digest).to_bytes();
-        let id = human(&Sha256::digest(signature).into());
-        let body = Message::new()
-            .with("commitment-device", ED25519_DEVICE)?
-            .with("committer", key.address())?
-            .with("keyid", key.keyid())?
-            .with("signature", encode_base64url(&signature))?
-            .with(
-                "committed",
-                Value::List(keys.iter().map(|k| Value::from(k.as_str())).collect()),
-            )?;
-        let mut commitments = match self.get(COMMITMENTS) {
-            None => Message::new(),
-            Some(Value::Message(m)) => m.clone(),
-            Some(_) => return Err(invalid("-", "`commitments` is not a message")),
-        };
-        commitments.insert(&id, body)?;
-        let mut out = self.clone();
-        out.insert(COMMITMENTS, commitments)?;
-        Ok(out)
+            None => self.uncommitted_keys(),
+        })
     }
 
     /// The distinct committer addresses, sorted.
@@ -422,7 +540,9 @@ impl Message {
         };
         for e in select(&entries, selector)? {
             match prepare(self, e) {
-                Ok(p) => plan.prepared.push(p),
+                Ok(Some(p)) => plan.prepared.push(p),
+                // Fully checked already (`ans104@1.0` types 1 and 3).
+                Ok(None) => {}
                 Err(f) => {
                     plan.then = Some(f);
                     break;
@@ -465,10 +585,32 @@ fn select<'a, 'b>(
     }
 }
 
-/// Checks 1–4 of SPEC §2.6, in order, with the per-key checks of rule 5
+/// Check 1 of SPEC §2.6, the device, then the device's own checks: every
+/// check but the ed25519 signature equation, which is left to the caller
+/// (`Some`); `None` when the commitment is fully checked already.
+fn prepare(m: &Message, e: &Entry<'_>) -> Result<Option<Prepared>, Failure> {
+    let device = e.text("commitment-device").ok_or_else(|| {
+        (
+            e.id.to_string(),
+            VerifyFailure::MalformedCommitment,
+            "field `commitment-device` is missing or not text".to_string(),
+        )
+    })?;
+    match device {
+        ED25519_DEVICE => prepare_ed25519(m, e).map(Some),
+        ANS104_DEVICE => ans104::prepare(m, e),
+        _ => Err((
+            e.id.to_string(),
+            VerifyFailure::UnsupportedCommitmentDevice,
+            format!("commitment device {device:?} is neither {ED25519_DEVICE} nor {ANS104_DEVICE}"),
+        )),
+    }
+}
+
+/// Checks 2–4 of SPEC §2.6, in order, with the per-key checks of rule 5
 /// made where the key is read (check 2), and computes the signed digest. A
 /// missing or mistyped field is reported at the check that reads it.
-fn prepare(m: &Message, e: &Entry<'_>) -> Result<Prepared, Failure> {
+fn prepare_ed25519(m: &Message, e: &Entry<'_>) -> Result<Prepared, Failure> {
     let fail = |reason, detail: String| (e.id.to_string(), reason, detail);
     let malformed = |field: &str| {
         fail(
@@ -476,16 +618,6 @@ fn prepare(m: &Message, e: &Entry<'_>) -> Result<Prepared, Failure> {
             format!("field `{field}` is missing or not text"),
         )
     };
-    // 1. The device.
-    let device = e
-        .text("commitment-device")
-        .ok_or_else(|| malformed("commitment-device"))?;
-    if device != ED25519_DEVICE {
-        return Err(fail(
-            VerifyFailure::UnsupportedCommitmentDevice,
-            format!("commitment device {device:?} is not {ED25519_DEVICE}"),
-        ));
-    }
     // 2. The key and the committer derived from it.
     let keyid = e.text("keyid").ok_or_else(|| malformed("keyid"))?;
     let committer = e.committer().ok_or_else(|| malformed("committer"))?;
@@ -539,7 +671,7 @@ fn prepare(m: &Message, e: &Entry<'_>) -> Result<Prepared, Failure> {
         commitment: e.id.to_string(),
         key,
         signature: Signature::from_bytes(&sig_bytes),
-        digest: canonical::digest(m, Select::Only(&committed)),
+        signed: Signed::Digest(canonical::digest(m, Select::Only(&committed))),
     })
 }
 
@@ -583,7 +715,7 @@ pub fn verify_batch(messages: &[&Message]) -> Vec<Verification> {
                 .iter()
                 .filter_map(|p| p.as_ref().ok())
                 .flat_map(|p| &p.prepared)
-                .map(|p| (&p.key, &p.signature, &p.digest[..])),
+                .map(|p| (&p.key, &p.signature, p.signed.as_slice())),
         );
         answers.extend(chunk.iter().map(|plan| match plan {
             Ok(plan) => plan.answer(all_good),

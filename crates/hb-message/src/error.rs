@@ -54,9 +54,26 @@ pub enum MessageError {
         /// What is wrong with it.
         reason: String,
     },
-    /// A commitment device other than `ed25519@1.0` was asked for.
+    /// A commitment device other than `ed25519@1.0` and `ans104@1.0` was
+    /// asked for.
     #[error("unsupported commitment device {0:?}")]
     UnsupportedCommitmentDevice(String),
+    /// An ANS-104 data item could not be parsed, built or signed (SPEC
+    /// §10.1): the item's own error, naming the field.
+    #[error("ANS-104: {0}")]
+    Ans104(#[from] hb_ans104::Ans104Error),
+    /// A well-formed ANS-104 item has no message form under SPEC §10.2: a
+    /// tag name that cannot be a key (not UTF-8, starting with `@`,
+    /// private, `commitments`), a tag named like a field the item also
+    /// has (`data`, `target`, `anchor`), or tags not in the one-block
+    /// encoding the message's rebuilt item would have.
+    #[error("ANS-104 item {item} has no message form: {reason}")]
+    UnmappableItem {
+        /// The item's ID.
+        item: String,
+        /// What cannot be mapped.
+        reason: String,
+    },
     /// A selector named committers that have no commitment on the message.
     #[error("requested committers not found: {}", .0.join(", "))]
     RequestedCommittersNotFound(Vec<String>),

@@ -26,6 +26,7 @@ impl ErrorCode for crate::MessageError {
                 "invalid-commitments"
             }
             E::RequestedCommittersNotFound(_) => "requested-committers-not-found",
+            E::Ans104(e) => ans104_code(e),
             // The node's own failures: its key file, its stored records.
             E::InvalidKeyFile { .. } | E::Codec(_) | E::DecodedTooLarge { .. } => "internal",
             // Keys, IDs, floats and other values; also any variant added
@@ -40,5 +41,19 @@ impl ErrorCode for crate::MessageError {
             E::InvalidKeyFile { .. } | E::Codec(_) | E::DecodedTooLarge { .. } => 500,
             _ => 400,
         }
+    }
+}
+
+/// SPEC §10.1's codes for an item's own errors: a type other than 1–3 is
+/// `unsupported-signature-type`, a bad signature `invalid-signature`, bytes
+/// that are not an item `malformed-body`, an item that cannot be built
+/// (tag limits) `invalid-value`.
+fn ans104_code(e: &hb_ans104::Ans104Error) -> &'static str {
+    use hb_ans104::Ans104Error as A;
+    match e {
+        A::UnsupportedSignatureType { .. } => "unsupported-signature-type",
+        A::InvalidSignature(_) => "invalid-signature",
+        A::Truncated { .. } | A::Malformed { .. } => "malformed-body",
+        A::Invalid(_) => "invalid-value",
     }
 }

@@ -12,6 +12,13 @@
 //!   commitment IDs, and the 43-character human form;
 //! - keys and addresses ([`NodeKey`]) and `ed25519@1.0` commitments
 //!   ([`Message::commit`], [`Message::verify`], [`verify_batch`]);
+//! - `ans104@1.0` commitments ([`ans104`], SPEC §10.2): ANS-104 data items
+//!   as messages whose `id(all)` is the item ID
+//!   ([`Message::from_data_item`]) and back, byte-exactly
+//!   ([`Message::to_data_item`]); verification dispatched on the
+//!   commitment's device, type-2 (ed25519) items batched with
+//!   `ed25519@1.0`; signing with the node key as a type-2 item
+//!   ([`Message::commit_with`], [`NodeKey::sign_data_item`]);
 //! - HashPath ([`hashpath`]);
 //! - the JSON wire form ([`json`]) and the storage record codec ([`codec`]);
 //! - the pure operations behind `message@1.0` ([`Message::set`]).
@@ -31,6 +38,7 @@
 
 #![deny(missing_docs)]
 
+pub mod ans104;
 pub mod canonical;
 pub mod codec;
 mod commitment;
@@ -46,14 +54,20 @@ mod signer;
 mod value;
 mod zip215;
 
-pub use commitment::{verify_batch, Verification, VerifyFailure, BATCH_CHUNK, ED25519_DEVICE};
+pub use ans104::ANS104_DEVICE;
+pub use commitment::{
+    verify_batch, CommitmentDevice, Verification, VerifyFailure, BATCH_CHUNK, ED25519_DEVICE,
+};
 pub use error::MessageError;
 pub use error_code::ErrorCode;
+/// The ANS-104 crate whose items [`Message::from_data_item`] and
+/// [`NodeKey::sign_data_item`] take and give (`DataItem`, `Tag`, …).
+pub use hb_ans104;
 pub use id::{decode_base64_any, encode_base64url, human, Id, IdSelector};
 pub use json::Update;
 pub use key::{is_id_shaped, Key, MAX_KEY_BYTES, PRIVATE_PREFIX};
 pub use message::{list_index, Message, COMMITMENTS};
 pub use ops::{deep_merge, SetMode};
-pub use signer::{address_of, NodeKey};
+pub use signer::{address_of, NodeKey, UnsignedItem};
 pub use value::{Float, Value};
 pub use zip215::KEY_CACHE_CAPACITY;

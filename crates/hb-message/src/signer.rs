@@ -1,4 +1,5 @@
-//! Ed25519 signing keys, addresses and key files (SPEC §2.6 "Keys").
+//! Ed25519 signing keys, addresses and key files (SPEC §2.6 "Keys"), and
+//! the node-signed type-2 ANS-104 items made with them (SPEC §10.2, §10.3).
 
 use std::fmt;
 use std::fs;
@@ -6,6 +7,7 @@ use std::io::Write;
 use std::path::Path;
 
 use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
+use hb_ans104::{DataItem, SignatureType, Tag};
 use sha2::{Digest, Sha256};
 
 use crate::error::MessageError;
@@ -54,6 +56,34 @@ impl NodeKey {
     /// Signs `data` (a 32-byte digest in every hb use).
     pub fn sign(&self, data: &[u8]) -> Signature {
         self.signing.sign(data)
+    }
+
+    /// Signs `unsigned` as a type-2 (ed25519) ANS-104 item: the owner is
+    /// this key's 32-byte public key and the signature is ed25519 over the
+    /// item's signing message (its deep hash, SPEC §10.1), so the item's
+    /// owner address is [`address`](NodeKey::address). The tags are
+    /// encoded in one block, as arbundles writes them. Deterministic: the
+    /// same fields give the same item and ID.
+    ///
+    /// The `ans104@1.0` commitments of [`Message::commit_with`] and the
+    /// scheduler's ao.TN.1 assignments are made this way. Tags over the
+    /// limits of SPEC §10.1 (128 tags, names of 1–1024 bytes, values of
+    /// at most 3072) give [`MessageError::Ans104`].
+    ///
+    /// [`Message::commit_with`]: crate::Message::commit_with
+    pub fn sign_data_item(&self, unsigned: UnsignedItem) -> Result<DataItem, MessageError> {
+        let UnsignedItem {
+            target,
+            anchor,
+            tags,
+            data,
+        } = unsigned;
+        let owner = self.signing.verifying_key().to_bytes().to_vec();
+        let mut item =
+            DataItem::new_unsigned(SignatureType::Ed25519, owner, target, anchor, tags, data)?;
+        let signature = self.signing.sign(&item.signing_message());
+        item.set_signature(signature.to_bytes().to_vec())?;
+        Ok(item)
     }
 
     /// Reads a key file written by [`save`](NodeKey::save).
@@ -126,6 +156,20 @@ impl NodeKey {
     }
 }
 
+/// The fields of an ANS-104 item before it is signed (its owner and
+/// signature come from the key): what [`NodeKey::sign_data_item`] signs.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct UnsignedItem {
+    /// The 32-byte target, if any (a process ID, for ao messages).
+    pub target: Option<[u8; 32]>,
+    /// The 32-byte anchor, if any.
+    pub anchor: Option<[u8; 32]>,
+    /// The tags, in order; duplicates are kept.
+    pub tags: Vec<Tag>,
+    /// The data (empty for none).
+    pub data: Vec<u8>,
+}
+
 fn random_seed() -> [u8; 32] {
     let mut seed = [0u8; 32];
     rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut seed);
@@ -148,6 +192,48 @@ impl fmt::Debug for NodeKey {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn node_signed_items_are_type_2_by_the_node_and_verify() {
+        let key = NodeKey::from_seed(&[4; 32]);
+        let unsigned = UnsignedItem {
+            target: Some([1; 32]),
+            anchor: None,
+            tags: vec![Tag::new("Type", "Assignment"), Tag::new("Nonce", "7")],
+            data: Vec::new(),
+        };
+        let item = key.sign_data_item(unsigned.clone()).unwrap();
+        assert_eq!(item.signature_type(), SignatureType::Ed25519);
+        assert_eq!(item.owner(), key.verifying_key().as_bytes());
+        assert_eq!(item.owner_address(), key.address());
+        assert_eq!(item.tags(), unsigned.tags.as_slice());
+        assert_eq!(item.target(), Some(&[1; 32]));
+        item.verify().unwrap();
+        // Deterministic, and the bytes parse back to the same item.
+        assert_eq!(key.sign_data_item(unsigned).unwrap(), item);
+        assert_eq!(DataItem::parse(&item.serialize()).unwrap(), item);
+    }
+
+    #[test]
+    fn items_over_the_tag_limits_are_refused() {
+        let key = NodeKey::from_seed(&[4; 32]);
+        let too_many = UnsignedItem {
+            tags: vec![Tag::new("a", "b"); 129],
+            ..UnsignedItem::default()
+        };
+        assert!(matches!(
+            key.sign_data_item(too_many),
+            Err(MessageError::Ans104(_))
+        ));
+        let long_value = UnsignedItem {
+            tags: vec![Tag::new("a", vec![0; 3073])],
+            ..UnsignedItem::default()
+        };
+        assert!(matches!(
+            key.sign_data_item(long_value),
+            Err(MessageError::Ans104(_))
+        ));
+    }
 
     #[test]
     fn generated_keys_differ() {

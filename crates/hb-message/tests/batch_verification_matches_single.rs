@@ -11,6 +11,8 @@
 //! [`verify_batch`] gives the same, alone and among valid messages, at every
 //! position; a property test does the same over random mixes.
 
+mod common;
+
 use curve25519_dalek::constants::{ED25519_BASEPOINT_POINT, EIGHT_TORSION};
 use curve25519_dalek::edwards::{CompressedEdwardsY, EdwardsPoint};
 use curve25519_dalek::scalar::Scalar;
@@ -488,6 +490,97 @@ fn batches_longer_than_a_chunk_are_split_by_whole_messages() {
         1,
         "{answers:?}"
     );
+}
+
+/// Messages of ANS-104 items (SPEC §10.2: batch verification applies to
+/// the ed25519 ones) with their expected answers: each arbundles item of
+/// types 1–3, valid; with its data changed (bad signature: RSA-PSS and
+/// secp256k1 checked singly, ed25519 in the batch equation); under another
+/// item's signature (commitment ID mismatch); the bare type-2 item under
+/// another ed25519 key (bad signature).
+fn ans104_messages() -> Vec<(Message, Option<VerifyFailure>)> {
+    let mut out = Vec::new();
+    let mut previous_signature: Option<Value> = None;
+    for f in common::arbundles_fixtures() {
+        let item = hb_message::hb_ans104::DataItem::parse(&f.bytes).unwrap();
+        let m = Message::from_data_item(&item).unwrap();
+        out.push((m.clone(), None));
+        let (id, body) = {
+            let cs = m.get_message("commitments").unwrap();
+            let (id, body) = cs.iter().next().unwrap();
+            (id.as_str().to_string(), body.as_message().unwrap().clone())
+        };
+        let edit = |edit: &dyn Fn(&mut Message)| {
+            let mut body = body.clone();
+            edit(&mut body);
+            m.clone()
+                .with("commitments", msg! { id.as_str() => body })
+                .unwrap()
+        };
+        if m.get("data").is_some() {
+            let mut changed = m.clone();
+            changed.insert("data", "2 + 2").unwrap();
+            out.push((changed, Some(VerifyFailure::BadSignature)));
+        } else {
+            let other = key(40);
+            let swapped = edit(&|b| {
+                b.insert("keyid", other.keyid()).unwrap();
+                b.insert("committer", other.address()).unwrap();
+            });
+            out.push((swapped, Some(VerifyFailure::BadSignature)));
+        }
+        if let Some(sig) = &previous_signature {
+            let foreign = edit(&|b| {
+                b.insert("signature", sig.clone()).unwrap();
+            });
+            // Of the same length (same type): another ID; else the wrong
+            // length for the type.
+            let expected =
+                if body.get_text("signature").map(str::len) == sig.as_text().map(str::len) {
+                    VerifyFailure::CommitmentIdMismatch
+                } else {
+                    VerifyFailure::InvalidSignatureEncoding
+                };
+            out.push((foreign, Some(expected)));
+        }
+        previous_signature = body.get("signature").cloned();
+    }
+    out
+}
+
+#[test]
+fn ans104_commitments_get_the_single_answers_alone_and_among_ed25519_cases() {
+    let ans = ans104_messages();
+    assert_eq!(ans.len(), 5 * 2 + 4);
+    for (m, expected) in &ans {
+        let answer = single(m);
+        assert_eq!(reason(&answer), *expected, "{answer:?}");
+        assert_eq!(verify_batch(&[m]), vec![answer]);
+    }
+    // Interleaved with every ed25519 case, adversarial ones included, and
+    // in one run of valid type-2 items and valid ed25519 messages.
+    let cases = Case::all();
+    let mut mixed = Vec::new();
+    let mut expected = Vec::new();
+    for (i, (m, e)) in ans.iter().enumerate() {
+        let case = cases[i % cases.len()];
+        mixed.push(case.message(i as u64));
+        expected.push(case.expected());
+        mixed.push(m.clone());
+        expected.push(*e);
+    }
+    let answers = assert_batch_matches(&mixed);
+    let reasons: Vec<Option<VerifyFailure>> = answers.iter().map(reason).collect();
+    assert_eq!(reasons, expected);
+    let mut good: Vec<Message> = (0..8).map(|i| Case::Good.message(i)).collect();
+    good.extend(
+        ans.iter()
+            .filter(|(_, e)| e.is_none())
+            .map(|(m, _)| m.clone()),
+    );
+    assert!(assert_batch_matches(&good)
+        .iter()
+        .all(Verification::is_valid));
 }
 
 proptest! {

@@ -334,6 +334,89 @@ fn every_verification_vector_holds_single_and_batched() {
     assert_eq!(verify_batch(&refs), singles);
 }
 
+/// Topics the ANS-104 vectors (§10.5) must cover.
+const REQUIRED_ANS104: &[&str] = &[
+    "arbundles",
+    "repeated-tag",
+    "commit",
+    "target",
+    "bytes-value",
+];
+
+fn hex_lines(v: &J, field: &str) -> Vec<u8> {
+    let joined: String = v[field]
+        .as_array()
+        .unwrap_or_else(|| panic!("{}: {field} is not a list of hex strings", v["name"]))
+        .iter()
+        .map(|s| s.as_str().expect("hex string"))
+        .collect();
+    unhex(&joined)
+}
+
+#[test]
+fn every_ans104_vector_holds() {
+    use hb_message::hb_ans104::DataItem;
+    use hb_message::{CommitmentDevice, UnsignedItem};
+    let vs = blocks(&doc(), "hbc-ans104-vector");
+    assert!(
+        vs.len() >= 2,
+        "docs/message-format.md §10.5 has {} vectors",
+        vs.len()
+    );
+    let mut covered = BTreeSet::new();
+    for v in &vs {
+        let name = text(v, "name");
+        for c in v["covers"].as_array().expect("covers is a list") {
+            covered.insert(c.as_str().expect("topic text").to_string());
+        }
+        let bytes = hex_lines(v, "item");
+        let item = DataItem::parse(&bytes).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let id = text(v, "item-id");
+        assert_eq!(item.id(), id, "{name}: item ID");
+        // The item and its message.
+        let m = Message::from_data_item(&item).unwrap();
+        assert_eq!(json::to_json(&m), v["message"], "{name}: message");
+        assert_eq!(
+            json::from_json(v["message"].to_string().as_bytes()).unwrap(),
+            m,
+            "{name}: message parses back"
+        );
+        assert_eq!(m.id_all().unwrap().to_human(), id, "{name}: id(all)");
+        let single = m.verify(&IdSelector::All).unwrap();
+        assert_eq!(single, Verification::Valid, "{name}: verify");
+        assert_eq!(verify_batch(&[&m]), vec![single], "{name}: batched");
+        assert_eq!(
+            m.to_data_item(id).unwrap().serialize(),
+            bytes,
+            "{name}: rebuilt"
+        );
+        // The signer.
+        let seed: [u8; 32] = unhex(text(v, "seed")).try_into().expect("32-byte seed");
+        let key = NodeKey::from_seed(&seed);
+        let signed = key
+            .sign_data_item(UnsignedItem {
+                target: item.target().copied(),
+                anchor: item.anchor().copied(),
+                tags: item.tags().to_vec(),
+                data: item.data().to_vec(),
+            })
+            .unwrap();
+        assert_eq!(signed.serialize(), bytes, "{name}: signed by the seed");
+        if let Some(unsigned) = v.get("unsigned-message") {
+            let unsigned = json::from_json(unsigned.to_string().as_bytes()).unwrap();
+            let committed = unsigned
+                .commit_with(CommitmentDevice::Ans104, &key, None)
+                .unwrap();
+            assert_eq!(committed, m, "{name}: commit_with(ans104@1.0)");
+        }
+    }
+    let missing: Vec<&&str> = REQUIRED_ANS104
+        .iter()
+        .filter(|t| !covered.contains(**t))
+        .collect();
+    assert!(missing.is_empty(), "topics not covered: {missing:?}");
+}
+
 #[test]
 fn the_parser_reads_only_vector_blocks() {
     let two = "x\n```hbc-vector\n{\"name\": \"a\"}\n```\n```json\n{}\n```\n```hbc-vector\n{\"name\": \"b\"}\n```\n";

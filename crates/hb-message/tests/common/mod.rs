@@ -115,3 +115,35 @@ pub fn message() -> impl Strategy<Value = Message> {
 pub fn non_empty_message() -> impl Strategy<Value = Message> {
     public_message().prop_filter("non-empty", |m| !m.is_empty())
 }
+
+/// One item of hb-ans104's arbundles fixtures: its name, the ID and owner
+/// address arbundles gave it, and its bytes.
+pub struct Fixture {
+    pub name: String,
+    pub id: String,
+    pub address: String,
+    pub bytes: Vec<u8>,
+}
+
+/// The items made by arbundles in `crates/hb-ans104/tests/data/` (types 1
+/// with salt lengths 478 and 32, 2 with and without tags, 3).
+pub fn arbundles_fixtures() -> Vec<Fixture> {
+    fn hex(s: &str) -> Vec<u8> {
+        (0..s.len() / 2)
+            .map(|i| u8::from_str_radix(&s[2 * i..2 * i + 2], 16).expect("fixture is hex"))
+            .collect()
+    }
+    include_str!("../../../hb-ans104/tests/data/arbundles-fixtures.txt")
+        .lines()
+        .map(|l| {
+            let f: Vec<&str> = l.split(' ').collect();
+            assert_eq!(f.len(), 4, "fixture line has 4 fields");
+            Fixture {
+                name: f[0].into(),
+                id: f[1].into(),
+                address: f[2].into(),
+                bytes: hex(f[3]),
+            }
+        })
+        .collect()
+}
