@@ -81,6 +81,23 @@ pub enum StoreError {
         /// The key (printable form).
         key: String,
     },
+    /// The store's server cannot be reached or refused the work (a
+    /// connection lost or refused, the database gone or shutting down, too
+    /// many conflicting retries). For a write the outcome is unknown only
+    /// when `detail` says so; otherwise nothing was written.
+    #[error("store {store} is unavailable: {detail}")]
+    Unavailable {
+        /// Where the store is (a PostgreSQL URL without its password).
+        store: String,
+        /// What failed.
+        detail: String,
+    },
+    /// A store's address (a PostgreSQL URL) cannot be used.
+    #[error("invalid store URL: {detail}")]
+    InvalidUrl {
+        /// What is wrong with it.
+        detail: String,
+    },
     /// A message handed to a cache cannot be stored as given (for example
     /// its commitments are malformed).
     #[error("message cannot be stored: {0}")]
@@ -154,10 +171,12 @@ impl hb_message::ErrorCode for StoreError {
             StoreError::InvalidLimit(_) => "invalid-limit",
             StoreError::TooLarge { .. } => "body-too-large",
             StoreError::SlotExists { .. } | StoreError::KeyExists { .. } => "conflict",
-            // A fenced writer (SPEC §11.2) is "not here, not now": the
-            // caller may retry elsewhere or later, never with the same
-            // request here.
-            StoreError::Closed | StoreError::PreconditionFailed { .. } => "unavailable",
+            // A fenced writer (SPEC §11.2) and an unreachable database are
+            // both "not here, not now": the caller may retry elsewhere or
+            // later, never with the same request here.
+            StoreError::Closed
+            | StoreError::PreconditionFailed { .. }
+            | StoreError::Unavailable { .. } => "unavailable",
             StoreError::NewerFormat { .. } => "newer-store-format",
             StoreError::Unsupported { .. } => "unsupported",
             StoreError::DestinationExists { .. } => "conflict",
@@ -171,7 +190,9 @@ impl hb_message::ErrorCode for StoreError {
             StoreError::InvalidLimit(_) => 400,
             StoreError::TooLarge { .. } => 413,
             StoreError::SlotExists { .. } | StoreError::KeyExists { .. } => 409,
-            StoreError::Closed | StoreError::PreconditionFailed { .. } => 503,
+            StoreError::Closed
+            | StoreError::PreconditionFailed { .. }
+            | StoreError::Unavailable { .. } => 503,
             StoreError::Unsupported { .. } => 501,
             StoreError::DestinationExists { .. } => 409,
             _ => 500,

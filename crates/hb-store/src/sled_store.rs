@@ -281,7 +281,7 @@ impl Lookup for Db<'_> {
 const BACKUP_BATCH: usize = 4096;
 
 /// The format number of a marker `hb-store/<n>`, if it is one.
-fn format_of(marker: &[u8]) -> Option<u32> {
+pub(crate) fn format_of(marker: &[u8]) -> Option<u32> {
     std::str::from_utf8(marker)
         .ok()?
         .strip_prefix(FORMAT_PREFIX)?
