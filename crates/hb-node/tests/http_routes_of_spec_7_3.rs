@@ -479,7 +479,12 @@ async fn a_stored_message_answers_with_its_own_device() -> anyhow::Result<()> {
     // `/<pid>` alone is the legacy SU's schedule page (SPEC §10.4), the
     // process first; `~message@1.0` reads the definition's fields.
     let a = get(&node, &format!("/{pid}")).await;
-    assert_eq!(a.json["edges"][0]["node"]["message"]["id"], pid.to_string(), "{}", a.json);
+    assert_eq!(
+        a.json["edges"][0]["node"]["message"]["id"],
+        pid.to_string(),
+        "{}",
+        a.json
+    );
     let a = get(&node, &format!("/{pid}~message@1.0/execution-device")).await;
     assert_eq!(a.json.as_str(), Some("test-device@1.0"), "{}", a.json);
 

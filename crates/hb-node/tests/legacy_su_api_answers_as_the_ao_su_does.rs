@@ -36,8 +36,15 @@ fn process_item(scheduler: &str, nonce: &str) -> DataItem {
         Tag::new("Module", "mod-1"),
         Tag::new("Scheduler", scheduler),
     ];
-    sign_ed25519(WALLET, Unsigned { tags, data: b"code".to_vec(), ..Unsigned::default() })
-        .expect("signs")
+    sign_ed25519(
+        WALLET,
+        Unsigned {
+            tags,
+            data: b"code".to_vec(),
+            ..Unsigned::default()
+        },
+    )
+    .expect("signs")
 }
 
 fn message_item(pid: &Id, n: u32) -> DataItem {
@@ -50,7 +57,12 @@ fn message_item(pid: &Id, n: u32) -> DataItem {
     ];
     sign_ed25519(
         WALLET,
-        Unsigned { target: Some(pid.0), tags, data: format!("m{n}").into_bytes(), ..Unsigned::default() },
+        Unsigned {
+            target: Some(pid.0),
+            tags,
+            data: format!("m{n}").into_bytes(),
+            ..Unsigned::default()
+        },
     )
     .expect("signs")
 }
@@ -74,7 +86,9 @@ async fn items_register_schedule_and_page_as_the_su_does() {
     let root = get(&node, "/").await;
     assert_eq!(root.status, 200);
     assert_eq!(root.json["address"], address);
-    assert!(root.json["timestamp"].as_str().is_some_and(|t| t.parse::<i64>().is_ok()));
+    assert!(root.json["timestamp"]
+        .as_str()
+        .is_some_and(|t| t.parse::<i64>().is_ok()));
 
     let process = process_item(&address, "p1");
     let pid = Id(process.id_bytes());
@@ -86,7 +100,11 @@ async fn items_register_schedule_and_page_as_the_su_does() {
     let messages: Vec<DataItem> = (1..=5).map(|n| message_item(&pid, n)).collect();
     for m in &messages {
         let (status, answer) = post_raw(&node, m.serialize(), "application/octet-stream").await;
-        assert_eq!((status, answer["id"].as_str()), (200, Some(m.id().as_str())), "{answer}");
+        assert_eq!(
+            (status, answer["id"].as_str()),
+            (200, Some(m.id().as_str())),
+            "{answer}"
+        );
     }
 
     // Read as the ao CU does: pages of 2 from an exclusive `from`, checking
@@ -104,7 +122,10 @@ async fn items_register_schedule_and_page_as_the_su_does() {
         assert_eq!(page.status, 200, "{}", page.json);
         for edge in page.json["edges"].as_array().expect("edges") {
             let a = &edge["node"]["assignment"];
-            let nonce: u64 = tag_value(&a["tags"], "Nonce").expect("Nonce").parse().unwrap();
+            let nonce: u64 = tag_value(&a["tags"], "Nonce")
+                .expect("Nonce")
+                .parse()
+                .unwrap();
             assert_eq!(nonce as usize, seen.len(), "nonces follow without gaps");
             let ts: i64 = tag_value(&a["tags"], "Timestamp").unwrap().parse().unwrap();
             assert!(ts > last_timestamp, "timestamps strictly increase");
@@ -113,7 +134,9 @@ async fn items_register_schedule_and_page_as_the_su_does() {
             let chain = raw(tag_value(&a["tags"], "Hash-Chain").expect("Hash-Chain"));
             let expected: Vec<u8> = match &previous {
                 None => Sha256::digest(pid.0).to_vec(),
-                Some((id, link)) => Sha256::digest([id.as_slice(), link.as_slice()].concat()).to_vec(),
+                Some((id, link)) => {
+                    Sha256::digest([id.as_slice(), link.as_slice()].concat()).to_vec()
+                }
             };
             assert_eq!(chain, expected, "nonce {nonce} links by the CU's rule");
             previous = Some((raw(a["id"].as_str().unwrap()), chain));
@@ -140,7 +163,10 @@ async fn items_register_schedule_and_page_as_the_su_does() {
     assert_eq!(edges[0]["cursor"], "1");
     // Nonce mode from -1 includes the process.
     let page = get(&node, &format!("/{pid}?from-nonce=-1&to-nonce=0")).await;
-    assert_eq!(page.json["edges"][0]["node"]["message"]["id"], pid.to_human());
+    assert_eq!(
+        page.json["edges"][0]["node"]["message"]["id"],
+        pid.to_human()
+    );
 
     // One message, by its ID or its assignment's.
     let one = get(&node, &format!("/{}?process-id={pid}", messages[2].id())).await;
@@ -151,7 +177,10 @@ async fn items_register_schedule_and_page_as_the_su_does() {
     assert_eq!(by_assignment.json["message"]["id"], messages[2].id());
 
     let latest = get(&node, &format!("/{pid}/latest")).await;
-    assert_eq!(tag_value(&latest.json["assignment"]["tags"], "Nonce"), Some("5"));
+    assert_eq!(
+        tag_value(&latest.json["assignment"]["tags"], "Nonce"),
+        Some("5")
+    );
 
     let p = get(&node, &format!("/processes/{pid}")).await;
     assert_eq!(p.status, 200, "{}", p.json);
@@ -174,13 +203,25 @@ async fn bad_items_are_400_errors_and_change_nothing() {
     let pid = Id(process.id_bytes());
     assert_eq!(post_raw(&node, process.serialize(), "").await.0, 200);
     let first = message_item(&pid, 1);
-    assert_eq!(post_raw(&node, first.serialize(), "application/octet-stream").await.0, 200);
+    assert_eq!(
+        post_raw(&node, first.serialize(), "application/octet-stream")
+            .await
+            .0,
+        200
+    );
 
     let mut tampered = message_item(&pid, 2).serialize();
     let last = tampered.len() - 1;
     tampered[last] ^= 1; // the data is signed
     let elsewhere = process_item(&Id::hash(b"other").to_human(), "p3");
-    let untyped = sign_ed25519(WALLET, Unsigned { target: Some(pid.0), ..Unsigned::default() }).unwrap();
+    let untyped = sign_ed25519(
+        WALLET,
+        Unsigned {
+            target: Some(pid.0),
+            ..Unsigned::default()
+        },
+    )
+    .unwrap();
     let linked = sign_ed25519(
         WALLET,
         Unsigned {
@@ -191,23 +232,61 @@ async fn bad_items_are_400_errors_and_change_nothing() {
     )
     .unwrap();
     let cases: Vec<(&str, Vec<u8>, &str, u16)> = vec![
-        ("a re-posted message", first.serialize(), "application/octet-stream", 400),
-        ("a re-posted process", process.serialize(), "application/octet-stream", 400),
+        (
+            "a re-posted message",
+            first.serialize(),
+            "application/octet-stream",
+            400,
+        ),
+        (
+            "a re-posted process",
+            process.serialize(),
+            "application/octet-stream",
+            400,
+        ),
         ("a tampered item", tampered, "application/octet-stream", 400),
-        ("not an item", b"hello".to_vec(), "application/octet-stream", 400),
-        ("another scheduler's process", elsewhere.serialize(), "", 400),
+        (
+            "not an item",
+            b"hello".to_vec(),
+            "application/octet-stream",
+            400,
+        ),
+        (
+            "another scheduler's process",
+            elsewhere.serialize(),
+            "",
+            400,
+        ),
         ("an item without Type", untyped.serialize(), "", 400),
         ("a +link tag", linked.serialize(), "", 400),
         ("a JSON body", b"{}".to_vec(), "application/json", 400),
-        ("an unknown process", message_item(&Id::hash(b"nobody"), 1).serialize(), "", 404),
+        (
+            "an unknown process",
+            message_item(&Id::hash(b"nobody"), 1).serialize(),
+            "",
+            404,
+        ),
     ];
     for (what, body, content_type, status) in cases {
         let (got, answer) = post_raw(&node, body, content_type).await;
         assert_eq!(got, status, "{what}: {answer}");
-        assert!(answer["error"].as_str().is_some_and(|e| !e.is_empty()), "{what}: {answer}");
+        assert!(
+            answer["error"].as_str().is_some_and(|e| !e.is_empty()),
+            "{what}: {answer}"
+        );
     }
     let page = get(&node, &format!("/{pid}")).await;
-    assert_eq!(page.json["edges"].as_array().map(Vec::len), Some(2), "{}", page.json);
-    assert_eq!(get(&node, &format!("/{}/latest", Id::hash(b"nobody"))).await.status, 404);
+    assert_eq!(
+        page.json["edges"].as_array().map(Vec::len),
+        Some(2),
+        "{}",
+        page.json
+    );
+    assert_eq!(
+        get(&node, &format!("/{}/latest", Id::hash(b"nobody")))
+            .await
+            .status,
+        404
+    );
     assert_eq!(get(&node, &format!("/{pid}?limit=0")).await.status, 400);
 }

@@ -40,10 +40,10 @@ fn refuse_scheduler(e: &SchedulerError) -> HttpResponse {
 }
 
 /// The query string's pairs, percent-decoded.
-fn query_pairs(req: &HttpRequest) -> Result<Vec<(String, String)>, HttpResponse> {
+fn query_pairs(req: &HttpRequest) -> Result<Vec<(String, String)>, String> {
     web::Query::<Vec<(String, String)>>::from_query(req.query_string())
         .map(|q| q.into_inner())
-        .map_err(|e| refuse(400, format!("malformed query: {e}")))
+        .map_err(|e| format!("malformed query: {e}"))
 }
 
 /// `GET /`: the time and this node's address.
@@ -122,7 +122,10 @@ pub(crate) async fn post_item(
         .and_then(|v| v.to_str().ok())
         .is_some_and(|t| t.to_ascii_lowercase().starts_with("application/json"));
     if json_body {
-        return refuse(400, "the body is a raw ANS-104 data item (application/octet-stream)");
+        return refuse(
+            400,
+            "the body is a raw ANS-104 data item (application/octet-stream)",
+        );
     }
     let body = match crate::http::read_body(payload, state.config.max_body_bytes).await {
         Ok(b) => b,
@@ -183,10 +186,7 @@ pub(crate) async fn post_item(
 }
 
 /// `GET /processes/{pid}`.
-pub(crate) async fn process(
-    path: web::Path<String>,
-    state: web::Data<NodeState>,
-) -> HttpResponse {
+pub(crate) async fn process(path: web::Path<String>, state: web::Data<NodeState>) -> HttpResponse {
     let Ok(pid) = Id::parse(&path) else {
         return refuse(400, format!("{:?} is not a process ID", path.as_str()));
     };
@@ -218,7 +218,10 @@ pub(crate) async fn latest(
     };
     match state.scheduler.assignment(pid, slot).await {
         Ok(Some(a)) => HttpResponse::Ok().json(shapes::node_json(&a)),
-        Ok(None) => refuse(404, format!("the latest assignment of {pid} is not stored yet")),
+        Ok(None) => refuse(
+            404,
+            format!("the latest assignment of {pid} is not stored yet"),
+        ),
         Err(e) => refuse_scheduler(&e),
     }
 }
@@ -237,9 +240,12 @@ pub(crate) async fn by_id(
     };
     let pairs = match query_pairs(&req) {
         Ok(p) => p,
-        Err(answer) => return answer,
+        Err(why) => return refuse(400, why),
     };
-    let process_id = pairs.iter().find(|(k, _)| k == "process-id").map(|(_, v)| v.clone());
+    let process_id = pairs
+        .iter()
+        .find(|(k, _)| k == "process-id")
+        .map(|(_, v)| v.clone());
     match process_id {
         Some(p) if p != id.to_human() => {
             let Ok(pid) = Id::parse(&p) else {
@@ -257,12 +263,11 @@ pub(crate) async fn by_id(
 }
 
 /// The timestamp of `pid`'s assignment at `slot`.
-async fn timestamp_at(state: &NodeState, pid: Id, slot: u64) -> Result<i64, HttpResponse> {
-    match state.scheduler.assignment(pid, slot).await {
-        Ok(Some(a)) => Ok(a.get_int("timestamp").unwrap_or(i64::MIN)),
-        Ok(None) => Ok(i64::MAX), // not written yet: after any `from`
-        Err(e) => Err(refuse_scheduler(&e)),
-    }
+async fn timestamp_at(state: &NodeState, pid: Id, slot: u64) -> Result<i64, SchedulerError> {
+    Ok(match state.scheduler.assignment(pid, slot).await? {
+        Some(a) => a.get_int("timestamp").unwrap_or(i64::MIN),
+        None => i64::MAX, // not written yet: after any `from`
+    })
 }
 
 /// One schedule page (SPEC §10.4).
@@ -286,14 +291,16 @@ async fn page(
     let start = match &q.range {
         paging::Range::Nonces { from, .. } => *from,
         paging::Range::Timestamps { from: None, .. } => 0,
-        paging::Range::Timestamps { from: Some(from), .. } => {
+        paging::Range::Timestamps {
+            from: Some(from), ..
+        } => {
             let (mut lo, mut hi) = (0u64, last.saturating_add(1));
             while lo < hi {
                 let mid = lo + (hi - lo) / 2;
                 match timestamp_at(state, pid, mid).await {
                     Ok(t) if t <= *from => lo = mid + 1,
                     Ok(_) => hi = mid,
-                    Err(answer) => return answer,
+                    Err(e) => return refuse_scheduler(&e),
                 }
             }
             lo
@@ -305,7 +312,11 @@ async fn page(
         let to = start.saturating_add(q.limit).min(last);
         let from = i64::try_from(start).unwrap_or(i64::MAX);
         let to = i64::try_from(to).unwrap_or(i64::MAX);
-        match state.scheduler.read_schedule(pid, Some(from), Some(to)).await {
+        match state
+            .scheduler
+            .read_schedule(pid, Some(from), Some(to))
+            .await
+        {
             Ok(p) => candidates = p.assignments,
             Err(e) => return refuse_scheduler(&e),
         }
@@ -345,7 +356,11 @@ async fn one_of(state: &NodeState, pid: Id, id: Id) -> HttpResponse {
     let mut from = 0i64;
     while from <= current {
         let to = from.saturating_add(i64::try_from(page_max).unwrap_or(i64::MAX) - 1);
-        let page = match state.scheduler.read_schedule(pid, Some(from), Some(to)).await {
+        let page = match state
+            .scheduler
+            .read_schedule(pid, Some(from), Some(to))
+            .await
+        {
             Ok(p) => p,
             Err(e) => return refuse_scheduler(&e),
         };

@@ -50,7 +50,12 @@ impl PageQuery {
     /// `max` is capped to it; below 1, or mixing timestamps with nonces, is
     /// an error.
     pub fn parse(pairs: &[(String, String)], max: u64) -> Result<PageQuery, String> {
-        let get = |name: &str| pairs.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str());
+        let get = |name: &str| {
+            pairs
+                .iter()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.as_str())
+        };
         let limit = match get("limit") {
             None => DEFAULT_LIMIT.min(max),
             Some(v) => {
@@ -66,7 +71,9 @@ impl PageQuery {
             return Err("use either `from`/`to` (timestamps) or `from-nonce`/`to-nonce`".into());
         }
         let range = if nonce {
-            let from = get("from-nonce").map(|v| int("from-nonce", v)).transpose()?;
+            let from = get("from-nonce")
+                .map(|v| int("from-nonce", v))
+                .transpose()?;
             let to = get("to-nonce").map(|v| int("to-nonce", v)).transpose()?;
             if from.is_some_and(|f| f < -1) || to.is_some_and(|t| t < 0) {
                 return Err("nonces start at -1 (`from-nonce`) and 0 (`to-nonce`)".into());
@@ -104,11 +111,7 @@ pub struct Page {
 /// Chooses the page's edges from `candidates` (consecutive assignments in
 /// slot order, starting at the first slot the range can include) given
 /// whether more assignments exist after the last candidate.
-pub fn choose(
-    q: &PageQuery,
-    candidates: Vec<(u64, Message)>,
-    more_after: bool,
-) -> Page {
+pub fn choose(q: &PageQuery, candidates: Vec<(u64, Message)>, more_after: bool) -> Page {
     let mut edges = Vec::new();
     let mut stopped_by_range = false;
     for (slot, a) in candidates {
@@ -153,12 +156,21 @@ mod tests {
     use super::*;
 
     fn pairs(q: &[(&str, &str)]) -> Vec<(String, String)> {
-        q.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        q.iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     fn schedule(n: u64) -> Vec<(u64, Message)> {
         (0..n)
-            .map(|s| (s, Message::new().with("timestamp", 1_000 + s as i64 * 10).unwrap()))
+            .map(|s| {
+                (
+                    s,
+                    Message::new()
+                        .with("timestamp", 1_000 + s as i64 * 10)
+                        .unwrap(),
+                )
+            })
             .collect()
     }
 
@@ -203,7 +215,12 @@ mod tests {
         assert!(PageQuery::parse(&pairs(&[("from", "x")]), 10).is_err());
         assert!(PageQuery::parse(&pairs(&[("from", "1"), ("to-nonce", "2")]), 10).is_err());
         assert!(PageQuery::parse(&pairs(&[("from-nonce", "-2")]), 10).is_err());
-        assert_eq!(PageQuery::parse(&pairs(&[("limit", "500")]), 10).unwrap().limit, 10);
+        assert_eq!(
+            PageQuery::parse(&pairs(&[("limit", "500")]), 10)
+                .unwrap()
+                .limit,
+            10
+        );
         assert_eq!(PageQuery::parse(&[], 1000).unwrap().limit, DEFAULT_LIMIT);
     }
 }

@@ -169,9 +169,15 @@ mod tests {
     fn signed_item(tags: Vec<Tag>, data: &[u8], target: Option<[u8; 32]>) -> DataItem {
         let key = NodeKey::from_seed(&[4; 32]);
         let owner = key.verifying_key().to_bytes().to_vec();
-        let mut item =
-            DataItem::new_unsigned(SignatureType::Ed25519, owner, target, None, tags, data.to_vec())
-                .unwrap();
+        let mut item = DataItem::new_unsigned(
+            SignatureType::Ed25519,
+            owner,
+            target,
+            None,
+            tags,
+            data.to_vec(),
+        )
+        .unwrap();
         let sig = key.sign(&item.signing_message());
         item.set_signature(sig.to_bytes().to_vec()).unwrap();
         item
@@ -180,7 +186,11 @@ mod tests {
     #[test]
     fn an_item_message_shows_as_its_item_with_exact_tags() {
         let item = signed_item(
-            vec![Tag::new("Action", "Eval"), Tag::new("Action", "Two"), Tag::new("X", vec![0xff])],
+            vec![
+                Tag::new("Action", "Eval"),
+                Tag::new("Action", "Two"),
+                Tag::new("X", vec![0xff]),
+            ],
             b"hello",
             Some([7; 32]),
         );
@@ -188,7 +198,7 @@ mod tests {
         let j = message_json(&m);
         assert_eq!(j["id"], item.id());
         assert_eq!(j["data"], "hello");
-        assert_eq!(j["target"], encode_base64url([7; 32]));
+        assert_eq!(j["target"], encode_base64url(&[7; 32]));
         assert_eq!(j["anchor"], Json::Null);
         assert_eq!(j["owner"]["address"], item.owner_address());
         assert_eq!(
@@ -196,7 +206,7 @@ mod tests {
             json!([
                 {"name": "Action", "value": "Eval"},
                 {"name": "Action", "value": "Two"},
-                {"name": "X", "value": encode_base64url([0xff])}
+                {"name": "X", "value": encode_base64url(&[0xff])}
             ])
         );
     }
