@@ -62,6 +62,7 @@ mod error;
 pub mod formats;
 pub mod hash_chain;
 pub mod lease;
+mod lease_keeper;
 pub mod location;
 mod registry;
 mod schedule_store;
