@@ -2,7 +2,8 @@
 //! shared scheduler key) on ONE store, first a sled store shared in-process,
 //! then PostgreSQL (two `PgStore`s on one database). Node A sequences
 //! process P; B is refused (`NotOwner`, naming A) while A holds P's lease;
-//! A renews it from its keeper thread for as long as its clock runs. When A
+//! A renews it from its keeper thread for as long as its clock runs, and a
+//! refused renewal stops A's server at once. When A
 //! pauses (its clock stands still: no renewals, and by its own clock its
 //! lease never expires), B's clock passes the lease, B takes it (epoch 2)
 //! and continues P's chain from A's head. A's late writes, staged while it
@@ -205,6 +206,42 @@ async fn a_renewed_lease_outlives_its_first_term_and_keeps_the_other_node_out() 
         LeaseRecord::read(store.as_ref(), &pid)?.map(|(l, _)| l),
         Some(lease)
     );
+    Ok(())
+}
+
+#[actix_rt::test]
+async fn a_failed_renewal_stops_the_owners_server_before_any_request() -> anyhow::Result<()> {
+    let (_dir, store) = shared_sled();
+    let a = node(Arc::clone(&store), "node-a");
+    let b = node(Arc::clone(&store), "node-b");
+    let client = Harness::client(1);
+    let (pid, _) = a.spawn_process(&client, 0).await?;
+    assert!(a.scheduler.find(pid).await?.is_some());
+    // B, a lease ahead, takes P over; A, behind, then tries to renew.
+    b.clock.advance(TTL as i64);
+    assert_eq!(
+        b.schedule(Harness::message(&client, &pid, 1)).await?.slot,
+        1
+    );
+    a.clock.advance(TTL as i64 / 3);
+    wait_until(
+        "A's keeper found its renewal refused",
+        Duration::from_secs(20),
+        || a.metrics.leases_lost.load(Ordering::Relaxed) == 1,
+    )
+    .await;
+    // A's server is gone without any request reaching it.
+    assert!(a.scheduler.find(pid).await?.is_none());
+    let refused = a.schedule(Harness::message(&client, &pid, 2)).await;
+    assert!(
+        refused
+            .as_ref()
+            .is_err_and(|e| is_not_owner(e, "node-b", 2)),
+        "{refused:?}"
+    );
+    assert_eq!(numbers(&b.schedule_of(pid).await?), vec![1]);
+    a.scheduler.shutdown().await;
+    b.scheduler.shutdown().await;
     Ok(())
 }
 
