@@ -241,6 +241,7 @@ fn decide(
         tip: ChainTip::LOCAL,
         now_ms: 1_700_000_000_000 + now,
         key: node,
+        fence: None,
     })? {
         Decision::New(_, batch) => Ok(batch),
         Decision::Existing(_) => Err("a fresh message was found scheduled".into()),

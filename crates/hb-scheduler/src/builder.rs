@@ -11,7 +11,8 @@ use crate::chain_tip::{CachedChainTip, ChainTipSource, LocalChainTip};
 use crate::clock::{Clock, SystemClock};
 use crate::config::SchedulerConfig;
 use crate::deps::{NoopUploader, SchedulerDeps, SchedulerMetrics, Uploader};
-use crate::error::SchedulerError;
+use crate::error::{Check, SchedulerError};
+use crate::lease_keeper::Leases;
 use crate::scheduler::Scheduler;
 
 /// Builds a [`Scheduler`]. Defaults: SPEC's settings, the local chain tip,
@@ -103,7 +104,13 @@ impl SchedulerBuilder {
     }
 
     /// Starts the actors. Must be called inside a running actix system.
+    /// Settings that cannot work (see [`SchedulerConfig::validate`]) are
+    /// an `Invalid` error, and nothing is started. With `node_id` set, a
+    /// lease keeper thread starts too (SPEC §11.2).
     pub fn start(self) -> Result<Scheduler, SchedulerError> {
+        self.config
+            .validate()
+            .map_err(|detail| SchedulerError::invalid(Check::InvalidValue, detail))?;
         if self.config.validate_process_devices && self.device_check.is_none() {
             tracing::warn!(
                 "validate_process_devices is on but no device check was given \
@@ -114,6 +121,13 @@ impl SchedulerBuilder {
             Some(w) => (w, false),
             None => (Arc::new(GroupCommit::start(Arc::clone(&self.store))?), true),
         };
+        let leases = self.config.node_id.clone().map(|me| {
+            Arc::new(Leases::new(
+                me,
+                self.config.lease_ttl_ms,
+                Arc::clone(&self.metrics),
+            ))
+        });
         let deps = SchedulerDeps {
             store: self.store,
             writer,
@@ -123,7 +137,8 @@ impl SchedulerBuilder {
             metrics: self.metrics,
             uploader: self.uploader,
             clock: self.clock,
+            leases,
         };
-        Ok(Scheduler::start(deps, owns_writer, self.device_check))
+        Scheduler::start(deps, owns_writer, self.device_check)
     }
 }

@@ -1,4 +1,4 @@
-//! Wall-clock time, injectable: assignment timestamps, the age of location
+//! Wall-clock time, injectable: assignment timestamps, lease expiry, the age of location
 //! records (time-to-live) and idle stops read it, so tests can move time
 //! forward instead of sleeping.
 

@@ -139,6 +139,15 @@ pub struct SchedulerConfig {
     /// Signature checks that may wait for the verification pool before
     /// callers get `Busy`.
     pub verify_queue_capacity: usize,
+    /// `node_id`: this node's name in a cluster sharing one store (SPEC
+    /// §11.2). When set, a server takes its process's lease before loading
+    /// the head, every assignment batch is fenced by it, and a keeper
+    /// thread renews it; a process whose lease another node holds gives
+    /// `NotOwner`. `None` (the default): no leases, one node owns its store.
+    pub node_id: Option<String>,
+    /// `lease_ttl_ms`: how long a taken or renewed lease lasts; renewed
+    /// every third of it (only with `node_id`; at least 3).
+    pub lease_ttl_ms: u64,
     /// Fault injection for tests: a server whose incoming message carries
     /// this key panics while handling it, at [`fault_panic_point`](Self::fault_panic_point).
     #[cfg(feature = "test-support")]
@@ -182,11 +191,39 @@ impl Default for SchedulerConfig {
             follow_hints: true,
             max_idle_ms: 600_000,
             verify_queue_capacity: 16_384,
+            node_id: None,
+            lease_ttl_ms: 5_000,
             #[cfg(feature = "test-support")]
             fault_panic_key: None,
             #[cfg(feature = "test-support")]
             fault_panic_point: FaultPoint::BeforeAssign,
         }
+    }
+}
+
+/// The longest node id accepted (it is stored in every lease record).
+pub const MAX_NODE_ID_LEN: usize = 256;
+
+impl SchedulerConfig {
+    /// Checks the settings that can be wrong on their own: with `node_id`
+    /// set, a non-empty id of at most [`MAX_NODE_ID_LEN`] bytes and a
+    /// `lease_ttl_ms` of at least 3. Returns what is wrong.
+    pub fn validate(&self) -> Result<(), String> {
+        if let Some(id) = &self.node_id {
+            if id.is_empty() || id.len() > MAX_NODE_ID_LEN {
+                return Err(format!(
+                    "node_id must be 1 to {MAX_NODE_ID_LEN} bytes, got {}",
+                    id.len()
+                ));
+            }
+            if self.lease_ttl_ms < 3 {
+                return Err(format!(
+                    "lease_ttl_ms must be at least 3 (renewed every third), got {}",
+                    self.lease_ttl_ms
+                ));
+            }
+        }
+        Ok(())
     }
 }
 
@@ -211,5 +248,22 @@ mod tests {
             DedupPolicy::SignedId
         );
         assert!("on".parse::<DedupPolicy>().is_err());
+    }
+
+    #[test]
+    fn lease_settings_are_checked_only_with_a_node_id() {
+        let mut c = SchedulerConfig {
+            lease_ttl_ms: 0,
+            ..SchedulerConfig::default()
+        };
+        assert_eq!(c.validate(), Ok(()), "no node id: leases are off");
+        c.node_id = Some("node-a".into());
+        assert!(c.validate().unwrap_err().contains("lease_ttl_ms"));
+        c.lease_ttl_ms = 3;
+        assert_eq!(c.validate(), Ok(()));
+        c.node_id = Some(String::new());
+        assert!(c.validate().unwrap_err().contains("node_id"));
+        c.node_id = Some("x".repeat(MAX_NODE_ID_LEN + 1));
+        assert!(c.validate().unwrap_err().contains("node_id"));
     }
 }

@@ -11,6 +11,7 @@ use crate::assignment::Assignment;
 use crate::chain_tip::CachedChainTip;
 use crate::clock::Clock;
 use crate::config::SchedulerConfig;
+use crate::lease_keeper::Leases;
 
 /// Counters exported as metrics and observed by tests.
 #[derive(Debug, Default)]
@@ -32,6 +33,11 @@ pub struct SchedulerMetrics {
     pub started: AtomicU64,
     /// Retired servers whose actor has ended (its memory is released).
     pub ended: AtomicU64,
+    /// Leases taken (SPEC §11.2; only with `node_id`).
+    pub leases_taken: AtomicU64,
+    /// Leases lost: a failed renewal, a batch that failed its fence, or a
+    /// lease that expired unrenewed. Each stops its server at once.
+    pub leases_lost: AtomicU64,
 }
 
 /// Where `remote_confirmation` sends assignments (SPEC §5.4). The result is
@@ -71,4 +77,6 @@ pub(crate) struct SchedulerDeps {
     pub uploader: Arc<dyn Uploader>,
     /// Wall-clock time (timestamps, location time-to-live, idle stops).
     pub clock: Arc<dyn Clock>,
+    /// The leases this node holds, when `node_id` is set (SPEC §11.2).
+    pub leases: Option<Arc<Leases>>,
 }

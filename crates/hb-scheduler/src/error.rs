@@ -142,6 +142,18 @@ pub enum SchedulerError {
         /// The process ID.
         pid: String,
     },
+    /// Another node holds the process's unexpired lease (SPEC §11.2): it
+    /// sequences the process, not this node. Retry at that node, or here
+    /// once the lease expires.
+    #[error("process {pid} is sequenced by node {owner} (lease epoch {epoch}); not by this node")]
+    NotOwner {
+        /// The process ID.
+        pid: String,
+        /// The node holding the lease.
+        owner: String,
+        /// The lease's fencing epoch.
+        epoch: u64,
+    },
     /// A handler panicked; the server restarts from the store.
     #[error("internal error in the scheduler of process {pid}: {detail}")]
     Internal {
@@ -260,6 +272,7 @@ impl ErrorCode for SchedulerError {
             SchedulerError::Duplicate { .. } => "duplicate-message",
             SchedulerError::Timeout { .. } => "schedule-timeout",
             SchedulerError::Unavailable { .. } => "unavailable",
+            SchedulerError::NotOwner { .. } => "not-owner",
             SchedulerError::Internal { .. } => "internal",
             SchedulerError::CorruptSchedule { .. } => "schedule-inconsistent",
             SchedulerError::SlotNotAvailable { .. } => "slot-not-available",
@@ -286,6 +299,13 @@ impl ErrorCode for SchedulerError {
                 vec![("requested-nonce", Value::Int(*requested))]
             }
             SchedulerError::Redirect { url, .. } => vec![("location", Value::from(url.as_str()))],
+            SchedulerError::NotOwner { owner, epoch, .. } => {
+                let mut extras = vec![("owner", Value::from(owner.as_str()))];
+                if let Ok(epoch) = i64::try_from(*epoch) {
+                    extras.push(("lease-epoch", Value::Int(epoch)));
+                }
+                extras
+            }
             _ => Vec::new(),
         }
     }
@@ -302,6 +322,7 @@ impl ErrorCode for SchedulerError {
             SchedulerError::SchedulingDisabled
             | SchedulerError::Busy { .. }
             | SchedulerError::Unavailable { .. }
+            | SchedulerError::NotOwner { .. }
             | SchedulerError::NotRunning => 503,
             SchedulerError::Timeout { .. } => 504,
             SchedulerError::Message(e) => e.status(),

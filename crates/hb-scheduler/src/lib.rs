@@ -11,6 +11,8 @@
 //! - schedule [`formats`]: the native bundle and aos-2 JSON, both ways;
 //! - the [`ChainTipSource`] trait with the local default, and the
 //!   injectable [`Clock`];
+//! - per-process [`lease`]s with fencing epochs, for several nodes on one
+//!   store (SPEC §11.2; off unless `SchedulerConfig::node_id` is set);
 //! - the actors, as thin shells: one server per process, found or created
 //!   atomically by a registry, retired when idle, behind the [`Scheduler`]
 //!   handle that [`SchedulerBuilder`] starts;
@@ -59,6 +61,8 @@ pub mod device;
 mod error;
 pub mod formats;
 pub mod hash_chain;
+pub mod lease;
+mod lease_keeper;
 pub mod location;
 mod registry;
 mod schedule_store;

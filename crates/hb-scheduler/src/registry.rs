@@ -160,6 +160,10 @@ impl SchedulerRegistry {
             *retired = true;
             drop(retired);
             servers.remove(&pid);
+            if let Some(leases) = &self.deps.leases {
+                // Not renewed any more: the lease runs out on its own.
+                leases.forget(&pid);
+            }
             self.deps.metrics.retired.fetch_add(1, Ordering::Relaxed);
             tracing::debug!(%pid, "idle scheduler server retired");
         }
@@ -236,26 +240,39 @@ impl Handler<FindOrCreate> for SchedulerRegistry {
         if first {
             let store = Arc::clone(&self.deps.store);
             let writer = Arc::clone(&self.deps.writer);
+            let leases = self.deps.leases.clone();
+            let clock = Arc::clone(&self.deps.clock);
             let load = async move {
                 // Writes a retired predecessor handed to group commit are
                 // acknowledged before this empty batch: load after them.
                 let _ = writer.submit(hb_store::Batch::new()).await;
-                tokio::task::spawn_blocking(move || schedule_store::load(store, pid))
-                    .await
-                    .map_err(|e| SchedulerError::Task {
-                        detail: format!("load of {pid} failed: {e}"),
-                    })?
+                tokio::task::spawn_blocking(move || -> Result<_, SchedulerError> {
+                    // With leases, the lease first (SPEC §11.2): only its
+                    // holder may load the head and sequence.
+                    let lease = match &leases {
+                        Some(leases) => Some(leases.take(store.as_ref(), pid, clock.as_ref())?),
+                        None => None,
+                    };
+                    Ok((schedule_store::load(store, pid)?, lease))
+                })
+                .await
+                .map_err(|e| SchedulerError::Task {
+                    detail: format!("load of {pid} failed: {e}"),
+                })?
             };
             let requested = req.dedup;
             ctx.spawn(load.into_actor(self).map(move |loaded, act, _| {
-                let result = loaded.and_then(|loaded| {
+                let result = loaded.and_then(|(loaded, lease)| {
                     let arbiter = act.arbiter_for(&pid).ok_or(SchedulerError::NotRunning)?;
                     let seq = loaded.sequencer;
                     let dedup = requested.or(loaded.dedup).unwrap_or(act.deps.config.dedup);
                     let deps = act.deps.clone();
                     let capacity = deps.config.server_capacity;
                     let timeout = Duration::from_millis(deps.config.schedule_timeout_ms);
-                    let shared = Shared::new(seq.current(), deps.clock.now_ms());
+                    if let (Some(leases), Some(lease)) = (&deps.leases, &lease) {
+                        leases.hold(Arc::clone(lease));
+                    }
+                    let shared = Shared::new(seq.current(), deps.clock.now_ms(), lease);
                     let server_shared = Arc::clone(&shared);
                     let addr = Supervisor::start_in_arbiter(&arbiter, move |_| {
                         SchedulerServer::new(deps, seq, dedup, server_shared)

@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use actix::prelude::*;
 use hb_message::{Id, Message, NodeKey};
-use hb_store::{LocationCache, Store};
+use hb_store::{LeaseRecord, LocationCache, Store};
 use parking_lot::Mutex;
 use tokio::time::Instant;
 use tracing::Instrument;
@@ -55,6 +55,8 @@ struct Inner {
     owns_writer: bool,
     closing: AtomicBool,
     tip_refresher: Mutex<Option<tokio::task::JoinHandle<()>>>,
+    /// The lease keeper's thread, when the node holds leases.
+    keeper: Mutex<Option<std::thread::JoinHandle<()>>>,
     stopped: tokio::sync::OnceCell<()>,
 }
 
@@ -73,7 +75,17 @@ impl Scheduler {
         deps: SchedulerDeps,
         owns_writer: bool,
         known_device: Option<crate::admission::DeviceCheck>,
-    ) -> Scheduler {
+    ) -> Result<Scheduler, SchedulerError> {
+        let keeper = match &deps.leases {
+            Some(leases) => Some(
+                leases
+                    .start_keeper(Arc::clone(&deps.writer), Arc::clone(&deps.clock))
+                    .map_err(|e| SchedulerError::Task {
+                        detail: format!("cannot start the lease keeper: {e}"),
+                    })?,
+            ),
+            None => None,
+        };
         let threads = deps.config.arbiters.max(1);
         let servers = ServerMap::default();
         let registry = SchedulerRegistry::new(deps.clone(), Arc::clone(&servers)).start();
@@ -94,7 +106,7 @@ impl Scheduler {
             node_address: deps.key.address().to_string(),
             known_device,
         };
-        Scheduler {
+        Ok(Scheduler {
             inner: Arc::new(Inner {
                 deps,
                 registry,
@@ -105,9 +117,10 @@ impl Scheduler {
                 owns_writer,
                 closing: AtomicBool::new(false),
                 tip_refresher: Mutex::new(Some(refresher)),
+                keeper: Mutex::new(keeper),
                 stopped: tokio::sync::OnceCell::new(),
             }),
-        }
+        })
     }
 
     /// The node's address (the scheduler's identity).
@@ -138,6 +151,19 @@ impl Scheduler {
     /// The chain-tip source, with its cache.
     pub fn tip(&self) -> &CachedChainTip {
         &self.inner.deps.tip
+    }
+
+    /// This node's id in a cluster (`node_id`), when it holds leases.
+    pub fn node_id(&self) -> Option<&str> {
+        self.inner.deps.config.node_id.as_deref()
+    }
+
+    /// The lease of `pid` as stored (SPEC §11.2), whichever node holds it.
+    pub async fn lease(&self, pid: Id) -> Result<Option<LeaseRecord>, SchedulerError> {
+        self.blocking(move |store| {
+            Ok(LeaseRecord::read(store.as_ref(), &pid)?.map(|(record, _)| record))
+        })
+        .await
     }
 
     /// Wall-clock milliseconds, from the scheduler's clock.
@@ -500,6 +526,11 @@ impl Scheduler {
                 if let Some(refresher) = inner.tip_refresher.lock().take() {
                     refresher.abort();
                 }
+                // Leases are not released: they run out.
+                if let Some(leases) = &inner.deps.leases {
+                    leases.stop();
+                }
+                let keeper = inner.keeper.lock().take();
                 // Everything submitted so far is acknowledged before this
                 // empty batch: callers and watchers get their answers.
                 let _ = inner.deps.writer.submit(hb_store::Batch::new()).await;
@@ -508,6 +539,11 @@ impl Scheduler {
                 let verifier = inner.verifier.clone();
                 let owns_writer = inner.owns_writer;
                 let joined = tokio::task::spawn_blocking(move || {
+                    if let Some(keeper) = keeper {
+                        if keeper.join().is_err() {
+                            tracing::error!("the lease keeper panicked");
+                        }
+                    }
                     for arbiter in arbiters {
                         arbiter.stop();
                         if arbiter.join().is_err() {

@@ -26,6 +26,7 @@ use crate::assignment::Assignment;
 use crate::config::{DedupPolicy, SchedulingMode};
 use crate::deps::SchedulerDeps;
 use crate::error::SchedulerError;
+use crate::lease_keeper::LeaseCell;
 use crate::schedule_store;
 use crate::sequencer::Sequencer;
 use crate::server_core::{CurrentSlot, Decision, Request, ServerCore};
@@ -43,16 +44,26 @@ pub(crate) struct Shared {
     /// idleness; a server takes it to decide and submit, so no write lands
     /// after a successor loaded the schedule.
     pub retired: Mutex<bool>,
+    /// The process's lease, when the node holds leases (SPEC §11.2). Once
+    /// it is lost the server answers `Unavailable` and is replaced on the
+    /// next lookup.
+    pub lease: Option<Arc<LeaseCell>>,
 }
 
 impl Shared {
-    pub(crate) fn new(current: i64, now_ms: i64) -> Arc<Shared> {
+    pub(crate) fn new(current: i64, now_ms: i64, lease: Option<Arc<LeaseCell>>) -> Arc<Shared> {
         Arc::new(Shared {
             current: AtomicI64::new(current),
             inflight: AtomicUsize::new(0),
             last_request_ms: AtomicI64::new(now_ms),
             retired: Mutex::new(false),
+            lease,
         })
+    }
+
+    /// Whether the server's lease is lost (never, without leases).
+    pub(crate) fn lease_lost(&self) -> bool {
+        self.lease.as_ref().is_some_and(|l| l.is_lost())
     }
 }
 
@@ -98,6 +109,8 @@ struct Written {
     body_id: Option<Id>,
     slot: u64,
     error: Option<String>,
+    /// The write failed its lease fence: another node took the lease.
+    fenced: bool,
 }
 
 impl actix::Message for Written {
@@ -114,6 +127,7 @@ struct Acknowledge {
     assignment: Arc<Assignment>,
     permit: Permit,
     answer: Option<Answer>,
+    lease: Option<Arc<LeaseCell>>,
 }
 
 impl Acknowledge {
@@ -125,17 +139,38 @@ impl Acknowledge {
             assignment,
             permit,
             answer,
+            lease,
         } = self;
+        // Only the lease fence is a `RequireEq` in an assignment batch.
+        let fenced = matches!(
+            written,
+            Err(hb_store::StoreError::PreconditionFailed { .. })
+        );
+        if fenced {
+            // At once, on the writer's thread: the server's next request
+            // (and every queued one) is refused before it is assigned.
+            if let Some(lease) = &lease {
+                lease.lose("an assignment batch failed its lease fence");
+            }
+        }
         server.do_send(Written {
             generation,
             body_id: signed_body,
             slot: assignment.slot,
             error: written.as_ref().err().map(ToString::to_string),
+            fenced,
         });
         drop(permit);
         if let Some(answer) = answer {
+            let outcome = match written {
+                Ok(()) => Ok(assignment),
+                Err(_) if fenced => Err(SchedulerError::Unavailable {
+                    pid: assignment.pid.to_human(),
+                }),
+                Err(e) => Err(SchedulerError::from(e)),
+            };
             // A caller that stopped waiting no longer listens; that is fine.
-            let _ = answer.send(written.map(|()| assignment).map_err(SchedulerError::from));
+            let _ = answer.send(outcome);
         }
     }
 }
@@ -161,6 +196,8 @@ pub struct SchedulerServer {
     core: ServerCore,
     deps: SchedulerDeps,
     shared: Arc<Shared>,
+    /// The lease was lost and the core let go of the schedule.
+    fenced_off: bool,
 }
 
 impl SchedulerServer {
@@ -174,6 +211,7 @@ impl SchedulerServer {
             core: ServerCore::new(sequencer, dedup),
             deps,
             shared,
+            fenced_off: false,
         }
     }
 
@@ -223,6 +261,24 @@ impl SchedulerServer {
             // Nobody waits for this answer: do not assign a slot for it.
             return Some(Err(self.timed_out()));
         }
+        // With leases: the fence is taken, and the batch carrying it
+        // submitted, under the lease's order lock, so a renewal cannot
+        // slip between them (see `lease_keeper`).
+        let order = shared.lease.as_ref().map(|lease| lease.order());
+        let fence = match &shared.lease {
+            None => None,
+            Some(lease) => match lease.fence(now_ms) {
+                Some(fence) => Some(fence),
+                None => {
+                    drop(order);
+                    drop(retired);
+                    self.let_go("the lease is lost or expired");
+                    return Some(Err(SchedulerError::Unavailable {
+                        pid: self.pid_text(),
+                    }));
+                }
+            },
+        };
         let Schedule {
             body,
             signed,
@@ -240,6 +296,7 @@ impl SchedulerServer {
                 tip: self.deps.tip.cached(),
                 now_ms,
                 key: &self.deps.key,
+                fence,
             });
             if matches!(decided, Ok(Decision::New(..))) {
                 self.fault_point(&body, crate::config::FaultPoint::AfterAssign);
@@ -249,6 +306,7 @@ impl SchedulerServer {
         let (assignment, batch) = match outcome {
             Err(panic) => {
                 let detail = panic_text(&panic);
+                drop(order);
                 drop(retired);
                 // The answer is sent before the stop takes effect.
                 self.deps.metrics.panics.fetch_add(1, Ordering::Relaxed);
@@ -273,6 +331,7 @@ impl SchedulerServer {
             signed_body: signed.then_some(assignment.body_id),
             assignment: Arc::clone(&assignment),
             permit,
+            lease: shared.lease.clone(),
             // Aggressive mode answers below, before durability; so does
             // an injected fault right after the hand-over (tests).
             answer: if mode != SchedulingMode::Aggressive
@@ -306,6 +365,7 @@ impl SchedulerServer {
                 .writer
                 .submit_then(batch, move |written| acknowledge.done(written));
         }
+        drop(order);
         drop(retired);
         let submitted = catch_unwind(AssertUnwindSafe(|| {
             self.fault_point(&body, crate::config::FaultPoint::AfterSubmit);
@@ -352,6 +412,22 @@ impl SchedulerServer {
         }
     }
 
+    /// The lease is lost: stop sequencing at once, without a restart. The
+    /// core forgets the schedule (so every queued request is answered
+    /// `Unavailable`), acknowledgements of earlier writes are ignored,
+    /// and the registry replaces the server on the next lookup, which
+    /// takes the lease anew.
+    fn let_go(&mut self, why: &str) {
+        if let Some(lease) = &self.shared.lease {
+            lease.lose(why);
+        }
+        if !self.fenced_off {
+            self.fenced_off = true;
+            tracing::warn!(pid = %self.core.pid(), why, "scheduler server stops: its lease is lost");
+            self.core.restart();
+        }
+    }
+
     fn fail(&mut self, ctx: &mut Context<Self>, why: &str) {
         tracing::error!(pid = %self.core.pid(), why, "scheduler server stops; its supervisor restarts it from the store");
         self.core.restart();
@@ -385,6 +461,11 @@ impl Supervised for SchedulerServer {
     fn restarting(&mut self, ctx: &mut Context<Self>) {
         self.deps.metrics.restarts.fetch_add(1, Ordering::Relaxed);
         self.core.restart();
+        if self.shared.lease_lost() {
+            // Not this node's schedule any more: stay unloaded, refusing.
+            self.fenced_off = true;
+            return;
+        }
         let pid = self.core.pid();
         let deps = self.deps.clone();
         // Wait for every write already handed to group commit, then reload
@@ -470,8 +551,13 @@ impl Handler<Written> for SchedulerServer {
                 .metrics
                 .write_failures
                 .fetch_add(1, Ordering::Relaxed);
-            // Never assign on top of a slot that is not stored.
-            self.fail(ctx, &why);
+            if w.fenced {
+                // Another node took the lease: stop, do not reload.
+                self.let_go(&why);
+            } else {
+                // Never assign on top of a slot that is not stored.
+                self.fail(ctx, &why);
+            }
         }
     }
 }
@@ -554,9 +640,10 @@ impl ServerHandle {
         self.addr == other.addr
     }
 
-    /// Whether the actor (or its supervisor) is alive and not retired.
+    /// Whether the actor (or its supervisor) is alive, not retired, and
+    /// (with leases) still holds its process's lease.
     pub fn is_alive(&self) -> bool {
-        self.addr.connected() && !*self.shared.retired.lock()
+        self.addr.connected() && !self.shared.lease_lost() && !*self.shared.retired.lock()
     }
 
     /// Whether the registry retired this server for idleness.

@@ -19,6 +19,7 @@ use crate::chain_tip::ChainTip;
 use crate::config::DedupPolicy;
 use crate::definition::is_process;
 use crate::error::SchedulerError;
+use crate::lease::Fence;
 use crate::schedule_store;
 use crate::sequencer::Sequencer;
 
@@ -58,6 +59,9 @@ pub struct Request<'a> {
     pub now_ms: i64,
     /// The node key that signs.
     pub key: &'a NodeKey,
+    /// The lease's fence, which the batch must carry (SPEC §11.2), when
+    /// the node holds leases.
+    pub fence: Option<Fence>,
 }
 
 /// The state of one process's server.
@@ -181,6 +185,10 @@ impl ServerCore {
         let assignment = Arc::new(draft.sign(req.key)?);
         sequencer.signed(&assignment);
         let mut batch = Batch::new();
+        // The fence first: a stale owner's batch fails on its first check.
+        if let Some(fence) = &req.fence {
+            fence.stage(&mut batch);
+        }
         schedule_store::stage(&mut batch, &assignment, req.signed)?;
         if req.signed {
             self.inflight.insert(body_id, Arc::clone(&assignment));
@@ -250,6 +258,7 @@ mod tests {
             tip: ChainTip::LOCAL,
             now_ms: 10,
             key,
+            fence: None,
         }
     }
 
@@ -358,6 +367,39 @@ mod tests {
         core.decide(request(def, false, &k)).unwrap();
         let stop = core.written(1, None, 0, Some("disk full".into()));
         assert!(stop.unwrap_err().contains("disk full"));
+    }
+
+    #[test]
+    fn a_fenced_batch_requires_the_lease_before_anything_else() {
+        let k = key();
+        let def = definition();
+        let mut core = core_for(&def, DedupPolicy::Off);
+        let fence = Fence {
+            key: b"lease/p".to_vec(),
+            value: b"held".to_vec(),
+        };
+        let mut req = request(def, false, &k);
+        req.fence = Some(fence.clone());
+        let Decision::New(_, batch) = core.decide(req).unwrap() else {
+            panic!("the definition is assigned")
+        };
+        assert_eq!(
+            batch.ops.first(),
+            Some(&hb_store::BatchOp::RequireEq(fence.key, fence.value))
+        );
+        let Decision::New(_, batch) = core
+            .decide(request(msg! { "action" => "x" }, false, &k))
+            .unwrap()
+        else {
+            panic!("assigned")
+        };
+        assert!(
+            !batch
+                .ops
+                .iter()
+                .any(|op| matches!(op, hb_store::BatchOp::RequireEq(..))),
+            "no fence without leases"
+        );
     }
 
     #[test]

@@ -17,6 +17,7 @@
 //! | `proc/` ‖ pid ‖ `/id/` ‖ state id | slot of that state |
 //! | `loc/` ‖ address | scheduler-location record |
 //! | `push/` ‖ pid ‖ `/` ‖ slot ‖ `/` ‖ outbox index | push record |
+//! | `lease/` ‖ pid | a process's lease: owner, epoch, until (SPEC §11.2) |
 //! | `meta/format` | format marker (sled backend) |
 
 use hb_message::Id;
@@ -37,6 +38,8 @@ pub const PROC: &[u8] = b"proc/";
 pub const LOC: &[u8] = b"loc/";
 /// Prefix of push records.
 pub const PUSH: &[u8] = b"push/";
+/// Prefix of lease records.
+pub const LEASE: &[u8] = b"lease/";
 
 const SLOT_TAG: &[u8] = b"/slot/";
 const ID_TAG: &[u8] = b"/id/";
@@ -102,6 +105,11 @@ pub fn proc_id(pid: &Id, state_id: &Id) -> Vec<u8> {
 /// `loc/<address>`.
 pub fn loc(address: &Id) -> Vec<u8> {
     join(&[LOC, address.as_bytes()])
+}
+
+/// `lease/<pid>`: who may sequence `pid`, until when (SPEC §11.2).
+pub fn lease(pid: &Id) -> Vec<u8> {
+    join(&[LEASE, pid.as_bytes()])
 }
 
 /// `push/<pid>/<slot BE>/`: the prefix of one slot's push records.
@@ -205,7 +213,8 @@ pub fn printable(key: &[u8]) -> String {
     if let Some((pid, slot)) = parse_proc_slot(key) {
         return format!("proc/{pid}/slot/{slot}");
     }
-    let id_keys: [(&[u8], &str); 3] = [(MSG, "msg"), (LINK, "link"), (LOC, "loc")];
+    let id_keys: [(&[u8], &str); 4] =
+        [(MSG, "msg"), (LINK, "link"), (LOC, "loc"), (LEASE, "lease")];
     for (prefix, name) in id_keys {
         if let Some(rest) = key.strip_prefix(prefix) {
             if rest.len() == 32 {
@@ -270,6 +279,7 @@ mod tests {
         assert_eq!(printable(&msg(&pid)), format!("msg/{pid}"));
         assert_eq!(printable(&link(&pid)), format!("link/{pid}"));
         assert_eq!(printable(&loc(&pid)), format!("loc/{pid}"));
+        assert_eq!(printable(&lease(&pid)), format!("lease/{pid}"));
         assert_eq!(
             printable(&proc_id(&pid, &other)),
             format!("proc/{pid}/id/{other}")

@@ -20,7 +20,8 @@
 //!   IDs), [`SchedulerCache`] (assignments by process and slot, first write
 //!   wins, head by one reverse seek, the dedup index), [`ProcessCache`]
 //!   (computed states by slot and by state ID), [`LocationCache`] and
-//!   [`PushCache`];
+//!   [`PushCache`]; and the stored [`LeaseRecord`] of a process (SPEC
+//!   §11.2; the lease decisions are hb-scheduler's);
 //! - the physical key layout ([`keys`]) and the stored record form (the
 //!   `hb_message::codec` record plus a CRC-32; assignments in a packed
 //!   version 2 of their own, [`ASSIGNMENT_VERSION`], whose CRC also covers
@@ -76,6 +77,7 @@ mod compact;
 mod error;
 mod group_commit;
 pub mod keys;
+mod lease_record;
 mod location_cache;
 mod memory;
 mod message_cache;
@@ -93,6 +95,7 @@ mod store;
 pub use batch::{Batch, BatchOp};
 pub use error::StoreError;
 pub use group_commit::{Ack, GroupCommit, GroupCommitOptions, GroupCommitStats};
+pub use lease_record::LeaseRecord;
 pub use location_cache::{LocationCache, LocationRecord, LocationUpdate};
 pub use memory::MemoryStore;
 pub use message_cache::{MessageCache, MessageIds};

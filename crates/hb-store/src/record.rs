@@ -100,7 +100,7 @@ pub(crate) mod byte_vec {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{DedupEntry, LocationRecord, StateRecord};
+    use crate::{DedupEntry, LeaseRecord, LocationRecord, StateRecord};
     use proptest::prelude::*;
     use serde::{Deserialize, Serialize};
 
@@ -118,6 +118,7 @@ mod tests {
                 let _ = decode::<StateRecord>(b"k", input);
                 let _ = decode::<DedupEntry>(b"k", input);
                 let _ = decode::<LocationRecord>(b"k", input);
+                let _ = decode::<LeaseRecord>(b"k", input);
             }
             let _ = crate::keys::printable(&bytes);
         }
