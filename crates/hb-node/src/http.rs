@@ -1150,6 +1150,7 @@ mod tests {
         assert_eq!(route_label("/~evil-{x}@9/zzz"), "/~other/other");
         assert_eq!(route_label("/whatever"), "other");
         assert_eq!(route_label("/metrics"), "/metrics");
+        assert_eq!(route_label("/push"), "/push");
         assert_eq!(
             route_label("/~hyperbuddy@1.0/stats"),
             "/~hyperbuddy@1.0/stats"
