@@ -412,6 +412,15 @@ fn routes(cfg: &mut web::ServiceConfig) {
     #[cfg(feature = "test-support")]
     cfg.route("/~hb-test@1.0/panic", web::route().to(test_panic));
     cfg.configure(crate::dashboard::routes);
+    // The legacy SU API (SPEC §10.4); `/{id}` and `/{id}/latest` fall
+    // through to `resolve` for anything but a process or `process-id`.
+    cfg.route("/", web::get().to(crate::legacy::info))
+        .route("/", web::post().to(crate::legacy::post_item))
+        .route("/timestamp", web::get().to(crate::legacy::timestamp))
+        .route("/health", web::get().to(crate::legacy::health))
+        .route("/processes/{pid}", web::get().to(crate::legacy::process))
+        .route("/{id}/latest", web::get().to(crate::legacy::latest))
+        .route("/{id}", web::get().to(crate::legacy::by_id));
     cfg.route("/{tail:.*}", web::route().to(resolve));
 }
 

@@ -10,7 +10,9 @@
 //! ([`dashboard`], `/~hyperbuddy@1.0/dashboard`), a node-wide bound on
 //! requests in flight ([`overload`]), a shutdown that answers
 //! every accepted request ([`Node::shutdown`]), the HTTP [`client`], and
-//! the `hb` binary (`hb serve` and the client subcommands of SPEC §7.6).
+//! the `hb` binary (`hb serve` and the client subcommands of SPEC §7.6),
+//! and the ao scheduler unit's API for ao's own clients ([`legacy`], SPEC
+//! §10.4).
 //!
 //! Embedding (docs/embedding.md): [`NodeBuilder::http`]`(false)` starts a
 //! node without its own HTTP server, [`Node::routes`] mounts hb's routes
@@ -48,6 +50,7 @@ pub mod config;
 pub mod dashboard;
 mod embed;
 pub mod http;
+pub mod legacy;
 pub mod mainnet;
 pub mod metrics;
 mod node;

@@ -25,13 +25,11 @@ const MODULE: &str = "hb-aoconnect-legacy-test-module-0000000000";
 const MESSAGES: usize = 3;
 
 #[actix_rt::test]
-#[ignore = "needs the legacy SU API (issue 13 point 4)"]
 async fn legacy_mode_with_an_rsa_signer_spawns_messages_and_reads_the_schedule() {
     legacy_flow("rsa", 1).await;
 }
 
 #[actix_rt::test]
-#[ignore = "needs the legacy SU API (issue 13 point 4)"]
 async fn legacy_mode_with_an_ed25519_signer_spawns_messages_and_reads_the_schedule() {
     legacy_flow("ed25519", 2).await;
 }

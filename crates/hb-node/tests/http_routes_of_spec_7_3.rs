@@ -476,9 +476,15 @@ async fn a_stored_message_answers_with_its_own_device() -> anyhow::Result<()> {
     // Inline fields: `compute&slot=1`.
     let a = get(&node, &format!("/{pid}/compute&slot=1/sum")).await;
     assert_eq!((a.status, a.json.as_i64()), (200, Some(5)), "{}", a.json);
-    // `/<pid>` alone is the stored definition; `~message@1.0` reads fields.
+    // `/<pid>` alone is the legacy SU's schedule page (SPEC §10.4), the
+    // process first; `~message@1.0` reads the definition's fields.
     let a = get(&node, &format!("/{pid}")).await;
-    assert_eq!(a.json["execution-device"].as_str(), Some("test-device@1.0"));
+    assert_eq!(
+        a.json["edges"][0]["node"]["message"]["id"],
+        pid.to_string(),
+        "{}",
+        a.json
+    );
     let a = get(&node, &format!("/{pid}~message@1.0/execution-device")).await;
     assert_eq!(a.json.as_str(), Some("test-device@1.0"), "{}", a.json);
 

@@ -7,8 +7,8 @@
 //! stored, replicated and backed up with the assignment, and covered by
 //! its ed25519 commitment).
 
-use hb_ans104::{DataItem, SignatureType, Tag};
-use hb_message::{Id, Message, NodeKey, Value};
+use hb_ans104::{DataItem, Tag};
+use hb_message::{Id, Message, MessageError, NodeKey, UnsignedItem, Value};
 use sha2::{Digest, Sha256};
 
 /// The `variant` of a legacy (ao testnet) process.
@@ -106,19 +106,13 @@ impl AoFields {
     }
 
     /// The item, signed by `key` as type 2 (no data, target or anchor).
-    pub fn sign(&self, key: &NodeKey) -> Result<DataItem, hb_ans104::Ans104Error> {
-        let owner = key.verifying_key().to_bytes().to_vec();
-        let mut item = DataItem::new_unsigned(
-            SignatureType::Ed25519,
-            owner,
-            None,
-            None,
-            self.tags(),
-            vec![],
-        )?;
-        let signature = key.sign(&item.signing_message());
-        item.set_signature(signature.to_bytes().to_vec())?;
-        Ok(item)
+    pub fn sign(&self, key: &NodeKey) -> Result<DataItem, MessageError> {
+        key.sign_data_item(UnsignedItem {
+            target: None,
+            anchor: None,
+            tags: self.tags(),
+            data: Vec::new(),
+        })
     }
 
     /// Reads the fields back from an item, checking that its tags are
@@ -210,6 +204,7 @@ pub fn link_of(assignment: &Message) -> Option<Result<AoLink, String>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use hb_ans104::SignatureType;
 
     fn fields(slot: u64, message: Option<Id>) -> AoFields {
         let pid = Id::hash(b"process");

@@ -80,9 +80,7 @@ impl AssignmentDraft {
                     timestamp: self.timestamp,
                     message: (self.slot > 0).then_some(self.body_id),
                 }
-                .sign(key)
-                // Only tag limits can fail, and these tags are short.
-                .map_err(|e| MessageError::InvalidValue(format!("the ao.TN.1 item: {e}")))?;
+                .sign(key)?;
                 fields.insert(AO_ASSIGNMENT, Value::Bytes(item.serialize()))?;
                 Some(AoLink {
                     id: item.id_bytes(),

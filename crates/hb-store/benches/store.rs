@@ -18,6 +18,13 @@
 //! - `proc_latest_10k/*`: `ProcessCache::latest` with a required path over
 //!   10,000 stored states (path in every state, every 100th, or none).
 //!
+//! `pg_against_sled` (printed to stderr, no criterion benchmark; run it
+//! alone with `STOREBENCH_ONLY=pg_against_sled`): group commit of
+//! assignment-shaped batches on `SledStore` and on `PgStore` (a throwaway
+//! database on the server `HB_TEST_POSTGRES_URL` names, default the local
+//! one) in alternating rounds, with 1, 16 and 256 writers, then point reads
+//! and "latest" seeks on both. Skipped, with a note, when no server answers.
+//!
 //! First, the paired rounds (printed to stderr, no criterion benchmark):
 //! raw sled against group commit in alternating rounds, with the CPU per
 //! write of the process and of the writing thread, for 600-byte records
@@ -32,8 +39,8 @@ use std::time::{Duration, Instant};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use hb_message::{msg, Id, Message, NodeKey};
 use hb_store::{
-    AssignmentRecord, Batch, GroupCommit, GroupCommitOptions, ProcessCache, RequiredPath,
-    SchedulerCache, SledOptions, SledStore, Store,
+    AssignmentRecord, Batch, GroupCommit, GroupCommitOptions, PgOptions, PgStore, ProcessCache,
+    RequiredPath, SchedulerCache, SledOptions, SledStore, Store,
 };
 use rand::{Rng, SeedableRng};
 
@@ -514,6 +521,111 @@ fn paired_ratio(_: &mut Criterion) {
     );
 }
 
+/// Group commit on sled against group commit on PostgreSQL, in
+/// alternating rounds on this machine, then reads. Prints; registers no
+/// criterion benchmark.
+fn pg_against_sled(_: &mut Criterion) {
+    if paired_only() || !wanted("pg_against_sled") {
+        return;
+    }
+    let database = match std::panic::catch_unwind(hb_store::pg_testing::TempDatabase::create) {
+        Ok(database) => database,
+        Err(_) => {
+            eprintln!("pg_against_sled: skipped, no PostgreSQL server (see the message above)");
+            return;
+        }
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let sled_store: Arc<dyn Store> = Arc::new(open(
+        &tmp.path().join("sled"),
+        &SledOptions {
+            flush_every_ms: None,
+            ..SledOptions::default()
+        },
+    ));
+    let pg_store: Arc<dyn Store> =
+        Arc::new(PgStore::open(database.url(), &PgOptions::default()).unwrap());
+    let sled_writer = Arc::new(GroupCommit::start(sled_store.clone()).unwrap());
+    let pg_writer = Arc::new(GroupCommit::start(pg_store.clone()).unwrap());
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .build()
+        .unwrap();
+    let rounds = std::env::var("STOREBENCH_PG_ROUNDS")
+        .ok()
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(4u64)
+        .max(2);
+    let mut base = 1u64;
+    eprintln!(
+        "| writers | sled batches/s best / median | postgres batches/s best / median | postgres / sled (median) | postgres batches per commit |"
+    );
+    eprintln!("|---|---|---|---|---|");
+    for (writers, per_round) in [(1usize, 300u64), (16, 3_000), (256, 10_240)] {
+        let (mut sled_rates, mut pg_rates) = (Vec::new(), Vec::new());
+        let before = pg_writer.stats();
+        for round in 0..rounds {
+            let s = run_writers(
+                &runtime,
+                &sled_writer,
+                writers,
+                per_round,
+                base,
+                Shape::Assignment,
+            );
+            let p = run_writers(
+                &runtime,
+                &pg_writer,
+                writers,
+                per_round,
+                base,
+                Shape::Assignment,
+            );
+            base += writers as u64;
+            if round == 0 {
+                continue; // warm-up
+            }
+            sled_rates.push(per_round as f64 / s.as_secs_f64());
+            pg_rates.push(per_round as f64 / p.as_secs_f64());
+        }
+        let after = pg_writer.stats();
+        eprintln!(
+            "| {writers} | {:.0} / {:.0} | {:.0} / {:.0} | {:.0}% | {:.1} |",
+            best_of(&sled_rates, false),
+            median_of(&sled_rates),
+            best_of(&pg_rates, false),
+            median_of(&pg_rates),
+            100.0 * median_of(&pg_rates) / median_of(&sled_rates),
+            (after.committed - before.committed) as f64
+                / (after.flushes - before.flushes).max(1) as f64,
+        );
+    }
+    // Reads of what was written: a point read of a random assignment, and
+    // the head of a random process (one reverse seek).
+    let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+    let reads = 2_000;
+    let probes: Vec<(Id, u64)> = (0..reads)
+        .map(|_| (pid(rng.gen_range(1..base)), rng.gen_range(0..2)))
+        .collect();
+    for (name, store) in [("sled", &sled_store), ("postgres", &pg_store)] {
+        let start = Instant::now();
+        for (p, slot) in &probes {
+            store.get(&hb_store::keys::sched(p, *slot)).unwrap();
+        }
+        let get = start.elapsed() / reads;
+        let start = Instant::now();
+        for (p, _) in &probes {
+            store
+                .last_with_prefix(&hb_store::keys::sched_prefix(p))
+                .unwrap();
+        }
+        let latest = start.elapsed() / reads;
+        eprintln!(
+            "{name}: get {get:?} per read, last_with_prefix {latest:?} per seek (one thread)"
+        );
+    }
+}
+
 fn sched_reads(c: &mut Criterion) {
     if paired_only() || !wanted("sched_reads") {
         return;
@@ -651,6 +763,7 @@ fn proc_latest(c: &mut Criterion) {
 criterion_group!(
     benches,
     paired_ratio,
+    pg_against_sled,
     durable_writes,
     sched_reads,
     proc_latest

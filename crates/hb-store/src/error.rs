@@ -71,6 +71,33 @@ pub enum StoreError {
         /// The key (printable form).
         key: String,
     },
+    /// A batch required a key to hold exactly a value
+    /// ([`crate::BatchOp::RequireEq`]) and it does not (another value, or
+    /// absent); nothing of the batch was written. It is the fence of SPEC
+    /// §11.2: the writer's view of that key is stale (another writer took
+    /// over), so retrying the same batch cannot succeed.
+    #[error("batch precondition failed: {key} does not hold the required value")]
+    PreconditionFailed {
+        /// The key (printable form).
+        key: String,
+    },
+    /// The store's server cannot be reached or refused the work (a
+    /// connection lost or refused, the database gone or shutting down, too
+    /// many conflicting retries). For a write the outcome is unknown only
+    /// when `detail` says so; otherwise nothing was written.
+    #[error("store {store} is unavailable: {detail}")]
+    Unavailable {
+        /// Where the store is (a PostgreSQL URL without its password).
+        store: String,
+        /// What failed.
+        detail: String,
+    },
+    /// A store's address (a PostgreSQL URL) cannot be used.
+    #[error("invalid store URL: {detail}")]
+    InvalidUrl {
+        /// What is wrong with it.
+        detail: String,
+    },
     /// A message handed to a cache cannot be stored as given (for example
     /// its commitments are malformed).
     #[error("message cannot be stored: {0}")]
@@ -144,7 +171,12 @@ impl hb_message::ErrorCode for StoreError {
             StoreError::InvalidLimit(_) => "invalid-limit",
             StoreError::TooLarge { .. } => "body-too-large",
             StoreError::SlotExists { .. } | StoreError::KeyExists { .. } => "conflict",
-            StoreError::Closed => "unavailable",
+            // A fenced writer (SPEC §11.2) and an unreachable database are
+            // both "not here, not now": the caller may retry elsewhere or
+            // later, never with the same request here.
+            StoreError::Closed
+            | StoreError::PreconditionFailed { .. }
+            | StoreError::Unavailable { .. } => "unavailable",
             StoreError::NewerFormat { .. } => "newer-store-format",
             StoreError::Unsupported { .. } => "unsupported",
             StoreError::DestinationExists { .. } => "conflict",
@@ -158,7 +190,9 @@ impl hb_message::ErrorCode for StoreError {
             StoreError::InvalidLimit(_) => 400,
             StoreError::TooLarge { .. } => 413,
             StoreError::SlotExists { .. } | StoreError::KeyExists { .. } => 409,
-            StoreError::Closed => 503,
+            StoreError::Closed
+            | StoreError::PreconditionFailed { .. }
+            | StoreError::Unavailable { .. } => 503,
             StoreError::Unsupported { .. } => 501,
             StoreError::DestinationExists { .. } => 409,
             _ => 500,

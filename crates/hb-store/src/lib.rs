@@ -4,10 +4,14 @@
 //!
 //! - the [`Store`] trait, an ordered key-value contract with atomic
 //!   [`Batch`]es (including "must be absent" and "first write wins"
-//!   operations, and unchecked writes of content-addressed records),
-//!   compare-and-swap and a durability call, with two backends:
+//!   operations, "must be present" and "must hold exactly this value"
+//!   preconditions, and unchecked writes of content-addressed records),
+//!   compare-and-swap and a durability call, with three backends:
 //!   [`SledStore`] (the embedded default: one sled `Db`, key prefixes,
-//!   big-endian slots) and [`MemoryStore`] (the reference implementation);
+//!   big-endian slots), [`MemoryStore`] (the reference implementation) and
+//!   `PgStore` (one PostgreSQL table shared by several nodes, SPEC §11.1;
+//!   behind the cargo feature `postgres`, on by default: build with
+//!   `default-features = false` to leave tokio-postgres out);
 //! - [`GroupCommit`], the writer that makes many callers' batches durable
 //!   with one flush and acknowledges each only after it;
 //! - the caches over a store, each with "stage into this batch" functions
@@ -27,7 +31,10 @@
 //! It deliberately knows nothing of devices, actors or HTTP: sequencing,
 //! signing, hash-chain computation and dedup *policy* belong to
 //! hb-scheduler, computing states to hb-process. Every call is blocking;
-//! async callers use [`GroupCommit::submit`] or a blocking thread.
+//! async callers use [`GroupCommit::submit`] or a blocking thread
+//! (`PgStore` drives its connections on a runtime of its own, so it may
+//! also be called on a runtime thread). The feature `test-support` adds
+//! `pg_testing`, a throwaway database per test.
 //! `docs/storage.md` describes the layout, record formats and durability
 //! semantics in full.
 //!
@@ -72,6 +79,10 @@ pub mod keys;
 mod location_cache;
 mod memory;
 mod message_cache;
+#[cfg(feature = "postgres")]
+mod pg_store;
+#[cfg(feature = "test-support")]
+pub mod pg_testing;
 mod process_cache;
 mod push_cache;
 mod record;
@@ -85,6 +96,8 @@ pub use group_commit::{Ack, GroupCommit, GroupCommitOptions, GroupCommitStats};
 pub use location_cache::{LocationCache, LocationRecord, LocationUpdate};
 pub use memory::MemoryStore;
 pub use message_cache::{MessageCache, MessageIds};
+#[cfg(feature = "postgres")]
+pub use pg_store::{PgOptions, PgStore};
 pub use process_cache::{parse_limit, state_id_of, ProcessCache, RequiredPath, StateRecord};
 pub use push_cache::PushCache;
 pub use scheduler_cache::{

@@ -5,7 +5,7 @@ use std::ops::Bound;
 
 use parking_lot::RwLock;
 
-use crate::batch::{Batch, Overlay, Writes};
+use crate::batch::{Batch, Lookup, Overlay, Writes};
 use crate::error::StoreError;
 use crate::store::{resolve_group, Direction, Entry, Store};
 
@@ -44,6 +44,19 @@ fn write_all(map: &mut BTreeMap<Vec<u8>, Vec<u8>>, writes: Writes) {
                 map.remove(&k);
             }
         }
+    }
+}
+
+/// The map, as conditional operations ask it.
+struct Map<'a>(&'a BTreeMap<Vec<u8>, Vec<u8>>);
+
+impl Lookup for Map<'_> {
+    fn exists(&mut self, key: &[u8]) -> Result<bool, StoreError> {
+        Ok(self.0.contains_key(key))
+    }
+
+    fn holds(&mut self, key: &[u8], value: &[u8]) -> Result<bool, StoreError> {
+        Ok(self.0.get(key).is_some_and(|v| v == value))
     }
 }
 
@@ -91,14 +104,15 @@ impl Store for MemoryStore {
 
     fn apply(&self, batch: Batch) -> Result<(), StoreError> {
         let mut map = self.map.write();
-        let writes = Overlay::default().resolve(batch, &mut |k| Ok(map.contains_key(k)))?;
-        write_all(&mut map, writes);
+        let mut overlay = Overlay::default();
+        overlay.resolve(batch, &mut Map(&map))?;
+        write_all(&mut map, overlay.into_writes());
         Ok(())
     }
 
     fn apply_group(&self, batches: Vec<Batch>) -> Vec<Result<(), StoreError>> {
         let mut map = self.map.write();
-        let (outcomes, writes) = resolve_group(batches, &mut |k| Ok(map.contains_key(k)));
+        let (outcomes, writes) = resolve_group(batches, &mut Map(&map));
         write_all(&mut map, writes);
         outcomes
     }

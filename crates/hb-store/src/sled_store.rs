@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use parking_lot::Mutex;
 
-use crate::batch::{Batch, Overlay, Writes};
+use crate::batch::{Batch, Lookup, Overlay, Writes};
 use crate::error::StoreError;
 use crate::store::{resolve_group, BackupReport, Direction, Entry, Store};
 
@@ -261,9 +261,19 @@ impl SledStore {
         }
         self.db.apply_batch(batch).map_err(|e| self.err(e))
     }
+}
 
-    fn exists(&self, key: &[u8]) -> Result<bool, StoreError> {
-        self.db.contains_key(key).map_err(|e| self.err(e))
+/// The database, as conditional operations ask it (under the write lock).
+struct Db<'a>(&'a SledStore);
+
+impl Lookup for Db<'_> {
+    fn exists(&mut self, key: &[u8]) -> Result<bool, StoreError> {
+        self.0.db.contains_key(key).map_err(|e| self.0.err(e))
+    }
+
+    fn holds(&mut self, key: &[u8], value: &[u8]) -> Result<bool, StoreError> {
+        let held = self.0.db.get(key).map_err(|e| self.0.err(e))?;
+        Ok(held.is_some_and(|v| v == value))
     }
 }
 
@@ -271,7 +281,7 @@ impl SledStore {
 const BACKUP_BATCH: usize = 4096;
 
 /// The format number of a marker `hb-store/<n>`, if it is one.
-fn format_of(marker: &[u8]) -> Option<u32> {
+pub(crate) fn format_of(marker: &[u8]) -> Option<u32> {
     std::str::from_utf8(marker)
         .ok()?
         .strip_prefix(FORMAT_PREFIX)?
@@ -448,13 +458,14 @@ impl Store for SledStore {
 
     fn apply(&self, batch: Batch) -> Result<(), StoreError> {
         let _w = self.write_lock.lock();
-        let writes = Overlay::default().resolve(batch, &mut |k| self.exists(k))?;
-        self.write(writes)
+        let mut overlay = Overlay::default();
+        overlay.resolve(batch, &mut Db(self))?;
+        self.write(overlay.into_writes())
     }
 
     fn apply_group(&self, batches: Vec<Batch>) -> Vec<Result<(), StoreError>> {
         let _w = self.write_lock.lock();
-        let (mut outcomes, writes) = resolve_group(batches, &mut |k| self.exists(k));
+        let (mut outcomes, writes) = resolve_group(batches, &mut Db(self));
         if let Err(e) = self.write(writes) {
             for o in outcomes.iter_mut().filter(|o| o.is_ok()) {
                 *o = Err(e.clone());

@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use crate::batch::{Batch, Overlay};
+use crate::batch::{Batch, Lookup, Overlay};
 use crate::error::StoreError;
 use crate::keys::prefix_end;
 
@@ -35,9 +35,11 @@ pub enum Direction {
 ///
 /// Contract (checked by `tests/store_contract.rs` against every backend):
 /// reads see every write that returned before them; batches apply all or
-/// nothing; conditional operations ([`crate::BatchOp::PutNew`],
-/// [`crate::BatchOp::PutIfAbsent`], [`Store::compare_and_swap`]) are atomic
-/// with respect to every other write; [`crate::BatchOp::PutContent`] is a
+/// nothing; conditional operations and preconditions
+/// ([`crate::BatchOp::PutNew`], [`crate::BatchOp::PutIfAbsent`],
+/// [`crate::BatchOp::Require`], [`crate::BatchOp::RequireEq`],
+/// [`Store::compare_and_swap`]) are atomic with respect to every other
+/// write, also another process's on a shared database; [`crate::BatchOp::PutContent`] is a
 /// plain write (no existence check); a write is durable once a
 /// [`Store::flush`] called after it has returned.
 pub trait Store: Send + Sync + 'static {
@@ -132,24 +134,17 @@ pub trait Store: Send + Sync + 'static {
     }
 }
 
-/// Resolves `batches` one after another against `exists`, for backends
+/// Resolves `batches` one after another against `backend`, for backends
 /// that apply a group as one write: each batch's outcome, and the writes of
 /// the accepted ones in order.
 pub(crate) fn resolve_group(
     batches: Vec<Batch>,
-    exists: &mut dyn FnMut(&[u8]) -> Result<bool, StoreError>,
+    backend: &mut dyn Lookup,
 ) -> (Vec<Result<(), StoreError>>, crate::batch::Writes) {
     let mut overlay = Overlay::default();
-    let mut outcomes = Vec::with_capacity(batches.len());
-    let mut writes = Vec::new();
-    for batch in batches {
-        match overlay.resolve(batch, exists) {
-            Ok(w) => {
-                writes.extend(w);
-                outcomes.push(Ok(()));
-            }
-            Err(e) => outcomes.push(Err(e)),
-        }
-    }
-    (outcomes, writes)
+    let outcomes = batches
+        .into_iter()
+        .map(|batch| overlay.resolve(batch, backend))
+        .collect();
+    (outcomes, overlay.into_writes())
 }

@@ -16,7 +16,7 @@ use super::cpu::{self, CpuSnap, Whose};
 use super::report::{error_kind, kind_of, Tallies};
 use super::{
     BenchError, CpuUse, Event, OnProgress, Operation, Pacing, Progress, Recorder, Report, Settings,
-    Target, Workload, COUNTER_LUA,
+    Signing, Target, Workload, COUNTER_LUA,
 };
 use crate::client::{Client, ClientError};
 
@@ -136,7 +136,12 @@ fn presign(
             .map(|k| {
                 let i = k * workers as u64 + w as u64;
                 let pid = &pids[(i % pids.len() as u64) as usize];
-                let m = message(pid, "Inc", &anchor(nonce, w, k), Some(key))?;
+                let m = message(
+                    pid,
+                    "Inc",
+                    &anchor(nonce, w, k),
+                    Some((key, settings.signing)),
+                )?;
                 let id = m.id_all()?;
                 Ok((m, id))
             })
@@ -351,6 +356,7 @@ async fn perform(
 ) -> Result<(), String> {
     let pid = shared.plan.pids[process];
     let signed = shared.settings.signed;
+    let signer = (&shared.key, shared.settings.signing);
     let anchor = || anchor(&shared.nonce, w, k);
     let noted = |e: &Event| {
         shared
@@ -365,7 +371,7 @@ async fn perform(
             let (m, message_id) = match ready {
                 Some((m, id)) => (m, *id),
                 None => {
-                    fresh = message(&pid, "Inc", &anchor(), signed.then_some(&shared.key))
+                    fresh = message(&pid, "Inc", &anchor(), signed.then_some(signer))
                         .map_err(|e| format!("message:{}", e.code()))?;
                     let id = fresh
                         .id_all()
@@ -419,7 +425,7 @@ async fn perform(
             })
         }
         (Operation::DryRun, Conn::Http(c)) => {
-            let m = message(&pid, "Get", &anchor(), signed.then_some(&shared.key))
+            let m = message(&pid, "Get", &anchor(), signed.then_some(signer))
                 .map_err(|e| format!("message:{}", e.code()))?;
             c.dry_run(&pid, &m).await.map_err(|e| error_kind(&e))?;
             Ok(())
@@ -437,19 +443,20 @@ fn request(message: Message) -> ScheduleRequest {
 }
 
 /// A message `action` to `pid`, distinct by its anchor, signed by `key`
-/// if given.
+/// with the given commitment device if given.
 fn message(
     pid: &Id,
     action: &str,
     anchor: &str,
-    key: Option<&NodeKey>,
+    key: Option<(&NodeKey, Signing)>,
 ) -> Result<Message, hb_message::MessageError> {
     let m = Message::new()
         .with("target", pid.to_human())?
         .with("action", action)?
         .with("anchor", anchor)?;
     match key {
-        Some(key) => m.commit(key, None),
+        Some((key, Signing::Ed25519)) => m.commit(key, None),
+        Some((key, signing)) => m.commit_with(signing.device(), key, None),
         None => Ok(m),
     }
 }
@@ -537,7 +544,12 @@ async fn prepare_cached(
 ) -> Result<u64, BenchError> {
     let assignment = patiently(move || async move {
         let anchor: [u8; 32] = rand::random();
-        let m = message(&pid, "Inc", &hb_message::human(&anchor), Some(key))?;
+        let m = message(
+            &pid,
+            "Inc",
+            &hb_message::human(&anchor),
+            Some((key, Signing::Ed25519)),
+        )?;
         let a = client.schedule(&m).await?;
         Ok::<_, ClientError>((m.id_all()?, a))
     })
@@ -773,11 +785,37 @@ mod tests {
             for (k, (m, id)) in list.iter().enumerate() {
                 let i = k as u64 * 4 + w as u64;
                 let pid = &pids[(i % 3) as usize];
-                let expected = message(pid, "Inc", &anchor("n", w, k as u64), Some(&key)).unwrap();
+                let expected = message(
+                    pid,
+                    "Inc",
+                    &anchor("n", w, k as u64),
+                    Some((&key, Signing::Ed25519)),
+                )
+                .unwrap();
                 assert_eq!(m, &expected, "worker {w}, message {k}");
                 assert_eq!(*id, expected.id_all().unwrap());
             }
         }
+    }
+
+    #[test]
+    fn ans104_messages_are_items_the_node_verifies() {
+        let key = NodeKey::from_seed(&[6; 32]);
+        let pid = Id::hash(b"p");
+        let m = message(&pid, "Inc", "a-1", Some((&key, Signing::Ans104))).unwrap();
+        let commitments = m.commitments().expect("signed");
+        let (id, body) = commitments.iter().next().expect("one commitment");
+        assert_eq!(
+            body.as_message()
+                .and_then(|b| b.get_text("commitment-device")),
+            Some("ans104@1.0")
+        );
+        assert_eq!(
+            m.id_all().unwrap().to_human(),
+            id.as_str(),
+            "id(all) is the item ID"
+        );
+        assert!(m.verify(&hb_message::IdSelector::All).unwrap().is_valid());
     }
 
     #[test]

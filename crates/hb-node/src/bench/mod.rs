@@ -105,6 +105,47 @@ impl Workload {
     }
 }
 
+/// How the generator signs its messages (`--commitment`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Signing {
+    /// hb's own `ed25519@1.0` commitment.
+    #[default]
+    Ed25519,
+    /// An `ans104@1.0` commitment: each message is a type-2 ANS-104 item
+    /// (SPEC §10.2), as ao's ed25519 clients sign.
+    Ans104,
+}
+
+impl Signing {
+    /// Parses `ed25519` or `ans104`.
+    pub fn parse(s: &str) -> Result<Signing, BenchError> {
+        match s {
+            "ed25519" => Ok(Signing::Ed25519),
+            "ans104" => Ok(Signing::Ans104),
+            other => Err(BenchError::invalid(
+                "--commitment",
+                format!("unknown commitment {other:?}; one of ed25519, ans104"),
+            )),
+        }
+    }
+
+    /// The commitment device's name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Signing::Ed25519 => "ed25519@1.0",
+            Signing::Ans104 => "ans104@1.0",
+        }
+    }
+
+    /// The message-model device.
+    pub fn device(self) -> hb_message::CommitmentDevice {
+        match self {
+            Signing::Ed25519 => hb_message::CommitmentDevice::Ed25519,
+            Signing::Ans104 => hb_message::CommitmentDevice::Ans104,
+        }
+    }
+}
+
 /// One kind of request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Operation {
@@ -164,6 +205,8 @@ pub struct Settings {
     /// shared machine more of the cores go to the node. Messages beyond
     /// these are signed as they are sent.
     pub presign: usize,
+    /// How signed messages are committed.
+    pub signing: Signing,
 }
 
 /// The most messages `--presign` signs (about 1 KiB of memory each).
@@ -186,6 +229,7 @@ impl Default for Settings {
             pids: None,
             node_pid: None,
             presign: 0,
+            signing: Signing::Ed25519,
         }
     }
 }
@@ -233,6 +277,12 @@ impl Settings {
                 "applies to the signed schedule workload only",
             ));
         }
+        if self.signing != Signing::Ed25519 && !self.signed {
+            return Err(BenchError::invalid(
+                "--commitment",
+                "applies to signed messages only (drop --unsigned)",
+            ));
+        }
         if self.presign > MAX_PRESIGN {
             return Err(BenchError::invalid(
                 "--presign",
@@ -265,6 +315,7 @@ impl Settings {
             "threads": self.threads,
             "timeout_s": self.timeout.as_secs_f64(),
             "presign": self.presign,
+            "commitment": self.signing.as_str(),
         })
     }
 }
@@ -491,6 +542,26 @@ mod tests {
                 other => panic!("{option}: {other:?}"),
             }
         }
+    }
+
+    #[test]
+    fn commitments_parse_and_ans104_needs_signed_messages() {
+        for (name, device) in [("ed25519", "ed25519@1.0"), ("ans104", "ans104@1.0")] {
+            assert_eq!(Signing::parse(name).map(Signing::as_str).ok(), Some(device));
+        }
+        assert!(Signing::parse("rsa").is_err());
+        let unsigned = Settings {
+            signing: Signing::Ans104,
+            signed: false,
+            ..Settings::default()
+        };
+        assert!(matches!(
+            unsigned.validate(),
+            Err(BenchError::Invalid {
+                option: "--commitment",
+                ..
+            })
+        ));
     }
 
     #[test]

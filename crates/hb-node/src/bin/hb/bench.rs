@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use hb_node::bench::{self, BenchError, Settings, Target, Workload};
+use hb_node::bench::{self, BenchError, Settings, Signing, Target, Workload};
 use hb_node::client::DEFAULT_NODE_URL;
 
 use crate::client::{KeyArgs, Progress};
@@ -67,6 +67,10 @@ pub struct BenchArgs {
     /// signed as they are sent).
     #[arg(long, value_name = "N", default_value_t = 0)]
     presign: usize,
+    /// How signed messages are committed: `ed25519` (hb's own) or `ans104`
+    /// (type-2 ANS-104 items, as ao's ed25519 clients sign).
+    #[arg(long, value_name = "DEVICE", default_value = "ed25519", value_parser = parse_signing)]
+    commitment: Signing,
     #[command(flatten)]
     key: KeyArgs,
     /// Print one JSON document on stdout instead of text.
@@ -75,6 +79,10 @@ pub struct BenchArgs {
     /// Report progress on stderr even when it is no terminal.
     #[arg(long)]
     progress: bool,
+}
+
+fn parse_signing(s: &str) -> Result<Signing, String> {
+    Signing::parse(s).map_err(|e| e.to_string())
 }
 
 fn parse_workload(s: &str) -> Result<Workload, String> {
@@ -124,6 +132,7 @@ fn bench(args: BenchArgs) -> Result<ExitCode, BenchError> {
         pids: args.pids.clone(),
         node_pid: args.node_pid,
         presign: args.presign,
+        signing: args.commitment,
     };
     settings.validate()?;
     let key = args.key.load().map_err(|f| BenchError::File {
