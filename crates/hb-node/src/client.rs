@@ -233,17 +233,25 @@ impl Client {
     }
 
     /// `GET /~meta@1.0/info/address`: the node's address, which a process
-    /// names as its `scheduler` to be scheduled here.
+    /// names as its `scheduler` to be scheduled here. The node answers it
+    /// as bare text; a JSON string (what nodes before the mainnet surface
+    /// answered) is read too.
     pub async fn address(&self) -> Result<String, ClientError> {
         let url = self.url_of("/~meta@1.0/info/address");
         let (status, body) = self.send(self.http.get(&url), None, &url).await?;
-        match self.value(&body, status, &url)? {
-            Value::Text(address) => Ok(address),
-            other => Err(unexpected(
-                &url,
-                status,
-                format!("the address is a {}, not text", other.type_name()),
-            )),
+        if body.first() == Some(&b'"') {
+            return match self.value(&body, status, &url)? {
+                Value::Text(address) => Ok(address),
+                other => Err(unexpected(
+                    &url,
+                    status,
+                    format!("the address is a {}, not text", other.type_name()),
+                )),
+            };
+        }
+        match std::str::from_utf8(&body) {
+            Ok(address) if !address.is_empty() => Ok(address.to_string()),
+            _ => Err(unexpected(&url, status, "the address is not text".into())),
         }
     }
 

@@ -170,7 +170,8 @@ pub fn error(status: u16, code: &str, detail: impl Into<String>) -> HttpResponse
     refusal(status, code, detail).respond()
 }
 
-fn from_error(e: &(impl ErrorCode + std::fmt::Display)) -> Refusal {
+/// The refusal of a library error: its own code, status and extras.
+pub(crate) fn from_error(e: &(impl ErrorCode + std::fmt::Display)) -> Refusal {
     Refusal {
         extras: e
             .extras()
@@ -339,7 +340,7 @@ fn truncate(s: &str) -> String {
 /// node's route keys is `other`, and any process or message ID is
 /// `<pid>`. Never the raw path.
 pub fn route_label(path: &str) -> String {
-    if matches!(path, "/healthz" | "/metrics") {
+    if matches!(path, "/healthz" | "/metrics" | "/push") {
         return path.to_string();
     }
     let known_device = |d: &str| {
@@ -397,6 +398,16 @@ fn routes(cfg: &mut web::ServiceConfig) {
         .route(
             "/~node@1.0/backup",
             web::route().to(crate::backup::backup_route),
+        )
+        // The mainnet surface (SPEC §10.5): a POST carrying an ANS-104
+        // item, whatever its path; hb's JSON routes never see one.
+        .route(
+            "/{tail:.*}",
+            web::post()
+                .guard(actix_web::guard::fn_guard(|g| {
+                    crate::mainnet::is_ans104(g.head().headers())
+                }))
+                .to(crate::mainnet::handle),
         );
     #[cfg(feature = "test-support")]
     cfg.route("/~hb-test@1.0/panic", web::route().to(test_panic));
@@ -436,7 +447,7 @@ pub(crate) fn mount(
 struct MountedPath(String);
 
 /// The path the node's routes read: relative to their mount point.
-fn mounted_path(req: &HttpRequest) -> String {
+pub(crate) fn mounted_path(req: &HttpRequest) -> String {
     req.extensions()
         .get::<MountedPath>()
         .map_or_else(|| req.uri().path().to_string(), |p| p.0.clone())
@@ -703,7 +714,9 @@ where
 // Handlers.
 
 /// `GET /~meta@1.0/info[/<key>]`: the node's address, version and
-/// non-secret settings (never the key). Other methods get 405.
+/// non-secret settings (never the key), as JSON, except
+/// `/~meta@1.0/info/address`: the bare address as text (what aoconnect's
+/// mainnet mode reads). Other methods get 405.
 pub(crate) async fn meta_info(req: HttpRequest, state: web::Data<NodeState>) -> HttpResponse {
     if req.method() != Method::GET {
         return error(405, "method-not-allowed", "the node's info is read-only");
@@ -720,6 +733,11 @@ pub(crate) async fn meta_info(req: HttpRequest, state: web::Data<NodeState>) -> 
     });
     match req.match_info().get("key").filter(|k| !k.is_empty()) {
         None => HttpResponse::Ok().json(info),
+        // The bare address as text: aoconnect's mainnet mode pastes the
+        // body into a process's `Scheduler` and `Authority` tags.
+        Some("address") => HttpResponse::Ok()
+            .content_type("text/plain")
+            .body(state.scheduler.address().to_string()),
         Some(key) => match info.get(key) {
             Some(v) => HttpResponse::Ok().json(v),
             None => error(404, "not-found", format!("no info key {key:?}")),
@@ -1141,6 +1159,7 @@ mod tests {
         assert_eq!(route_label("/~evil-{x}@9/zzz"), "/~other/other");
         assert_eq!(route_label("/whatever"), "other");
         assert_eq!(route_label("/metrics"), "/metrics");
+        assert_eq!(route_label("/push"), "/push");
         assert_eq!(
             route_label("/~hyperbuddy@1.0/stats"),
             "/~hyperbuddy@1.0/stats"

@@ -20,7 +20,8 @@
 //! [`NodeBuilder::device`] registers the host's own devices, and the
 //! handle schedules, computes and dry-runs ([`Node::schedule`],
 //! [`Node::compute`], [`Node::dry_run`]). [`backup`] makes a running node
-//! copy its store (docs/operations.md).
+//! copy its store (docs/operations.md). [`mainnet`] serves aoconnect's
+//! `mainnet` mode: signed ANS-104 items on the routes of SPEC §10.5.
 //! Not yet: remote scheduler proxying (a redirect is answered, not
 //! followed).
 //!
@@ -50,6 +51,7 @@ pub mod dashboard;
 mod embed;
 pub mod http;
 pub mod legacy;
+pub mod mainnet;
 pub mod metrics;
 mod node;
 pub mod overload;

@@ -192,6 +192,10 @@ impl NodeBuilder {
                 (BUILT_IN_DEVICES.contains(&name)
                     && (test_devices || name != hb_process::test_device::NAME))
                     || custom.contains(&name.to_ascii_lowercase())
+                    // WASM devices: such processes register and are
+                    // scheduled; computing them answers 501 (SPEC §10.5).
+                    || hb_process::run_as::UNSUPPORTED_EXECUTION_DEVICES
+                        .contains(&name.to_ascii_lowercase().as_str())
             }))
             .start()?;
         let mut processes = ProcessBuilder::new(scheduler.clone())

@@ -24,13 +24,11 @@ use serde_json::Value;
 const INCS: i64 = 3;
 
 #[actix_rt::test]
-#[ignore = "needs the mainnet surface (issue 13 point 5)"]
 async fn mainnet_mode_with_an_rsa_signer_runs_a_lua_process() {
     mainnet_flow("rsa", 1).await;
 }
 
 #[actix_rt::test]
-#[ignore = "needs the mainnet surface (issue 13 point 5)"]
 async fn mainnet_mode_with_an_ed25519_signer_runs_a_lua_process() {
     mainnet_flow("ed25519", 2).await;
 }

@@ -111,6 +111,19 @@ pub enum ComputeError {
         /// The process.
         pid: String,
     },
+    /// The process names an execution device this node does not run (a
+    /// WASM device such as `genesis-wasm@1.0`, SPEC §10.5): it is
+    /// registered and scheduled, never computed.
+    #[error(
+        "process {pid} runs on execution device {device:?}, which this node does not run \
+         (it is scheduled, not computed)"
+    )]
+    UnsupportedExecutionDevice {
+        /// The process.
+        pid: String,
+        /// The device it names.
+        device: String,
+    },
     /// The process layer was shut down.
     #[error("the process layer is not running")]
     NotRunning,
@@ -158,6 +171,7 @@ impl ErrorCode for ComputeError {
             ComputeError::Timeout { .. } => "compute-timeout",
             ComputeError::Busy { .. } => "busy",
             ComputeError::DevicePanicked { .. } => "device-panic",
+            ComputeError::UnsupportedExecutionDevice { .. } => "unsupported-execution-device",
             ComputeError::WorkerStopped { .. } | ComputeError::NotRunning => "unavailable",
             ComputeError::Message(e) => e.code(),
             ComputeError::Store(e) => e.code(),
@@ -187,6 +201,7 @@ impl ErrorCode for ComputeError {
             ComputeError::SlotNotAvailable { .. } | ComputeError::UnknownProcess { .. } => 404,
             ComputeError::InvalidSlot { .. } | ComputeError::MissingSlot { .. } => 400,
             ComputeError::Timeout { .. } => 504,
+            ComputeError::UnsupportedExecutionDevice { .. } => 501,
             ComputeError::Busy { .. }
             | ComputeError::WorkerStopped { .. }
             | ComputeError::NotRunning => 503,

@@ -259,6 +259,7 @@ impl Processes {
             if let Some(hit) = self.cached(pid, slot).await? {
                 return Ok(hit);
             }
+            self.check_runnable(pid).await?;
             let worker = self.worker(pid).await?;
             match worker.compute(slot).await {
                 // A worker that vanished is replaced once; one that vanishes
@@ -322,6 +323,22 @@ impl Processes {
         message: Message,
         hints: Freshness,
     ) -> Result<Message, ComputeError> {
+        self.dry_run_from(pid, message, None, hints).await
+    }
+
+    /// [`dry_run`](Self::dry_run), with the sender of an unsigned `message`
+    /// stated by the caller: `sender` becomes the `from` an execution
+    /// device sees (Lua's `msg.From`) when `message` has no committer. For
+    /// callers that verified the sender another way, such as the mainnet
+    /// surface, whose dry-run tags travel unsigned in the path of a request
+    /// signed by the sender. A signed `message` keeps its first committer.
+    pub async fn dry_run_from(
+        &self,
+        pid: Id,
+        message: Message,
+        sender: Option<String>,
+        hints: Freshness,
+    ) -> Result<Message, ComputeError> {
         if message.is_signed() {
             // `from` is the first committer: a forged commitment is refused,
             // as scheduling would refuse it.
@@ -351,12 +368,15 @@ impl Processes {
             .filter(|p| !["init", "snapshot", "normalize"].contains(p))
             .unwrap_or("compute")
             .to_string();
-        let assignment = Message::new()
+        let mut assignment = Message::new()
             .with("path", key.as_str())?
             .with("process", pid.to_human())?
             .with("slot", slot)?
             .with("dry-run", true)?
             .with("body", body)?;
+        if let Some(sender) = sender {
+            assignment.insert("dry-run-from", sender)?;
+        }
         let mut state = start.state;
         state.remove("results");
         let ran = crate::run_as::run_as(
@@ -623,6 +643,26 @@ impl Processes {
                     pid: pid.to_human(),
                 },
             })
+    }
+
+    /// Refuses, before any worker starts, a process whose execution
+    /// device this node does not have (SPEC §10.5: 501
+    /// `unsupported-execution-device`), so nothing about it changes. A
+    /// process without a definition here is left to the worker, which
+    /// reports it as it always has.
+    async fn check_runnable(&self, pid: Id) -> Result<(), ComputeError> {
+        let definition = self.inner.env.scheduler.assignment(pid, 0).await?;
+        let Some(definition) = definition.as_ref().and_then(|a| a.get_message("body")) else {
+            return Ok(());
+        };
+        let registry = self.inner.env.ctx.registry();
+        match crate::run_as::missing_execution_device(definition, |d| registry.contains(d)) {
+            Some(device) => Err(ComputeError::UnsupportedExecutionDevice {
+                pid: pid.to_human(),
+                device,
+            }),
+            None => Ok(()),
+        }
     }
 
     async fn scheduled(&self, pid: Id) -> Result<i64, ComputeError> {

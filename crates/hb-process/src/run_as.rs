@@ -92,7 +92,81 @@ pub async fn run_as(
     }
 }
 
+/// Execution devices of the ao ecosystem that a node accepts in a process
+/// definition without running them (SPEC §10.5): WASM devices. A process
+/// naming one registers and is scheduled; computing it is
+/// [`UnsupportedExecutionDevice`](crate::ComputeError::UnsupportedExecutionDevice).
+pub const UNSUPPORTED_EXECUTION_DEVICES: [&str; 3] = ["genesis-wasm@1.0", "wasm64@1.0", "wasi@1.0"];
+
+/// The first device that computing `definition` would run and that `has`
+/// does not know: its execution device (default `lua@5.3a`), and for a
+/// `stack@1.0` execution device every entry of its `device-stack`. `None`
+/// when all are there.
+pub fn missing_execution_device(
+    definition: &Message,
+    has: impl Fn(&str) -> bool,
+) -> Option<String> {
+    let execution = device_for(definition, Kind::Execution);
+    let mut names = vec![execution.clone()];
+    if execution.eq_ignore_ascii_case("stack@1.0") {
+        match definition.get("device-stack") {
+            Some(Value::List(l)) => {
+                names.extend(l.iter().filter_map(Value::as_text).map(String::from))
+            }
+            Some(Value::Message(m)) => {
+                names.extend(m.iter().filter_map(|(_, v)| v.as_text()).map(String::from))
+            }
+            _ => {}
+        }
+    }
+    names.into_iter().find(|n| !has(n))
+}
+
 /// A request for `key` (its `path`), with nothing else.
 pub fn request_for(key: &str) -> Result<Message, hb_message::MessageError> {
     Message::new().with("path", Value::from(key))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn has(name: &str) -> bool {
+        ["lua@5.3a", "stack@1.0", "patch@1.0"].contains(&name)
+    }
+
+    #[test]
+    fn the_execution_device_defaults_to_lua_and_is_found() {
+        let lua = Message::new().with("type", "Process").unwrap();
+        assert_eq!(missing_execution_device(&lua, has), None);
+    }
+
+    #[test]
+    fn an_execution_device_the_node_lacks_is_named() {
+        let wasm = Message::new()
+            .with("execution-device", "genesis-wasm@1.0")
+            .unwrap();
+        assert_eq!(
+            missing_execution_device(&wasm, has).as_deref(),
+            Some("genesis-wasm@1.0")
+        );
+    }
+
+    #[test]
+    fn a_stack_is_checked_entry_by_entry() {
+        let stack = |entries: Vec<Value>| {
+            Message::new()
+                .with("execution-device", "stack@1.0")
+                .unwrap()
+                .with("device-stack", Value::List(entries))
+                .unwrap()
+        };
+        let fine = stack(vec!["lua@5.3a".into(), "patch@1.0".into()]);
+        assert_eq!(missing_execution_device(&fine, has), None);
+        let wasm = stack(vec!["wasm64@1.0".into(), "patch@1.0".into()]);
+        assert_eq!(
+            missing_execution_device(&wasm, has).as_deref(),
+            Some("wasm64@1.0")
+        );
+    }
 }

@@ -372,7 +372,7 @@ impl LuaProcess {
                 t
             }
         };
-        let from = from_of(assignment.get_message("body"), node_address);
+        let from = from_of(assignment, node_address);
         let from = match from {
             Some(v) => value_to_lua(&self.vm.lua, &v, &self.vm.message_mt, 0)?,
             None => LuaValue::Nil,
@@ -468,14 +468,22 @@ impl LuaProcess {
 }
 
 /// `body.from`: `from-process` when the body is committed by the node, else
-/// the first committer, else nothing.
-fn from_of(body: Option<&Message>, node_address: &str) -> Option<Value> {
-    let body = body?;
+/// the first committer, else, for a dry-run of an unsigned body, the sender
+/// the node vouched for (`dry-run-from`, set only by
+/// `Processes::dry_run_from` from a verified request), else nothing.
+fn from_of(assignment: &Message, node_address: &str) -> Option<Value> {
+    let body = assignment.get_message("body")?;
     let committers = body.committers().ok()?;
     if committers.iter().any(|c| c == node_address) {
         return body.get("from-process").cloned();
     }
-    committers.into_iter().next().map(Value::Text)
+    match committers.into_iter().next() {
+        Some(first) => Some(Value::Text(first)),
+        None if assignment.get("dry-run") == Some(&Value::Bool(true)) => {
+            assignment.get("dry-run-from").cloned()
+        }
+        None => None,
+    }
 }
 
 /// Calls `f` through the prelude's protected runner: `(true, results)` or
