@@ -122,14 +122,21 @@ fn check_all(root: &Path, round: usize, seen: &mut Seen) {
 /// not at it, so `Locked` is waited out (on a loaded machine the thread
 /// may not have run yet); any other error fails the test.
 fn reopen(dir: &Path) {
+    if let Err(e) = open_waiting(dir) {
+        panic!("{} does not open again: {e}", dir.display());
+    }
+}
+
+/// `SledStore::open`, with `Locked` (the lock of a store this process just
+/// dropped, not yet let go) waited out for up to 10 s.
+fn open_waiting(dir: &Path) -> Result<SledStore, StoreError> {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         match SledStore::open(dir) {
-            Ok(_) => return,
             Err(StoreError::Locked { .. }) if Instant::now() < deadline => {
                 std::thread::sleep(Duration::from_millis(10));
             }
-            Err(e) => panic!("{} does not open again: {e}", dir.display()),
+            other => return other,
         }
     }
 }
@@ -173,7 +180,7 @@ fn an_unfinished_creation_that_holds_data_is_refused_not_wiped() {
     }
     std::fs::write(dir.join(CREATING_FILE), b"").unwrap();
     for _ in 0..2 {
-        match SledStore::open(&dir) {
+        match open_waiting(&dir) {
             Err(StoreError::CorruptStore { path, detail }) => {
                 assert_eq!(path, dir);
                 assert!(detail.contains("holds data"), "{detail}");
@@ -183,11 +190,21 @@ fn an_unfinished_creation_that_holds_data_is_refused_not_wiped() {
     }
     // The data is still there (read past the check with a bare marker).
     std::fs::remove_file(dir.join(CREATING_FILE)).unwrap();
-    assert!(matches!(
-        SledStore::open(&dir),
-        Err(StoreError::CorruptStore { .. })
-    ));
-    let raw = sled::open(&dir).unwrap();
+    let reopened = open_waiting(&dir);
+    assert!(
+        matches!(reopened, Err(StoreError::CorruptStore { .. })),
+        "expected CorruptStore, got {:?}",
+        reopened.map(|_| "an open store")
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let raw = loop {
+        match sled::open(&dir) {
+            Ok(db) => break db,
+            // The refused opens' lock is let go asynchronously too.
+            Err(_) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(10)),
+            Err(e) => panic!("sled does not open the store: {e}"),
+        }
+    };
     assert_eq!(
         raw.get(b"user/data").unwrap().as_deref(),
         Some(&b"precious"[..])
