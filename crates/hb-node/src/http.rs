@@ -114,6 +114,7 @@ impl Refusal {
     /// The JSON answer `{status, error, detail}`; 503 answers carry
     /// `retry-after`.
     pub fn respond(self) -> HttpResponse {
+        let not_owner = self.code == "not-owner";
         let mut body = serde_json::Map::new();
         for (key, value) in self.extras {
             body.insert(key, value);
@@ -133,8 +134,28 @@ impl Refusal {
                 }
             }
         }
-        r.json(serde_json::Value::Object(body))
+        let owner = not_owner
+            .then(|| {
+                body.get("owner")
+                    .and_then(|o| o.as_str())
+                    .map(str::to_string)
+            })
+            .flatten();
+        let mut response = r.json(serde_json::Value::Object(body));
+        if let Some(owner) = owner {
+            mark_owned_elsewhere(&mut response, owner);
+        }
+        response
     }
+}
+
+/// Marks `response` as the answer to a request whose process another
+/// cluster node sequences: the wrapper of every route then forwards or
+/// redirects the request (SPEC §11.3).
+pub(crate) fn mark_owned_elsewhere(response: &mut HttpResponse, owner: String) {
+    response
+        .extensions_mut()
+        .insert(crate::cluster::OwnedElsewhere { owner });
 }
 
 impl std::fmt::Display for Refusal {
@@ -663,7 +684,10 @@ where
         // Without the request (the handler has it), a failure is answered
         // as an error whose own response is the JSON refusal.
         let res = match outcome {
-            Ok(Ok(res)) => Ok(res),
+            Ok(Ok(res)) => Ok(match &state.cluster {
+                Some(cluster) => reroute(&state, cluster, res).await,
+                None => res,
+            }),
             Ok(Err(e)) => {
                 // An error of actix itself: still a JSON error.
                 let status = e.as_response_error().status_code().as_u16();
@@ -710,6 +734,100 @@ where
     Box::pin(answer.instrument(span))
 }
 
+/// A request answered `not-owner` (its process is sequenced by another
+/// node of the cluster) is forwarded to the owner, or redirected there,
+/// if the store shows it alive (SPEC §11.3); any other answer, and a
+/// `not-owner` answer with no live owner to send it to, stands.
+async fn reroute(
+    state: &NodeState,
+    cluster: &crate::cluster::Cluster,
+    res: ServiceResponse<BoxBody>,
+) -> ServiceResponse<BoxBody> {
+    use crate::cluster::{forward, routing, OwnedElsewhere, RequestBody, FORWARDED_BY};
+    let Some(owned) = res.response().extensions().get::<OwnedElsewhere>().cloned() else {
+        return res;
+    };
+    let req = res.request().clone();
+    let store = std::sync::Arc::clone(state.scheduler.store());
+    let owner = owned.owner.clone();
+    let record = match tokio::task::spawn_blocking(move || {
+        hb_store::NodeRecord::read(store.as_ref(), &owner)
+    })
+    .await
+    {
+        Ok(Ok(record)) => record,
+        Ok(Err(e)) => {
+            tracing::warn!(owner = %owned.owner, error = %e, "cannot read the owner's registration");
+            None
+        }
+        Err(_) => None,
+    };
+    let path = mounted_path(&req);
+    let path_and_query = match req.query_string() {
+        "" => path,
+        query => format!("{path}?{query}"),
+    };
+    let decision = routing::route(
+        routing::Situation {
+            me: &cluster.node_id,
+            owner: &owned.owner,
+            record: record.as_ref(),
+            now_ms: state.scheduler.now_ms(),
+            lease_ttl_ms: cluster.lease_ttl_ms,
+            path_and_query: &path_and_query,
+            forwarded: req.headers().contains_key(FORWARDED_BY),
+        },
+        cluster.routing,
+    );
+    match decision {
+        routing::Route::Proxy(url) => {
+            let body = req
+                .extensions()
+                .get::<RequestBody>()
+                .map(|b| b.0.clone())
+                .unwrap_or_default();
+            tracing::debug!(owner = %owned.owner, %url, "forwarding to the process's owner");
+            let relayed = forward::forward(forward::Forward {
+                url: &url,
+                method: req.method(),
+                headers: req.headers(),
+                body,
+                node_id: &cluster.node_id,
+                timeout: cluster.forward_timeout,
+            })
+            .await;
+            match relayed {
+                Ok(answer) => res.into_response(answer),
+                Err(why) => res.into_response(
+                    Refusal {
+                        status: 503,
+                        code: "unavailable".into(),
+                        detail: format!("node {} sequences this process, but {why}", owned.owner),
+                        extras: vec![("owner".into(), owned.owner.clone().into())],
+                    }
+                    .respond(),
+                ),
+            }
+        }
+        routing::Route::Redirect(url) => res.into_response(
+            Refusal {
+                status: 307,
+                code: "redirect".into(),
+                detail: format!("node {} sequences this process", owned.owner),
+                extras: vec![
+                    ("location".into(), url.into()),
+                    ("owner".into(), owned.owner.clone().into()),
+                ],
+            }
+            .respond(),
+        ),
+        routing::Route::Unavailable(why) => {
+            tracing::debug!(owner = %owned.owner, why, "not-owner answer stands");
+            res
+        }
+    }
+}
+
 // ---------------------------------------------------------------------------
 // Handlers.
 
@@ -730,7 +848,23 @@ pub(crate) async fn meta_info(req: HttpRequest, state: web::Data<NodeState>) -> 
         "port": c.port,
         "max-body-bytes": c.max_body_bytes,
         "max-json-depth": c.max_json_depth,
+        "store": c.store.as_str(),
     });
+    let mut info = info;
+    if let Some(cluster) = &state.cluster {
+        // SPEC §11.3: the cluster's scheduler address (above), and this
+        // node's own id, URL and key.
+        if let Some(map) = info.as_object_mut() {
+            map.insert("node-id".into(), cluster.node_id.clone().into());
+            map.insert(
+                "node-url".into(),
+                cluster.url.get().cloned().unwrap_or_default().into(),
+            );
+            map.insert("node-address".into(), state.node_address.clone().into());
+            map.insert("lease-ttl-ms".into(), cluster.lease_ttl_ms.into());
+            map.insert("cluster-routing".into(), cluster.routing.as_str().into());
+        }
+    }
     match req.match_info().get("key").filter(|k| !k.is_empty()) {
         None => HttpResponse::Ok().json(info),
         // The bare address as text: aoconnect's mainnet mode pastes the
@@ -745,11 +879,19 @@ pub(crate) async fn meta_info(req: HttpRequest, state: web::Data<NodeState>) -> 
     }
 }
 
-/// `GET /healthz`.
+/// `GET /healthz`: 200 `{status: ok, store: ok}` when the scheduler runs
+/// and the store answers a read (for PostgreSQL, the connection; SPEC
+/// §11.3), else 503 naming what failed.
 pub(crate) async fn healthz(state: web::Data<NodeState>) -> HttpResponse {
-    match state.scheduler.processes().await {
-        Ok(_) => HttpResponse::Ok().json(serde_json::json!({ "status": "ok" })),
-        Err(e) => error(503, "unavailable", format!("scheduler: {e}")),
+    if let Err(e) = state.scheduler.processes().await {
+        return error(503, "unavailable", format!("scheduler: {e}"));
+    }
+    let store = Arc::clone(state.scheduler.store());
+    let probe = tokio::task::spawn_blocking(move || store.get(b"meta/health-probe")).await;
+    match probe {
+        Ok(Ok(_)) => HttpResponse::Ok().json(serde_json::json!({ "status": "ok", "store": "ok" })),
+        Ok(Err(e)) => error(503, "unavailable", format!("store: {e}")),
+        Err(e) => error(503, "unavailable", format!("store: {e}")),
     }
 }
 
@@ -770,10 +912,15 @@ pub(crate) async fn test_panic() -> HttpResponse {
 }
 
 /// Reads a body up to the node's limit (413 `body-too-large` beyond it).
+/// Reads the request body, up to `limit` bytes (413 past it). The bytes
+/// are also kept in the request's extensions, so that a request whose
+/// process another cluster node sequences can be forwarded there (SPEC
+/// §11.3).
 pub(crate) async fn read_body(
+    req: &HttpRequest,
     mut payload: web::Payload,
     limit: usize,
-) -> Result<web::BytesMut, Refusal> {
+) -> Result<web::Bytes, Refusal> {
     use futures::StreamExt;
     let mut body = web::BytesMut::new();
     while let Some(chunk) = payload.next().await {
@@ -787,6 +934,9 @@ pub(crate) async fn read_body(
         }
         body.extend_from_slice(&chunk);
     }
+    let body = body.freeze();
+    req.extensions_mut()
+        .insert(crate::cluster::RequestBody(body.clone()));
     Ok(body)
 }
 
@@ -820,7 +970,7 @@ async fn resolve_in(
         }
     };
     let parsed = parse_path(&mounted_path(req))?;
-    let body = read_body(payload, state.config.max_body_bytes).await?;
+    let body = read_body(req, payload, state.config.max_body_bytes).await?;
     let mut request = query_fields(req.query_string())?;
     for (k, v) in parsed.fields.iter().cloned() {
         set_field(&mut request, &k, v)?;

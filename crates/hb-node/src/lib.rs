@@ -22,6 +22,8 @@
 //! [`Node::compute`], [`Node::dry_run`]). [`backup`] makes a running node
 //! copy its store (docs/operations.md). [`mainnet`] serves aoconnect's
 //! `mainnet` mode: signed ANS-104 items on the routes of SPEC §10.5.
+//! [`cluster`] lets several nodes on one PostgreSQL database act as one
+//! scheduler (SPEC §11, docs/cluster.md).
 //! Not yet: remote scheduler proxying (a redirect is answered, not
 //! followed).
 //!
@@ -46,6 +48,7 @@
 pub mod backup;
 pub mod bench;
 pub mod client;
+pub mod cluster;
 pub mod config;
 pub mod dashboard;
 mod embed;
@@ -61,5 +64,5 @@ pub mod overload;
 #[doc = include_str!("../../../docs/embedding.md")]
 pub struct EmbeddingDoc;
 
-pub use config::{ConfigError, NodeConfig, Setting, SETTINGS};
+pub use config::{ClusterRouting, ConfigError, NodeConfig, Setting, StoreKind, SETTINGS};
 pub use node::{Node, NodeBuilder, NodeError, BUILT_IN_DEVICES, DEFAULT_SHUTDOWN_GRACE};

@@ -262,6 +262,19 @@ impl Sources {
             "Live scheduler servers",
             gauge(clamp(self.scheduler.live_servers())),
         );
+        if self.scheduler.node_id().is_some() {
+            // Clusters only (SPEC §11.2): a lost lease stopped a server.
+            r.register(
+                "hb_leases_taken",
+                "Process leases this node took",
+                counter(load(&s.leases_taken)),
+            );
+            r.register(
+                "hb_leases_lost",
+                "Process leases this node lost (failed renewal, failed fence, or expiry)",
+                counter(load(&s.leases_lost)),
+            );
+        }
         let workers = self.processes.live_workers().await;
         r.register(
             "hb_process_workers",

@@ -52,6 +52,12 @@ pub enum NodeError {
         /// Why not (a malformed name, or one already registered).
         detail: String,
     },
+    /// The node could not join its cluster (SPEC §11.3).
+    #[error("cannot join the cluster: {detail}")]
+    Cluster {
+        /// What failed.
+        detail: String,
+    },
     /// The HTTP server could not bind.
     #[error("cannot listen on {addr}: {detail}")]
     Bind {
@@ -71,6 +77,11 @@ pub(crate) struct NodeState {
     pub sources: Sources,
     pub lifecycle: Arc<Lifecycle>,
     pub dashboard: Arc<crate::dashboard::Dashboard>,
+    /// This node's place in a cluster (SPEC §11), if it is in one.
+    pub cluster: Option<Arc<crate::cluster::Cluster>>,
+    /// The node key's address (the node's own identity; in a cluster the
+    /// scheduler key signs assignments).
+    pub node_address: String,
 }
 
 /// How long shutdown lets requests in flight finish before failing them
@@ -82,6 +93,7 @@ pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
 pub struct NodeBuilder {
     store: Arc<dyn Store>,
     key: NodeKey,
+    node_key: Option<NodeKey>,
     config: NodeConfig,
     scheduler_config: Option<SchedulerConfig>,
     process_config: Option<ProcessConfig>,
@@ -92,11 +104,13 @@ pub struct NodeBuilder {
 }
 
 impl NodeBuilder {
-    /// A node on `store`, signing with `key`.
+    /// A node on `store`, signing assignments with `key` (in a cluster, the
+    /// scheduler key every node shares).
     pub fn new(store: Arc<dyn Store>, key: NodeKey) -> NodeBuilder {
         NodeBuilder {
             store,
             key,
+            node_key: None,
             config: NodeConfig::default(),
             scheduler_config: None,
             process_config: None,
@@ -105,6 +119,14 @@ impl NodeBuilder {
             http: true,
             devices: Vec::new(),
         }
+    }
+
+    /// The node's own key, when it differs from the key that signs
+    /// assignments (in a cluster, SPEC §11.4): it names the node (the
+    /// default `node_id` is its address). Default: the signing key.
+    pub fn node_key(mut self, key: NodeKey) -> NodeBuilder {
+        self.node_key = Some(key);
+        self
     }
 
     /// Whether the node starts its own HTTP server on the configured host
@@ -182,10 +204,22 @@ impl NodeBuilder {
             .process_config
             .unwrap_or_else(|| self.config.process_config());
         let test_devices = self.config.enable_test_devices;
-        let mut scheduler = SchedulerBuilder::new(Arc::clone(&store), self.key);
-        if let Some(clock) = self.clock {
-            scheduler = scheduler.clock(clock);
+        let node_address = self
+            .node_key
+            .as_ref()
+            .unwrap_or(&self.key)
+            .address()
+            .to_string();
+        let mut scheduler_config = scheduler_config;
+        if self.config.is_cluster() && scheduler_config.node_id.is_none() {
+            // `node_id` defaults to the node key's address (SPEC §11.4).
+            scheduler_config.node_id = Some(node_address.clone());
         }
+        let clock: Arc<dyn Clock> = self
+            .clock
+            .unwrap_or_else(|| Arc::new(hb_scheduler::SystemClock));
+        let scheduler =
+            SchedulerBuilder::new(Arc::clone(&store), self.key).clock(Arc::clone(&clock));
         let scheduler = scheduler
             .config(scheduler_config)
             .device_check(Arc::new(move |name: &str| {
@@ -211,6 +245,19 @@ impl NodeBuilder {
             processes: processes.clone(),
             store,
         };
+        let cluster = scheduler.node_id().map(|node_id| {
+            Arc::new(crate::cluster::Cluster {
+                node_id: node_id.to_string(),
+                routing: self.config.cluster_routing,
+                lease_ttl_ms: scheduler.config().lease_ttl_ms,
+                url: std::sync::OnceLock::new(),
+                // A live owner answers a schedule in far less than a
+                // lease; one that does not may be paused, and waiting
+                // longer would hold this node's callers past the time
+                // another node can take the process over.
+                forward_timeout: Duration::from_millis(scheduler.config().lease_ttl_ms.max(1_000)),
+            })
+        });
         let dashboard = Arc::new(crate::dashboard::Dashboard::new());
         crate::dashboard::start_sampler(&dashboard, &metrics, &sources);
         let state = web::Data::new(NodeState {
@@ -221,6 +268,8 @@ impl NodeBuilder {
             sources,
             lifecycle: Arc::clone(&lifecycle),
             dashboard,
+            cluster: cluster.clone(),
+            node_address,
         });
         let server = if self.http {
             Some(http::serve(
@@ -230,6 +279,40 @@ impl NodeBuilder {
         } else {
             None
         };
+        let registration = match &cluster {
+            Some(cluster) => {
+                let url = self
+                    .config
+                    .advertised_url
+                    .clone()
+                    .or_else(|| server.as_ref().map(|(_, addr)| format!("http://{addr}")));
+                match url {
+                    Some(url) => {
+                        let _ = cluster.url.set(url.clone());
+                        let registered = crate::cluster::registration::Registration::start(
+                            Arc::clone(scheduler.store()),
+                            clock,
+                            cluster.node_id.clone(),
+                            url,
+                            cluster.lease_ttl_ms,
+                        );
+                        match registered {
+                            Ok(r) => Some(r),
+                            Err(e) => {
+                                return Err(NodeError::Cluster {
+                                    detail: format!("cannot register this node in the store: {e}"),
+                                })
+                            }
+                        }
+                    }
+                    // Mounted in a host's server without `advertised_url`:
+                    // no URL to give the other nodes, so none is registered
+                    // and they answer 503 for its processes.
+                    None => None,
+                }
+            }
+            None => None,
+        };
         Ok(Node {
             scheduler,
             processes,
@@ -237,6 +320,7 @@ impl NodeBuilder {
             state,
             lifecycle,
             grace: self.shutdown_grace,
+            registration: parking_lot::Mutex::new(registration),
         })
     }
 }
@@ -251,6 +335,9 @@ pub struct Node {
     pub(crate) state: web::Data<NodeState>,
     lifecycle: Arc<Lifecycle>,
     grace: Duration,
+    /// This node's row in a cluster's node registry, refreshed until
+    /// shutdown.
+    registration: parking_lot::Mutex<Option<crate::cluster::registration::Registration>>,
 }
 
 impl Node {
@@ -351,5 +438,11 @@ impl Node {
         }
         self.processes.shutdown().await;
         self.scheduler.shutdown().await;
+        // Last: until the scheduler let go, other nodes may still forward
+        // here. Then the row says gone, so they stop at once.
+        let registration = self.registration.lock().take();
+        if let Some(mut registration) = registration {
+            let _ = tokio::task::spawn_blocking(move || registration.stop()).await;
+        }
     }
 }

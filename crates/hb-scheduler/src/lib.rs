@@ -79,7 +79,9 @@ pub use assignment::{Assignment, AssignmentDraft};
 pub use builder::SchedulerBuilder;
 pub use chain_tip::{CachedChainTip, ChainTip, ChainTipSource, LocalChainTip};
 pub use clock::{Clock, ManualClock, SystemClock};
-pub use config::{DedupPolicy, FaultPoint, SchedulerConfig, SchedulingMode, UnknownSetting};
+pub use config::{
+    DedupPolicy, FaultPoint, SchedulerConfig, SchedulingMode, UnknownSetting, MAX_NODE_ID_LEN,
+};
 pub use deps::{NoopUploader, SchedulerMetrics, Uploader};
 pub use device::SchedulerDevice;
 pub use error::{Check, SchedulerError};

@@ -18,6 +18,7 @@
 //! | `loc/` ‖ address | scheduler-location record |
 //! | `push/` ‖ pid ‖ `/` ‖ slot ‖ `/` ‖ outbox index | push record |
 //! | `lease/` ‖ pid | a process's lease: owner, epoch, until (SPEC §11.2) |
+//! | `node/` ‖ node id | a cluster node's registration: URL, started, last seen (SPEC §11.3) |
 //! | `meta/format` | format marker (sled backend) |
 
 use hb_message::Id;
@@ -40,6 +41,8 @@ pub const LOC: &[u8] = b"loc/";
 pub const PUSH: &[u8] = b"push/";
 /// Prefix of lease records.
 pub const LEASE: &[u8] = b"lease/";
+/// Prefix of cluster node registrations.
+pub const NODE: &[u8] = b"node/";
 
 const SLOT_TAG: &[u8] = b"/slot/";
 const ID_TAG: &[u8] = b"/id/";
@@ -110,6 +113,13 @@ pub fn loc(address: &Id) -> Vec<u8> {
 /// `lease/<pid>`: who may sequence `pid`, until when (SPEC §11.2).
 pub fn lease(pid: &Id) -> Vec<u8> {
     join(&[LEASE, pid.as_bytes()])
+}
+
+/// `node/<node id>`: a cluster node's registration (SPEC §11.3). Node ids
+/// are text (UTF-8), so the key is variable-length; it is the only record
+/// under its prefix.
+pub fn node(node_id: &str) -> Vec<u8> {
+    join(&[NODE, node_id.as_bytes()])
 }
 
 /// `push/<pid>/<slot BE>/`: the prefix of one slot's push records.

@@ -81,6 +81,7 @@ mod lease_record;
 mod location_cache;
 mod memory;
 mod message_cache;
+mod node_record;
 #[cfg(feature = "postgres")]
 mod pg_store;
 #[cfg(feature = "test-support")]
@@ -99,6 +100,7 @@ pub use lease_record::LeaseRecord;
 pub use location_cache::{LocationCache, LocationRecord, LocationUpdate};
 pub use memory::MemoryStore;
 pub use message_cache::{MessageCache, MessageIds};
+pub use node_record::NodeRecord;
 #[cfg(feature = "postgres")]
 pub use pg_store::{PgOptions, PgStore};
 pub use process_cache::{parse_limit, state_id_of, ProcessCache, RequiredPath, StateRecord};

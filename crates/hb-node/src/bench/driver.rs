@@ -179,14 +179,31 @@ fn over_http(
     stop: Arc<AtomicBool>,
     on_progress: Option<OnProgress>,
 ) -> Result<Report, BenchError> {
-    let setup = Client::new(url)?.with_timeout(settings.timeout);
+    // Several URLs (a cluster's nodes, SPEC §11.5): connections and
+    // spawned processes go round-robin over them.
+    let urls: Vec<String> = url
+        .split(',')
+        .map(str::trim)
+        .filter(|u| !u.is_empty())
+        .map(str::to_string)
+        .collect();
+    let setup = urls
+        .iter()
+        .map(|u| Client::new(u).map(|c| c.with_timeout(settings.timeout)))
+        .collect::<Result<Vec<Client>, ClientError>>()?;
+    if setup.is_empty() {
+        return Err(BenchError::Invalid {
+            option: "--node",
+            reason: "names no URL".into(),
+        });
+    }
     let plan = actix_rt::System::new().block_on(setup_http(&setup, &settings, &key, &recorder))?;
     let threads = settings.threads.min(settings.connections);
     let shared = Arc::new(shared(settings, key, plan, recorder, stop)?);
     let mut handles = Vec::new();
     for t in 0..threads {
         let mine = Arc::clone(&shared);
-        let url = url.to_string();
+        let urls = urls.clone();
         let handle = std::thread::Builder::new()
             .name(format!("bench-{t}"))
             .spawn(move || -> Result<Tallies, BenchError> {
@@ -194,7 +211,8 @@ fn over_http(
                 let outcome = actix_rt::System::new().block_on(async {
                     let mut workers = Vec::new();
                     for w in (t..s.settings.connections).step_by(threads) {
-                        let client = Client::new(&url)?.with_timeout(s.settings.timeout);
+                        let client =
+                            Client::new(&urls[w % urls.len()])?.with_timeout(s.settings.timeout);
                         workers.push(worker(s, Conn::Http(client), w));
                     }
                     let mut all = Tallies::default();
@@ -480,7 +498,7 @@ fn definition(scheduler: &str, key: &NodeKey) -> Result<Message, hb_message::Mes
 fn transient(e: &ClientError) -> bool {
     matches!(
         error_kind(e).as_str(),
-        "connect" | "timeout" | "busy" | "http-5xx"
+        "connect" | "timeout" | "busy" | "unavailable" | "http-5xx"
     )
 }
 
@@ -579,12 +597,24 @@ async fn prepare_cached(
 }
 
 async fn setup_http(
-    client: &Client,
+    clients: &[Client],
     settings: &Settings,
     key: &NodeKey,
     recorder: &Recorder,
 ) -> Result<Plan, BenchError> {
+    let client = &clients[0];
     let address = patiently(|| client.address()).await?;
+    for other in &clients[1..] {
+        let theirs = patiently(|| other.address()).await?;
+        if theirs != address {
+            return Err(BenchError::Invalid {
+                option: "--node",
+                reason: format!(
+                    "the nodes sign with different scheduler keys ({address} and {theirs}): not one cluster"
+                ),
+            });
+        }
+    }
     let mut pids = match &settings.pids {
         Some(path) => read_pids(path)?,
         None => Vec::new(),
@@ -593,7 +623,7 @@ async fn setup_http(
     let missing = settings.processes - pids.len();
     if missing > 0 {
         let spawned: Vec<Result<Id, BenchError>> = futures::stream::iter(0..missing)
-            .map(|_| spawn_one(client, &address, key, recorder))
+            .map(|i| spawn_one(&clients[i % clients.len()], &address, key, recorder))
             .buffered(SETUP_CONCURRENCY)
             .collect()
             .await;

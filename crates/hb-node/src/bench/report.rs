@@ -9,9 +9,11 @@ use super::histogram::Histogram;
 use super::{Operation, Settings};
 use crate::client::ClientError;
 
-/// The kind an error is counted under: `busy` (503 `busy`), `connect`
-/// (the node could not be reached or the connection failed), `timeout`,
-/// `http-5xx` (any other 5xx), `refused:<code>` (a 4xx with the node's
+/// The kind an error is counted under: `busy` (503 `busy`), `unavailable`
+/// (503 `unavailable` or `not-owner`: the node is stopping, or in a
+/// cluster the process's lease is changing hands), `connect` (the node
+/// could not be reached or the connection failed), `timeout`, `http-5xx`
+/// (any other 5xx), `refused:<code>` (a 4xx with the node's
 /// code), `unexpected` (an answer this client cannot read).
 pub fn error_kind(e: &ClientError) -> String {
     match e {
@@ -28,6 +30,8 @@ pub fn error_kind(e: &ClientError) -> String {
 pub fn kind_of(status: u16, code: &str) -> String {
     if code == "busy" {
         "busy".into()
+    } else if status == 503 && matches!(code, "unavailable" | "not-owner") {
+        "unavailable".into()
     } else if status >= 500 {
         "http-5xx".into()
     } else {
@@ -341,7 +345,9 @@ mod tests {
         };
         let cases = [
             (node(503, "busy"), "busy"),
-            (node(503, "unavailable"), "http-5xx"),
+            (node(503, "unavailable"), "unavailable"),
+            (node(503, "not-owner"), "unavailable"),
+            (node(503, "store-unavailable"), "http-5xx"),
             (node(504, "timeout"), "http-5xx"),
             (node(404, "unknown-process"), "refused:unknown-process"),
             (

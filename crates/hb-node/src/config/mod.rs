@@ -65,6 +65,61 @@ impl ChainTipKind {
     }
 }
 
+/// Which store backend the node runs on (`store`, SPEC §11.4).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum StoreKind {
+    /// The embedded sled store in `data_dir`: one node.
+    #[default]
+    Sled,
+    /// A PostgreSQL database at `postgres_url`, shared by the nodes of a
+    /// cluster (SPEC §11).
+    Postgres,
+}
+
+impl StoreKind {
+    /// Every accepted spelling.
+    pub const ALLOWED: [&'static str; 2] = ["sled", "postgres"];
+
+    /// The configuration spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StoreKind::Sled => "sled",
+            StoreKind::Postgres => "postgres",
+        }
+    }
+}
+
+/// How a node answers a schedule request for a process another live node
+/// sequences (`cluster_routing`, SPEC §11.3).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum ClusterRouting {
+    /// Forward the request to the owner and relay its answer.
+    #[default]
+    Proxy,
+    /// Answer 307 with the owner's URL in `Location`.
+    Redirect,
+}
+
+impl ClusterRouting {
+    /// Every accepted spelling.
+    pub const ALLOWED: [&'static str; 2] = ["proxy", "redirect"];
+
+    /// The configuration spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ClusterRouting::Proxy => "proxy",
+            ClusterRouting::Redirect => "redirect",
+        }
+    }
+}
+
+/// The default `lease_ttl_ms` (SPEC §11.2).
+pub const DEFAULT_LEASE_TTL_MS: u64 = 5_000;
+
+/// The shortest `lease_ttl_ms` accepted: renewals every third of it must
+/// fit a database round trip with room to spare.
+pub const MIN_LEASE_TTL_MS: u64 = 300;
+
 /// The node's settings: one field per entry of [`SETTINGS`].
 #[derive(Debug, Clone, PartialEq)]
 pub struct NodeConfig {
@@ -76,6 +131,26 @@ pub struct NodeConfig {
     pub data_dir: PathBuf,
     /// `key_file` (default `<data_dir>/node.key`, created with mode 0600).
     pub key_file: Option<PathBuf>,
+    /// `store`: sled in `data_dir`, or PostgreSQL at `postgres_url`.
+    pub store: StoreKind,
+    /// `postgres_url`: the database of a cluster (only with `store =
+    /// "postgres"`).
+    pub postgres_url: Option<String>,
+    /// `scheduler_key_file`: the key every node of a cluster shares to sign
+    /// assignments (default: the node key). Must exist.
+    pub scheduler_key_file: Option<PathBuf>,
+    /// `node_id`: this node's name in a cluster (default: the node key's
+    /// address; only with `store = "postgres"`).
+    pub node_id: Option<String>,
+    /// `advertised_url`: the URL the other nodes reach this one at
+    /// (default `http://<host>:<port>` as bound; only with `store =
+    /// "postgres"`).
+    pub advertised_url: Option<String>,
+    /// `lease_ttl_ms`: how long a process lease lasts (SPEC §11.2).
+    pub lease_ttl_ms: u64,
+    /// `cluster_routing`: proxy or redirect requests for processes another
+    /// node sequences.
+    pub cluster_routing: ClusterRouting,
     /// `backup_dir`: where `POST /~node@1.0/backup` writes backups (unset:
     /// backups are refused).
     pub backup_dir: Option<PathBuf>,
@@ -161,6 +236,13 @@ impl Default for NodeConfig {
             port: 8734,
             data_dir: PathBuf::from("./hb-data"),
             key_file: None,
+            store: StoreKind::Sled,
+            postgres_url: None,
+            scheduler_key_file: None,
+            node_id: None,
+            advertised_url: None,
+            lease_ttl_ms: DEFAULT_LEASE_TTL_MS,
+            cluster_routing: ClusterRouting::Proxy,
             backup_dir: None,
             max_body_bytes: 10 * 1024 * 1024,
             max_json_depth: 64,
@@ -205,6 +287,38 @@ fn at_least(setting: &str, value: u64, min: u64) -> Result<(), ConfigError> {
         ));
     }
     Ok(())
+}
+
+/// `url` is an `http://` or `https://` URL with a host, else a refusal of
+/// `setting`.
+fn check_http_url(setting: &str, url: &str) -> Result<(), ConfigError> {
+    let rest = url
+        .strip_prefix("http://")
+        .or_else(|| url.strip_prefix("https://"));
+    if rest.is_none_or(|r| r.is_empty() || r.contains(char::is_whitespace)) {
+        return Err(ConfigError::new(
+            setting,
+            format!("must be an http:// or https:// URL (got {url:?})"),
+        ));
+    }
+    Ok(())
+}
+
+/// A database URL with its password (if any) replaced by `***`, for
+/// errors, logs and `--print-config`.
+pub fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(authority_end);
+    match authority.rsplit_once('@') {
+        Some((userinfo, host)) => match userinfo.split_once(':') {
+            Some((user, _password)) => format!("{scheme}://{user}:***@{host}{tail}"),
+            None => url.to_string(),
+        },
+        None => url.to_string(),
+    }
 }
 
 /// A `usize` as a `u64` (lossless on every platform Rust supports today;
@@ -271,6 +385,7 @@ impl NodeConfig {
         {
             return Err(ConfigError::new("key_file", "must name a file"));
         }
+        self.validate_cluster()?;
         at_least("max_body_bytes", wide(self.max_body_bytes), 1)?;
         let max_depth = hb_message::json::JSON_MAX_DEPTH;
         if !(1..=max_depth).contains(&self.max_json_depth) {
@@ -290,15 +405,7 @@ impl NodeConfig {
         at_least("schedule_timeout_ms", self.schedule_timeout_ms, 1)?;
         at_least("schedule_page_max", self.schedule_page_max, 1)?;
         if let Some(url) = &self.scheduler_location_url {
-            let rest = url
-                .strip_prefix("http://")
-                .or_else(|| url.strip_prefix("https://"));
-            if rest.is_none_or(|r| r.is_empty() || r.contains(char::is_whitespace)) {
-                return Err(ConfigError::new(
-                    "scheduler_location_url",
-                    format!("must be an http:// or https:// URL (got {url:?})"),
-                ));
-            }
+            check_http_url("scheduler_location_url", url)?;
         }
         at_least(
             "scheduler_location_ttl_ms",
@@ -342,6 +449,119 @@ impl NodeConfig {
         Ok(())
     }
 
+    /// Whether the node runs in a cluster: on a shared PostgreSQL store,
+    /// with leases (SPEC §11).
+    pub fn is_cluster(&self) -> bool {
+        self.store == StoreKind::Postgres
+    }
+
+    /// The cluster settings and their combinations (SPEC §11.4).
+    fn validate_cluster(&self) -> Result<(), ConfigError> {
+        if self
+            .scheduler_key_file
+            .as_ref()
+            .is_some_and(|k| k.as_os_str().is_empty())
+        {
+            return Err(ConfigError::new("scheduler_key_file", "must name a file"));
+        }
+        if let Some(url) = &self.advertised_url {
+            check_http_url("advertised_url", url)?;
+        }
+        if let Some(id) = &self.node_id {
+            let ok = !id.is_empty()
+                && id.len() <= hb_scheduler::MAX_NODE_ID_LEN
+                && id
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+            if !ok {
+                return Err(ConfigError::new(
+                    "node_id",
+                    format!(
+                        "must be 1 to {} letters, digits, '-', '_' or '.' (got {id:?})",
+                        hb_scheduler::MAX_NODE_ID_LEN
+                    ),
+                ));
+            }
+        }
+        if !self.is_cluster() {
+            let only = |setting: &str| {
+                ConfigError::new(
+                    setting,
+                    "is a cluster setting: it needs store = \"postgres\" (this node runs on sled)",
+                )
+            };
+            if self.postgres_url.is_some() {
+                return Err(only("postgres_url"));
+            }
+            if self.node_id.is_some() {
+                return Err(only("node_id"));
+            }
+            if self.advertised_url.is_some() {
+                return Err(only("advertised_url"));
+            }
+            if self.lease_ttl_ms != DEFAULT_LEASE_TTL_MS {
+                return Err(only("lease_ttl_ms"));
+            }
+            if self.cluster_routing != ClusterRouting::Proxy {
+                return Err(only("cluster_routing"));
+            }
+            return Ok(());
+        }
+        match &self.postgres_url {
+            None => {
+                return Err(ConfigError::new(
+                    "postgres_url",
+                    "must be set when store = \"postgres\" (for example postgres://hb@127.0.0.1:5432/hb)",
+                ))
+            }
+            Some(url) if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) => {
+                return Err(ConfigError::new(
+                    "postgres_url",
+                    format!("must be a postgres:// URL (got {:?})", redact_url(url)),
+                ))
+            }
+            Some(_) => {}
+        }
+        at_least("lease_ttl_ms", self.lease_ttl_ms, MIN_LEASE_TTL_MS)?;
+        if i64::try_from(self.lease_ttl_ms).is_err() {
+            return Err(ConfigError::new(
+                "lease_ttl_ms",
+                format!("must be at most {}", i64::MAX),
+            ));
+        }
+        if self.advertised_url.is_none() && self.host.is_unspecified() {
+            return Err(ConfigError::new(
+                "advertised_url",
+                format!(
+                    "must be set when host is {} (the other nodes cannot reach an unspecified address)",
+                    self.host
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The scheduler key of a cluster (`scheduler_key_file`), if set: it
+    /// must exist (every node loads the same key; creating one here would
+    /// give this node a schedule identity of its own).
+    pub fn scheduler_key(&self) -> Result<Option<NodeKey>, ConfigError> {
+        let Some(path) = &self.scheduler_key_file else {
+            return Ok(None);
+        };
+        if !path.exists() {
+            return Err(ConfigError::new(
+                "scheduler_key_file",
+                format!(
+                    "{} does not exist: copy one key file to every node of the cluster (for example the first node's node.key)",
+                    path.display()
+                ),
+            ));
+        }
+        NodeKey::load(path)
+            .map(Some)
+            .map_err(|e| ConfigError::new("scheduler_key_file", e.to_string()))
+    }
+
     /// The scheduler's settings, from these. The device check of
     /// `validate_process_devices` is the node's (see
     /// [`NodeBuilder`](crate::NodeBuilder)).
@@ -368,6 +588,14 @@ impl NodeConfig {
             server_capacity: self.scheduler_mailbox_capacity,
             verify_queue_capacity: self.scheduler_verify_queue_capacity,
             arbiters: self.effective_arbiters(),
+            // In a cluster, leases (SPEC §11.2); a `node_id` left to its
+            // default is derived from the node key by the node builder.
+            node_id: if self.is_cluster() {
+                self.node_id.clone()
+            } else {
+                None
+            },
+            lease_ttl_ms: self.lease_ttl_ms,
             ..SchedulerConfig::default()
         }
     }
@@ -650,6 +878,176 @@ mod tests {
             ..NodeConfig::default()
         };
         assert_eq!(url.scheduler_config().location_url, "https://hb.example");
+    }
+
+    fn cluster() -> NodeConfig {
+        NodeConfig {
+            store: StoreKind::Postgres,
+            postgres_url: Some("postgres://hb:secret@db:5432/hb".into()),
+            ..NodeConfig::default()
+        }
+    }
+
+    #[test]
+    fn cluster_settings_are_refused_on_sled_and_checked_on_postgres() {
+        assert_eq!(cluster().validate(), Ok(()));
+        let cases: Vec<(&str, NodeConfig)> = vec![
+            (
+                "postgres_url",
+                NodeConfig {
+                    postgres_url: Some("postgres://x/y".into()),
+                    ..NodeConfig::default()
+                },
+            ),
+            (
+                "node_id",
+                NodeConfig {
+                    node_id: Some("n1".into()),
+                    ..NodeConfig::default()
+                },
+            ),
+            (
+                "advertised_url",
+                NodeConfig {
+                    advertised_url: Some("http://h:1".into()),
+                    ..NodeConfig::default()
+                },
+            ),
+            (
+                "lease_ttl_ms",
+                NodeConfig {
+                    lease_ttl_ms: 1_000,
+                    ..NodeConfig::default()
+                },
+            ),
+            (
+                "cluster_routing",
+                NodeConfig {
+                    cluster_routing: ClusterRouting::Redirect,
+                    ..NodeConfig::default()
+                },
+            ),
+            (
+                "postgres_url",
+                NodeConfig {
+                    postgres_url: None,
+                    ..cluster()
+                },
+            ),
+            (
+                "postgres_url",
+                NodeConfig {
+                    postgres_url: Some("mysql://u:pw@h/db".into()),
+                    ..cluster()
+                },
+            ),
+            (
+                "lease_ttl_ms",
+                NodeConfig {
+                    lease_ttl_ms: MIN_LEASE_TTL_MS - 1,
+                    ..cluster()
+                },
+            ),
+            (
+                "node_id",
+                NodeConfig {
+                    node_id: Some("a/b".into()),
+                    ..cluster()
+                },
+            ),
+            (
+                "node_id",
+                NodeConfig {
+                    node_id: Some(String::new()),
+                    ..cluster()
+                },
+            ),
+            (
+                "advertised_url",
+                NodeConfig {
+                    host: IpAddr::from([0, 0, 0, 0]),
+                    ..cluster()
+                },
+            ),
+            (
+                "advertised_url",
+                NodeConfig {
+                    advertised_url: Some("10.0.0.1:8734".into()),
+                    ..cluster()
+                },
+            ),
+            (
+                "scheduler_key_file",
+                NodeConfig {
+                    scheduler_key_file: Some(PathBuf::new()),
+                    ..cluster()
+                },
+            ),
+        ];
+        for (setting, c) in cases {
+            let err = c.validate().unwrap_err();
+            assert_eq!(err.setting, setting, "{err}");
+            assert!(!err.reason.contains("secret"), "no password in {err}");
+        }
+        // Unspecified host with an advertised URL is fine.
+        let c = NodeConfig {
+            host: IpAddr::from([0, 0, 0, 0]),
+            advertised_url: Some("http://10.0.0.1:8734".into()),
+            ..cluster()
+        };
+        assert_eq!(c.validate(), Ok(()));
+    }
+
+    #[test]
+    fn the_scheduler_config_holds_leases_only_in_a_cluster() {
+        let sled = NodeConfig::default().scheduler_config();
+        assert_eq!(sled.node_id, None);
+        let c = NodeConfig {
+            node_id: Some("n1".into()),
+            lease_ttl_ms: 1_234,
+            ..cluster()
+        };
+        let sc = c.scheduler_config();
+        assert_eq!(sc.node_id.as_deref(), Some("n1"));
+        assert_eq!(sc.lease_ttl_ms, 1_234);
+        // Left to its default, the node builder derives it from the key.
+        assert_eq!(cluster().scheduler_config().node_id, None);
+    }
+
+    #[test]
+    fn database_passwords_never_show() {
+        assert_eq!(
+            redact_url("postgres://hb:secret@db:5432/hb?x=1"),
+            "postgres://hb:***@db:5432/hb?x=1"
+        );
+        assert_eq!(redact_url("postgres://hb@db/hb"), "postgres://hb@db/hb");
+        assert_eq!(redact_url("postgres://db/hb"), "postgres://db/hb");
+        assert_eq!(redact_url("not a url"), "not a url");
+        let shown = cluster().to_toml();
+        assert!(
+            shown.contains("postgres_url = \"postgres://hb:***@db:5432/hb\""),
+            "{shown}"
+        );
+        assert!(!shown.contains("secret"), "{shown}");
+    }
+
+    #[test]
+    fn the_scheduler_key_must_exist_and_is_never_created() {
+        let dir = tempfile::tempdir().expect("a temp dir");
+        assert!(NodeConfig::default().scheduler_key().unwrap().is_none());
+        let missing = dir.path().join("scheduler.key");
+        let c = NodeConfig {
+            scheduler_key_file: Some(missing.clone()),
+            ..NodeConfig::default()
+        };
+        let err = c.scheduler_key().unwrap_err();
+        assert_eq!(err.setting, "scheduler_key_file");
+        assert!(!missing.exists(), "nothing created");
+        let key = NodeKey::load_or_create(&missing).expect("a key");
+        let loaded = c.scheduler_key().unwrap().expect("loaded");
+        assert_eq!(loaded.address(), key.address());
+        std::fs::write(&missing, "garbage").expect("written");
+        assert_eq!(c.scheduler_key().unwrap_err().setting, "scheduler_key_file");
     }
 
     #[test]

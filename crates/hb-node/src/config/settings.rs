@@ -9,7 +9,7 @@ use std::path::PathBuf;
 
 use hb_scheduler::{DedupPolicy, SchedulingMode};
 
-use super::{ChainTipKind, NodeConfig};
+use super::{redact_url, ChainTipKind, ClusterRouting, NodeConfig, StoreKind};
 
 /// The type of a setting's value.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -150,6 +150,34 @@ fn chain_tip(raw: Raw<'_>) -> Result<ChainTipKind, String> {
     }
 }
 
+fn store_kind(raw: Raw<'_>) -> Result<StoreKind, String> {
+    match text(raw)?.as_str() {
+        "sled" => Ok(StoreKind::Sled),
+        "postgres" => Ok(StoreKind::Postgres),
+        other => Err(format!(
+            "unknown store {other:?}; allowed: {}",
+            StoreKind::ALLOWED.join(", ")
+        )),
+    }
+}
+
+fn cluster_routing(raw: Raw<'_>) -> Result<ClusterRouting, String> {
+    match text(raw)?.as_str() {
+        "proxy" => Ok(ClusterRouting::Proxy),
+        "redirect" => Ok(ClusterRouting::Redirect),
+        other => Err(format!(
+            "unknown routing {other:?}; allowed: {}",
+            ClusterRouting::ALLOWED.join(", ")
+        )),
+    }
+}
+
+/// Text where empty means unset.
+fn optional_text(raw: Raw<'_>) -> Result<Option<String>, String> {
+    let t = text(raw)?;
+    Ok((!t.is_empty()).then_some(t))
+}
+
 fn dedup_str(p: DedupPolicy) -> &'static str {
     match p {
         DedupPolicy::Off => "off",
@@ -225,6 +253,97 @@ pub static SETTINGS: &[Setting] = &[
             Ok(())
         },
         show: |c| path(&c.key_path()),
+    },
+    Setting {
+        name: "store",
+        default: "sled",
+        env: "HB_STORE",
+        flag: "--store",
+        kind: ValueKind::Text,
+        description: "The store backend: `sled` (embedded, in `data_dir`) or `postgres` (a cluster's shared database at `postgres_url`).",
+        set: |c, v| {
+            c.store = store_kind(v)?;
+            Ok(())
+        },
+        show: |c| string(c.store.as_str()),
+    },
+    Setting {
+        name: "postgres_url",
+        default: "(unset)",
+        env: "HB_POSTGRES_URL",
+        flag: "--postgres-url",
+        kind: ValueKind::Text,
+        description: "The PostgreSQL database of a cluster, as a `postgres://` URL (only with `store = \"postgres\"`; a password shows as `***`).",
+        set: |c, v| {
+            c.postgres_url = optional_text(v)?;
+            Ok(())
+        },
+        show: |c| string(c.postgres_url.as_deref().map(redact_url).unwrap_or_default()),
+    },
+    Setting {
+        name: "scheduler_key_file",
+        default: "(the node key)",
+        env: "HB_SCHEDULER_KEY_FILE",
+        flag: "--scheduler-key-file",
+        kind: ValueKind::Text,
+        description: "The key that signs assignments, shared by every node of a cluster; must exist.",
+        set: |c, v| {
+            c.scheduler_key_file = optional_text(v)?.map(PathBuf::from);
+            Ok(())
+        },
+        show: |c| c.scheduler_key_file.as_deref().map_or_else(|| string(""), path),
+    },
+    Setting {
+        name: "node_id",
+        default: "(the node key's address)",
+        env: "HB_NODE_ID",
+        flag: "--node-id",
+        kind: ValueKind::Text,
+        description: "This node's name in a cluster: letters, digits, `-`, `_`, `.` (only with `store = \"postgres\"`).",
+        set: |c, v| {
+            c.node_id = optional_text(v)?;
+            Ok(())
+        },
+        show: |c| string(c.node_id.clone().unwrap_or_default()),
+    },
+    Setting {
+        name: "advertised_url",
+        default: "http://<host>:<port>",
+        env: "HB_ADVERTISED_URL",
+        flag: "--advertised-url",
+        kind: ValueKind::Text,
+        description: "The URL the other nodes of a cluster reach this one at (only with `store = \"postgres\"`; required when `host` is unspecified).",
+        set: |c, v| {
+            c.advertised_url = optional_text(v)?;
+            Ok(())
+        },
+        show: |c| string(c.advertised_url.clone().unwrap_or_default()),
+    },
+    Setting {
+        name: "lease_ttl_ms",
+        default: "5000",
+        env: "HB_LEASE_TTL_MS",
+        flag: "--lease-ttl-ms",
+        kind: ValueKind::Integer,
+        description: "How long a process lease lasts; renewed every third of it (≥ 300; only with `store = \"postgres\"`).",
+        set: |c, v| {
+            c.lease_ttl_ms = number(v)?;
+            Ok(())
+        },
+        show: |c| int(c.lease_ttl_ms),
+    },
+    Setting {
+        name: "cluster_routing",
+        default: "proxy",
+        env: "HB_CLUSTER_ROUTING",
+        flag: "--cluster-routing",
+        kind: ValueKind::Text,
+        description: "A schedule request for a process another live node sequences is forwarded to it (`proxy`) or answered 307 (`redirect`).",
+        set: |c, v| {
+            c.cluster_routing = cluster_routing(v)?;
+            Ok(())
+        },
+        show: |c| string(c.cluster_routing.as_str()),
     },
     Setting {
         name: "backup_dir",
@@ -673,7 +792,8 @@ mod tests {
             let shown = plain(&s.value(&d));
             match s.name {
                 "key_file" => assert_eq!(shown, "./hb-data/node.key"),
-                "backup_dir" => assert_eq!(shown, ""),
+                "backup_dir" | "postgres_url" | "scheduler_key_file" | "node_id"
+                | "advertised_url" => assert_eq!(shown, "", "{}", s.name),
                 "scheduler_location_url" => assert_eq!(shown, "http://127.0.0.1:8734"),
                 "arbiters" => assert_eq!(shown, d.effective_arbiters().to_string()),
                 _ => assert_eq!(shown, s.default, "the default of {}", s.name),

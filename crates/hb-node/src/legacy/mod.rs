@@ -36,7 +36,13 @@ fn refuse_scheduler(e: &SchedulerError) -> HttpResponse {
         s @ (404 | 429 | 503 | 500..=599) => s,
         _ => 400,
     };
-    refuse(status, e.to_string())
+    let mut response = refuse(status, e.to_string());
+    if let SchedulerError::NotOwner { owner, .. } = e {
+        // Another cluster node sequences the process: forwarded there
+        // (SPEC §11.3).
+        crate::http::mark_owned_elsewhere(&mut response, owner.clone());
+    }
+    response
 }
 
 /// The query string's pairs, percent-decoded.
@@ -127,7 +133,7 @@ pub(crate) async fn post_item(
             "the body is a raw ANS-104 data item (application/octet-stream)",
         );
     }
-    let body = match crate::http::read_body(payload, state.config.max_body_bytes).await {
+    let body = match crate::http::read_body(&req, payload, state.config.max_body_bytes).await {
         Ok(b) => b,
         Err(refused) => return refuse(refused.status, refused.detail),
     };

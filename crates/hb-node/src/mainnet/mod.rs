@@ -74,7 +74,7 @@ async fn handle_in(
     if let Some(pid) = route.pid() {
         span.record("pid", tracing::field::display(pid));
     }
-    let body = read_body(payload, state.config.max_body_bytes).await?;
+    let body = read_body(req, payload, state.config.max_body_bytes).await?;
     let item = request::signed_item(&body)?;
     match route {
         Route::Spawn => spawn(state, item).await,

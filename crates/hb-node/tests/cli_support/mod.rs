@@ -106,8 +106,18 @@ impl Serve {
         Serve::spawn(data_dir, 0, flags)
     }
 
+    /// As [`Serve::start_on`], with more flags of `hb serve` (say a
+    /// cluster's `--store postgres …`).
+    pub fn start_on_with(data_dir: &Path, port: u16, flags: &[&str]) -> Serve {
+        let flags: Vec<&std::ffi::OsStr> = flags.iter().map(std::ffi::OsStr::new).collect();
+        Serve::spawn(data_dir, port, &flags)
+    }
+
     fn spawn(data_dir: &Path, port: u16, flags: &[&std::ffi::OsStr]) -> Serve {
         let mut child = Command::new(env!("CARGO_BIN_EXE_hb"))
+            // A test's own `HB_*` variable is no setting of `hb serve`,
+            // which refuses the ones it does not know.
+            .env_remove("HB_TEST_POSTGRES_URL")
             .args(["serve", "--port", &port.to_string(), "--data-dir"])
             .arg(data_dir)
             .args(flags)
@@ -158,6 +168,15 @@ impl Serve {
     /// The node's OS process ID.
     pub fn pid(&self) -> u32 {
         self.child.as_ref().map_or(0, Child::id)
+    }
+
+    /// Sends `signal` (`STOP`, `CONT`, …) to the node.
+    pub fn signal(&self, signal: &str) {
+        let sent = Command::new("kill")
+            .args([&format!("-{signal}"), &self.pid().to_string()])
+            .status()
+            .expect("kill runs");
+        assert!(sent.success(), "kill -{signal}");
     }
 
     /// SIGKILL: the node stops at once, flushing nothing.

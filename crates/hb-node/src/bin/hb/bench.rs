@@ -16,7 +16,9 @@ use crate::client::{KeyArgs, Progress};
 /// `hb bench`.
 #[derive(clap::Args)]
 pub struct BenchArgs {
-    /// The node's URL (default: `HB_NODE`, else the local default).
+    /// The node's URL (default: `HB_NODE`, else the local default);
+    /// several, comma-separated, spread the connections and the spawned
+    /// processes round-robin over a cluster's nodes.
     #[arg(long, value_name = "URL", env = "HB_NODE", default_value = DEFAULT_NODE_URL)]
     node: String,
     /// Start a scheduler in this process on a temporary sled store instead

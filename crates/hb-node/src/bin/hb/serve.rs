@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use clap::{Arg, ArgMatches, Args, Command, FromArgMatches};
 use hb_node::config::{ValueKind, ENV_PREFIX};
-use hb_node::{ConfigError, NodeBuilder, NodeConfig, SETTINGS};
+use hb_node::{ConfigError, NodeBuilder, NodeConfig, StoreKind, SETTINGS};
 
 #[derive(clap::Args)]
 pub struct Serve {
@@ -121,10 +121,29 @@ pub fn run(args: Serve) -> ExitCode {
         Ok(key) => key,
         Err(e) => return refuse(&e),
     };
-    let store: Arc<dyn hb_store::Store> = match hb_store::SledStore::open(&config.data_dir) {
-        Ok(s) => Arc::new(s),
-        // A store from a newer hb: the operator runs the wrong binary.
-        Err(e @ hb_store::StoreError::NewerFormat { .. }) => {
+    // In a cluster the shared scheduler key signs; the node key names the
+    // node (SPEC §11.4).
+    let scheduler_key = match config.scheduler_key() {
+        Ok(k) => k,
+        Err(e) => return refuse(&e),
+    };
+    let opened = match config.store {
+        StoreKind::Sled => hb_store::SledStore::open(&config.data_dir)
+            .map(|s| Arc::new(s) as Arc<dyn hb_store::Store>),
+        StoreKind::Postgres => {
+            let url = config.postgres_url.clone().unwrap_or_default();
+            hb_store::PgStore::open(&url, &hb_store::PgOptions::default())
+                .map(|s| Arc::new(s) as Arc<dyn hb_store::Store>)
+        }
+    };
+    let store = match opened {
+        Ok(s) => s,
+        // A store from a newer hb: the operator runs the wrong binary; a
+        // database URL that does not parse is a setting to fix.
+        Err(
+            e
+            @ (hb_store::StoreError::NewerFormat { .. } | hb_store::StoreError::InvalidUrl { .. }),
+        ) => {
             eprintln!("hb: {e}");
             return ExitCode::from(2);
         }
@@ -133,11 +152,26 @@ pub fn run(args: Serve) -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    let address = key.address().to_string();
+    let (signing, node_key) = match scheduler_key {
+        Some(shared) => (shared, Some(key)),
+        None => (key, None),
+    };
+    let address = signing.address().to_string();
     let data_dir = config.data_dir.clone();
+    let store_line = match config.store {
+        StoreKind::Sled => format!("data dir {}", data_dir.display()),
+        StoreKind::Postgres => format!(
+            "store postgres {}",
+            hb_node::config::redact_url(config.postgres_url.as_deref().unwrap_or_default())
+        ),
+    };
     let system = actix::System::new();
     system.block_on(async move {
-        let node = match NodeBuilder::new(store, key).config(config).start() {
+        let mut builder = NodeBuilder::new(store, signing);
+        if let Some(node_key) = node_key {
+            builder = builder.node_key(node_key);
+        }
+        let node = match builder.config(config).start() {
             Ok(n) => n,
             Err(e) => {
                 eprintln!("hb: {e}");
@@ -151,7 +185,10 @@ pub fn run(args: Serve) -> ExitCode {
         let mut out = std::io::stdout().lock();
         let _ = writeln!(out, "hb node {address}");
         let _ = writeln!(out, "listening on {}", node.url());
-        let _ = writeln!(out, "data dir {}", data_dir.display());
+        let _ = writeln!(out, "{store_line}");
+        if let Some(id) = node.scheduler().node_id() {
+            let _ = writeln!(out, "node id {id}");
+        }
         let _ = out.flush();
         drop(out);
         stopped.await;
