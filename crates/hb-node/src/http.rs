@@ -319,8 +319,9 @@ fn percent_decode(s: &str) -> String {
     decode(s, true)
 }
 
-/// `%XX` escapes decoded; `+` stays `+` (path segments).
-fn percent_decode_path(s: &str) -> String {
+/// `%XX` escapes decoded; `+` stays `+` (path segments). Shared with the
+/// mainnet surface's path fields.
+pub(crate) fn percent_decode_path(s: &str) -> String {
     decode(s, false)
 }
 
@@ -1271,6 +1272,13 @@ mod tests {
         assert_eq!(percent_decode("%zz"), "%zz");
         assert_eq!(percent_decode("a+b"), "a b");
         assert_eq!(percent_decode_path("a+b%20c"), "a+b c");
+    }
+
+    #[test]
+    fn percent_decoding_never_panics_on_truncated_escapes() {
+        assert_eq!(percent_decode_path("a%2"), "a%2");
+        assert_eq!(percent_decode_path("%"), "%");
+        assert_eq!(percent_decode_path("%41%zz"), "A%zz");
     }
 
     #[test]

@@ -26,6 +26,12 @@
 //! ```
 //! ````
 //!
+//! A request with `content-type: application/octet-stream` (the legacy
+//! SU API's `POST /` of a raw ANS-104 item) shows its body in base64url,
+//! wrapped at 76 characters; the test sends the decoded bytes. The legacy
+//! items are ed25519-signed (seed `[3; 32]`), so their IDs and the
+//! node-signed assignments are the same on every run too.
+//!
 //! `HB_UPDATE_DOCS=1 cargo test -p hb-node --test
 //! http_api_doc_examples_match_a_live_node` rewrites the blocks after each
 //! marker from the requests built in [`examples`] (signing the bodies) and
@@ -33,8 +39,10 @@
 
 use std::sync::Arc;
 
+use hb_message::hb_ans104::sign::{sign_ed25519, Unsigned};
+use hb_message::hb_ans104::{DataItem, Tag};
 use hb_message::json::to_json;
-use hb_message::{Message, NodeKey};
+use hb_message::{decode_base64_any, encode_base64url, Id, Message, NodeKey};
 use hb_node::{Node, NodeBuilder, NodeConfig};
 use hb_process::ProcessConfig;
 use hb_scheduler::ManualClock;
@@ -43,6 +51,10 @@ const DOC: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/http-api.md")
 const COUNTER: &str = include_str!("../../../examples/lua/counter.lua");
 /// 2026-12-01T00:00:00Z.
 const CLOCK_MS: i64 = 1_795_996_800_000;
+/// The ed25519 seed of the legacy examples' ao wallet.
+const LEGACY_WALLET: [u8; 32] = [3; 32];
+/// The media type of a raw ANS-104 body, shown in base64url in the doc.
+const RAW: &str = "application/octet-stream";
 /// Response headers an example shows when the node sends them.
 const SHOWN_HEADERS: [&str; 6] = [
     "content-type",
@@ -111,6 +123,73 @@ fn get(path: &str) -> Request {
     }
 }
 
+/// `POST /` of a raw item, its bytes shown in base64url lines of 76.
+fn raw_post(item: &DataItem) -> Request {
+    let text = encode_base64url(&item.serialize());
+    let lines: Vec<&str> = text
+        .as_bytes()
+        .chunks(76)
+        .map(|c| std::str::from_utf8(c).expect("base64url is ASCII"))
+        .collect();
+    Request {
+        method: "POST".into(),
+        path: "/".into(),
+        headers: vec![("content-type".into(), RAW.into())],
+        body: lines.join("\n"),
+    }
+}
+
+/// The body a request sends: a raw item's decoded bytes, else its text.
+fn body_bytes(req: &Request) -> anyhow::Result<Vec<u8>> {
+    let raw = req
+        .headers
+        .iter()
+        .any(|(k, v)| k == "content-type" && v == RAW);
+    if raw {
+        let joined: String = req.body.split_whitespace().collect();
+        Ok(decode_base64_any(&joined)?)
+    } else {
+        Ok(req.body.clone().into_bytes())
+    }
+}
+
+/// The legacy examples' ao.TN.1 process item, as aoconnect's legacy mode
+/// would sign it, naming `scheduler`.
+fn legacy_process(scheduler: &str) -> anyhow::Result<DataItem> {
+    Ok(sign_ed25519(
+        LEGACY_WALLET,
+        Unsigned {
+            tags: vec![
+                Tag::new("Data-Protocol", "ao"),
+                Tag::new("Variant", "ao.TN.1"),
+                Tag::new("Type", "Process"),
+                Tag::new("Module", Id::hash(b"module").to_human()),
+                Tag::new("Scheduler", scheduler),
+            ],
+            data: b"-- the process's code".to_vec(),
+            ..Unsigned::default()
+        },
+    )?)
+}
+
+/// The legacy examples' message `n` to `pid`.
+fn legacy_message(pid: &Id, n: u32) -> anyhow::Result<DataItem> {
+    Ok(sign_ed25519(
+        LEGACY_WALLET,
+        Unsigned {
+            target: Some(pid.0),
+            tags: vec![
+                Tag::new("Data-Protocol", "ao"),
+                Tag::new("Variant", "ao.TN.1"),
+                Tag::new("Type", "Message"),
+                Tag::new("Action", "Ping"),
+            ],
+            data: format!("ping {n}").into_bytes(),
+            ..Unsigned::default()
+        },
+    )?)
+}
+
 /// The requests of the doc's examples, by marker name, in doc order.
 fn examples() -> anyhow::Result<Vec<(&'static str, Request)>> {
     let node = node_key().address().to_string();
@@ -131,7 +210,13 @@ fn examples() -> anyhow::Result<Vec<(&'static str, Request)>> {
             .commit(&client, None)?)
     };
     let p = |rest: &str| format!("/{pid}~process@1.0/{rest}");
-    Ok(vec![
+    let legacy = legacy_process(&node)?;
+    let lpid = Id(legacy.id_bytes());
+    let ping1 = legacy_message(&lpid, 1)?;
+    let ping2 = legacy_message(&lpid, 2)?;
+    // Assignments are stamped by the fixed clock, one ms apart per process.
+    let (t0, t1) = (CLOCK_MS, CLOCK_MS + 1);
+    let mut all = vec![
         ("healthz", get("/healthz")),
         ("meta-info", get("/~meta@1.0/info")),
         ("meta-info-key", get("/~meta@1.0/info/address")),
@@ -237,7 +322,38 @@ fn examples() -> anyhow::Result<Vec<(&'static str, Request)>> {
             "error-unknown-process",
             get(&format!("/{}~process@1.0/now", client.address())),
         ),
-    ])
+    ];
+    all.extend([
+        ("legacy-root", get("/")),
+        ("legacy-register", raw_post(&legacy)),
+        ("legacy-schedule", raw_post(&ping1)),
+        ("legacy-schedule-2", raw_post(&ping2)),
+        ("legacy-page", get(&format!("/{lpid}?limit=2"))),
+        (
+            "legacy-page-from",
+            get(&format!("/{lpid}?from={t1}&limit=2")),
+        ),
+        ("legacy-page-to", get(&format!("/{lpid}?from={t0}&to={t1}"))),
+        (
+            "legacy-page-nonce",
+            get(&format!("/{lpid}?from-nonce=2&to-nonce=2")),
+        ),
+        (
+            "legacy-message",
+            get(&format!("/{}?process-id={lpid}", ping1.id())),
+        ),
+        ("legacy-latest", get(&format!("/{lpid}/latest"))),
+        ("legacy-process", get(&format!("/processes/{lpid}"))),
+        ("legacy-timestamp", get("/timestamp")),
+        ("legacy-health", get("/health")),
+        ("legacy-error-reposted", raw_post(&ping1)),
+        ("legacy-error-limit", get(&format!("/{lpid}?limit=0"))),
+        (
+            "legacy-error-unknown-process",
+            get(&format!("/processes/{}", Id::hash(b"nobody"))),
+        ),
+    ]);
+    Ok(all)
 }
 
 impl Request {
@@ -362,7 +478,7 @@ async fn send(node: &Node, req: &Request) -> anyhow::Result<Response> {
         builder = builder.insert_header((k.as_str(), v.as_str()));
     }
     let mut res = builder
-        .send_body(req.body.clone())
+        .send_body(body_bytes(req)?)
         .await
         .map_err(|e| anyhow::anyhow!("{} {}: {e}", req.method, req.path))?;
     let headers = SHOWN_HEADERS
@@ -555,5 +671,29 @@ fn the_doc_parser_reads_what_the_writer_writes() -> anyhow::Result<()> {
     // Rewriting again replaces the blocks instead of adding more.
     let again = rewrite(&doc, &[("one", request.render(), response.render())])?;
     assert_eq!(again, doc);
+    Ok(())
+}
+
+#[test]
+fn a_raw_item_body_is_shown_in_base64url_and_sent_as_its_bytes() -> anyhow::Result<()> {
+    let item = legacy_process("NHUPmL1Z_PyUbaRaqr6TO-FUpLUJThxKv0KGZQXzyX4")?;
+    let request = raw_post(&item);
+    assert!(request.body.lines().count() > 1);
+    assert!(request.body.lines().all(|l| l.len() <= 76));
+    let response = Response {
+        status: 200,
+        headers: Vec::new(),
+        body: String::new(),
+    };
+    let doc = rewrite(
+        "<!-- example: raw -->\n",
+        &[("raw", request.render(), response.render())],
+    )?;
+    let parsed = parse_doc(&doc)?;
+    assert_eq!(parsed[0].1, request);
+    assert_eq!(body_bytes(&parsed[0].1)?, item.serialize());
+    // Any other body is sent as its text.
+    let json = json_request("POST", "/", &Message::new().with("a", 1)?);
+    assert_eq!(body_bytes(&json)?, json.body.as_bytes());
     Ok(())
 }

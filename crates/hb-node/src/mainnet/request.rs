@@ -5,7 +5,7 @@
 use hb_message::hb_ans104::{Ans104Error, DataItem};
 use hb_message::{ErrorCode, Id, Message, Value};
 
-use crate::http::{refusal, Refusal};
+use crate::http::{percent_decode_path, refusal, Refusal};
 
 /// The tags aoconnect adds to every item to steer the answer's encoding
 /// (SPEC §10.5 calls them control fields). They are signed, so a scheduled
@@ -114,7 +114,7 @@ pub fn route(path: &str) -> Result<Route, Refusal> {
     if let Some(of) = rest.strip_prefix("compute/results=") {
         return Ok(Route::Result {
             pid,
-            of: result_of(&decode(of))?,
+            of: result_of(&percent_decode_path(of))?,
         });
     }
     if let Some(tail) = rest.strip_prefix(DRY_RUN) {
@@ -126,7 +126,7 @@ pub fn route(path: &str) -> Result<Route, Refusal> {
             .filter(|pair| !pair.is_empty())
             .map(|pair| {
                 let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-                (decode(k), decode(v))
+                (percent_decode_path(k), percent_decode_path(v))
             })
             .collect();
         return Ok(Route::DryRun { pid, fields });
@@ -262,26 +262,6 @@ pub fn dry_run_message(item: &Message, fields: &[(String, String)]) -> Result<Me
     Ok(m)
 }
 
-/// `%XX` escapes decoded (`+` stays `+`: these are path segments).
-fn decode(s: &str) -> String {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let hex = |b: u8| (b as char).to_digit(16);
-        if bytes[i] == b'%' && i + 2 < bytes.len() {
-            if let (Some(h), Some(l)) = (hex(bytes[i + 1]), hex(bytes[i + 2])) {
-                out.push((h * 16 + l) as u8);
-                i += 3;
-                continue;
-            }
-        }
-        out.push(bytes[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
 /// At most 100 characters of `s`, for error details.
 fn shorten(s: &str) -> String {
     match s.char_indices().nth(100) {
@@ -360,13 +340,6 @@ mod tests {
             let r = route(&format!("/{p}/compute/results={bad}")).unwrap_err();
             assert_eq!((r.status, r.code.as_str()), (400, "invalid-slot"), "{bad}");
         }
-    }
-
-    #[test]
-    fn percent_decoding_never_panics_on_truncated_escapes() {
-        assert_eq!(decode("a%2"), "a%2");
-        assert_eq!(decode("%"), "%");
-        assert_eq!(decode("%41%zz"), "A%zz");
     }
 
     fn item(tags: Vec<Tag>, data: &[u8]) -> DataItem {
