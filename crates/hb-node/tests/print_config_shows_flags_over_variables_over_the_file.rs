@@ -129,6 +129,14 @@ fn every_setting_is_taken_as_a_variable_and_as_a_flag() {
             ("scheduler_dedup", _) => "signed-id".into(),
             ("scheduler_location_url", _) => "https://hb.example".into(),
             ("max_json_depth", _) => "7".into(),
+            // A cluster's settings, valid together (SPEC §11.4).
+            ("store", _) => "postgres".into(),
+            ("postgres_url", _) => "postgres://hb@db.example:5432/hb".into(),
+            ("scheduler_key_file", _) => "scheduler.key".into(),
+            ("node_id", _) => "node-3".into(),
+            ("advertised_url", _) => "http://10.1.2.3:3".into(),
+            ("lease_ttl_ms", _) => "1234".into(),
+            ("cluster_routing", _) => "redirect".into(),
             (_, ValueKind::Boolean) => {
                 let default = SETTINGS.iter().find(|s| s.name == name).map(|s| s.default);
                 if default == Some("true") {
