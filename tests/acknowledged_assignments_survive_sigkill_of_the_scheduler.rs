@@ -31,19 +31,29 @@
 //! test rather than hanging it).
 //!
 //! For each of [`ROUNDS`] rounds on the same data dir, the parent reads the
-//! child's lines on a thread, waits a pseudo-random 50–400 ms after the
-//! first `ack` (from a fixed seed, or `HB_CRASH_SEED`), sends SIGKILL, and keeps every line written before the
-//! kill. It checks across rounds that no slot was acknowledged twice, that
-//! each restart starts at or after every slot acknowledged before, and, at
-//! the end, with the store opened in the parent: every acknowledged
-//! assignment is at its slot with its message and dedup entry, the stored
-//! processes are exactly the registered ones, and every schedule verifies
-//! with `verify_stored(.., ExpectedSigner::FromDefinition, ..)`.
+//! child's lines on a thread, waits until the child has reported every
+//! process's `start` and acknowledged something, then a pseudo-random
+//! 50–400 ms more (from a fixed seed, or `HB_CRASH_SEED`), sends SIGKILL,
+//! and keeps every line written before the kill. (The child registers the
+//! processes one at a time, each waiting for a flush: under load that can
+//! outlast the delay, and a kill before the last `start` line left a
+//! process unreported in that round. A kill can still land while the last
+//! process registers.) It checks across rounds that no slot was
+//! acknowledged twice, that each restart starts at or after every slot
+//! acknowledged before, and, at the end, with the store opened in the
+//! parent: every acknowledged assignment is at its slot with its message
+//! and dedup entry, the stored processes are exactly the registered ones,
+//! and every schedule verifies with
+//! `verify_stored(.., ExpectedSigner::FromDefinition, ..)`.
+//!
+//! A failing run keeps its data dir and says so, with the seed to replay
+//! its kill delays (`HB_CRASH_SEED=<seed>`); a schedule that does not
+//! verify also has the raw record of the faulty slot printed.
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::process::ExitStatusExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::sync::Arc;
@@ -55,7 +65,7 @@ use hb_scheduler::{
     Assignment, ExpectedSigner, ScheduleRequest, Scheduler, SchedulerBuilder, SchedulerConfig,
     SchedulingMode,
 };
-use hb_store::{SchedulerCache, SledOptions, SledStore, Store, StoreError};
+use hb_store::{keys, SchedulerCache, SledOptions, SledStore, Store, StoreError};
 use hb_testkit::{Harness, NODE_SEED};
 
 const CHILD_DIR_ENV: &str = "HB_CRASH_CHILD_DIR";
@@ -71,9 +81,11 @@ const PROCESSES: i64 = 4;
 const TASKS: u64 = 16;
 /// The child stops by itself after this long (it is killed long before).
 const CHILD_LIFETIME: Duration = Duration::from_secs(30);
-/// How long the parent waits for a child's first acknowledgement.
+/// How long the parent waits for a child's `start` lines and first
+/// acknowledgement.
 const FIRST_ACK_WITHIN: Duration = Duration::from_secs(60);
-/// The kill comes this long after the first acknowledgement (ms, half-open).
+/// The kill comes this long after the child's `start` lines and first
+/// acknowledgement (ms, half-open).
 const KILL_AFTER_MS: std::ops::Range<u64> = 50..401;
 
 fn node_key() -> NodeKey {
@@ -276,7 +288,8 @@ struct Round {
     killed_after: Duration,
 }
 
-/// Runs one child on `dir`, kills it `after` its first acknowledgement,
+/// Runs one child on `dir`, kills it `after` it reported every process's
+/// head and acknowledged something,
 /// and returns every line it wrote before dying.
 fn run_and_kill(dir: &Path, round: u64, after: Duration) -> Round {
     let exe = std::env::current_exe().expect("the test binary's path");
@@ -312,21 +325,31 @@ fn run_and_kill(dir: &Path, round: u64, after: Duration) -> Round {
         }
     });
     let mut facts = Vec::new();
-    // Until the first acknowledgement (bounded)…
+    // Until every process's head is reported and something is
+    // acknowledged (bounded)…
     let started = Instant::now();
+    let (mut starts, mut acked) = (0, false);
     loop {
         let left = FIRST_ACK_WITHIN.saturating_sub(started.elapsed());
         match rx.recv_timeout(left) {
             Ok(fact) => {
-                let first_ack = matches!(fact, Fact::Ack { .. });
+                match fact {
+                    Fact::Start { .. } => starts += 1,
+                    Fact::Ack { .. } => acked = true,
+                    Fact::Error(_) => {}
+                }
                 facts.push(fact);
-                if first_ack {
+                if acked && starts >= PROCESSES {
                     break;
                 }
             }
             Err(RecvTimeoutError::Timeout) => {
                 let _ = child.kill();
-                panic!("round {round}: the child acknowledged nothing within {FIRST_ACK_WITHIN:?}")
+                panic!(
+                    "round {round}: within {FIRST_ACK_WITHIN:?} the child reported {starts} of \
+                     {PROCESSES} heads and acknowledged {}",
+                    if acked { "something" } else { "nothing" }
+                )
             }
             Err(RecvTimeoutError::Disconnected) => {
                 // The child ended, or the reader gave up on a bad line.
@@ -380,14 +403,76 @@ fn open_when_free(dir: &Path) -> Arc<dyn Store> {
     }
 }
 
+/// The run's data dir: removed when the test passes, kept when it fails
+/// (a panic), with the seed and the path printed, so that the store can be
+/// examined and the kill delays replayed.
+struct KeptOnFailure {
+    root: PathBuf,
+    seed: u64,
+}
+
+impl Drop for KeptOnFailure {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!(
+                "FAILED with {SEED_ENV}={}: the store is kept in {}",
+                self.seed,
+                self.root.join("store").display()
+            );
+        } else if let Err(e) = std::fs::remove_dir_all(&self.root) {
+            eprintln!("cannot remove {}: {e}", self.root.display());
+        }
+    }
+}
+
+/// What is stored at `pid`'s `slot`, for a failure message: the raw
+/// record, and the keys and commitments of the message it decodes to.
+fn describe_record(store: &Arc<dyn Store>, pid: &Id, slot: u64) -> String {
+    let key = keys::sched(pid, slot);
+    let raw = match store.get(&key) {
+        Ok(Some(raw)) => raw,
+        Ok(None) => return format!("nothing stored at {}", keys::printable(&key)),
+        Err(e) => return format!("{} cannot be read: {e}", keys::printable(&key)),
+    };
+    let hex: String = raw.iter().map(|b| format!("{b:02x}")).collect();
+    let decoded = match SchedulerCache::new(Arc::clone(store)).read(pid, slot) {
+        Ok(Some(record)) => {
+            let m = &record.assignment;
+            let keys: Vec<&str> = m.keys().map(|k| k.as_str()).collect();
+            format!(
+                "keys {keys:?}, commitments {:?}, assignment id {}",
+                m.get("commitments"),
+                record.assignment_id
+            )
+        }
+        Ok(None) => "vanished".to_string(),
+        Err(e) => format!("does not decode: {e}"),
+    };
+    format!(
+        "record {} ({} bytes): {hex}\n  decoded: {decoded}",
+        keys::printable(&key),
+        raw.len()
+    )
+}
+
 #[test]
 fn acknowledged_assignments_survive_sigkill_of_the_scheduler() {
     let started = Instant::now();
-    let tmp = tempfile::tempdir().expect("a temporary directory");
-    let dir = tmp.path().join("store");
-    let pids: Vec<Id> = (0..PROCESSES).map(pid_of).collect();
     let seed = seed();
-    eprintln!("kill delays from seed {seed} ({SEED_ENV})");
+    let kept = KeptOnFailure {
+        root: tempfile::Builder::new()
+            .prefix("hb-crash-")
+            .tempdir()
+            .expect("a temporary directory")
+            .keep(),
+        seed,
+    };
+    let dir = kept.root.join("store");
+    let pids: Vec<Id> = (0..PROCESSES).map(pid_of).collect();
+    eprintln!(
+        "kill delays from seed {seed} ({SEED_ENV}), store in {}",
+        dir.display()
+    );
     // Every acknowledgement, as (round, pid, slot, message), over all rounds.
     let mut acks_seen: Vec<(u64, Id, u64, Id)> = Vec::new();
     // The message acknowledged at each (pid, slot), and in which round.
@@ -443,7 +528,7 @@ fn acknowledged_assignments_survive_sigkill_of_the_scheduler() {
             "round {round}: no acknowledgement before the kill"
         );
         eprintln!(
-            "round {round}: killed {:?} after the first ack; {acks} acks",
+            "round {round}: killed {:?} after the heads and the first ack; {acks} acks",
             run.killed_after
         );
         acks_per_round.push(acks);
@@ -490,7 +575,12 @@ fn acknowledged_assignments_survive_sigkill_of_the_scheduler() {
             |_| {},
         )
         .expect("the store reads")
-        .unwrap_or_else(|fault| panic!("{pid}: the schedule does not verify: {fault}"));
+        .unwrap_or_else(|fault| {
+            panic!(
+                "{pid}: the schedule does not verify: {fault}\n{}",
+                describe_record(&store, pid, fault.slot)
+            )
+        });
         assert_eq!(report.signer.as_deref(), Some(node_key().address()));
         let acked_up_to = u64::try_from(highest[pid] + 1).expect("each process was acknowledged");
         assert!(

@@ -7,7 +7,7 @@
 use sha2::{Digest, Sha256};
 
 use crate::error::MessageError;
-use crate::key::{is_id_shaped, Key, MAX_KEY_BYTES, PRIVATE_PREFIX};
+use crate::key::{is_id_shaped, is_private_text, Key, MAX_KEY_BYTES};
 use crate::message::{Message, COMMITMENTS};
 use crate::value::{Float, Value};
 
@@ -356,7 +356,7 @@ impl<'a> Reader<'a> {
             if !is_normal_key(text) {
                 return Err(self.key_error(at, text));
             }
-            if text.starts_with(PRIVATE_PREFIX) {
+            if is_private_text(text) {
                 return Err(self.error_at(at, "private keys are never encoded"));
             }
             // Byte order of the encoded keys is the order of `Key`.
@@ -471,10 +471,22 @@ mod tests {
                 other => panic!("{key:?}: {other:?}"),
             }
         }
-        for key in [id, "a", "content-type", "Äbc", &"a".repeat(1024)] {
+        // An ID-shaped key is never private, even one starting `priv`.
+        let priv_id = format!("priv{}", &id[4..]);
+        for key in [id, &priv_id, "a", "content-type", "Äbc", &"a".repeat(1024)] {
             let m = decode(&with_raw_key(key.as_bytes()), 64).unwrap();
             assert_eq!(m.keys().map(|k| k.as_str()).collect::<Vec<_>>(), [key]);
         }
+    }
+
+    #[test]
+    fn an_id_shaped_key_starting_with_priv_is_encoded() {
+        let id = format!("priv{}", "Ab-_0".repeat(8).get(..39).unwrap());
+        let mut m = msg! { "a" => 1 };
+        m.insert(&id, 2).unwrap();
+        let whole = encode_whole(&m);
+        assert_eq!(decode(&whole, 64).unwrap(), m);
+        assert_ne!(canonical(&m), canonical(&msg! { "a" => 1 }));
     }
 
     #[test]

@@ -747,6 +747,33 @@ mod tests {
             .unwrap()
     }
 
+    /// `signed()` with its commitment filed under `id` instead.
+    fn refiled(id: &str) -> Message {
+        let m = signed();
+        let body = m.entries().unwrap()[0].body.clone();
+        let mut commitments = Message::new();
+        commitments.insert(id, body).unwrap();
+        let mut out = m.clone();
+        out.insert(COMMITMENTS, commitments).unwrap();
+        out
+    }
+
+    #[test]
+    fn a_commitment_whose_id_starts_with_priv_is_kept() {
+        // A commitment's ID is human(sha256(signature)): one in 2^24
+        // starts with `priv`. Its entry must not turn private, or the
+        // message reads as unsigned and loses its commitment when stored.
+        let id = format!("priv{}", &signed().id_all().unwrap().to_human()[4..]);
+        let m = refiled(&id);
+        assert!(m.is_signed());
+        assert_eq!(m.entries().unwrap().len(), 1);
+        assert_eq!(m.committers().unwrap(), vec![key(1).address().to_string()]);
+        assert_eq!(m.id_all().unwrap().to_human(), id);
+        let back = crate::canonical::decode(&crate::canonical::encode_whole(&m), 64).unwrap();
+        assert_eq!(back, m);
+        assert!(back.is_signed());
+    }
+
     #[test]
     fn a_signed_message_verifies() {
         assert_eq!(

@@ -10,7 +10,8 @@ use crate::error::{truncate_for_error, MessageError};
 /// The longest key accepted, in bytes.
 pub const MAX_KEY_BYTES: usize = 1024;
 
-/// The prefix that makes a key private (runtime-only, never serialised).
+/// The prefix that makes a key private (runtime-only, never serialised),
+/// unless the key is ID-shaped ([`is_private_text`]).
 pub const PRIVATE_PREFIX: &str = "priv";
 
 /// A normalised key.
@@ -86,9 +87,9 @@ impl Key {
         &self.0
     }
 
-    /// Whether the key is private (starts with `priv`).
+    /// Whether the key is private (see [`is_private_text`]).
     pub fn is_private(&self) -> bool {
-        self.0.starts_with(PRIVATE_PREFIX)
+        is_private_text(&self.0)
     }
 
     /// Whether the key is ID-shaped (and so kept case-sensitive).
@@ -128,6 +129,19 @@ pub(crate) fn normalise_for_lookup(raw: &str) -> Option<std::borrow::Cow<'_, str
     } else {
         Some(std::borrow::Cow::Owned(raw.to_ascii_lowercase()))
     }
+}
+
+/// Whether the normalised key `s` is private: it starts with
+/// [`PRIVATE_PREFIX`] and is not ID-shaped.
+///
+/// An ID-shaped key is data: a commitment's ID under `commitments`, a
+/// message ID used as a key. One ID in 2^24 starts with `priv` (three
+/// bytes of its hash); were it private, such a commitment would be hidden
+/// from every reader (the message reads as unsigned, its ID as the unsigned
+/// one) and dropped from every encoding, so a signed assignment would be
+/// stored without its signature.
+pub fn is_private_text(s: &str) -> bool {
+    s.starts_with(PRIVATE_PREFIX) && !is_id_shaped(s)
 }
 
 /// Whether `s` is 43 characters of the base64url alphabet (an ID's human form).
@@ -283,6 +297,23 @@ mod tests {
         }
         for k in ["pri", "xpriv", "pr1v"] {
             assert!(!Key::new(k).unwrap().is_private(), "{k}");
+        }
+    }
+
+    #[test]
+    fn an_id_shaped_key_is_never_private_even_when_it_starts_with_priv() {
+        // One ID in 2^24 starts with `priv` (a commitment's ID as a key of
+        // `commitments`, a message ID as a key): it is data, not runtime.
+        let id = format!("priv{}", "Xy_-9".repeat(8).get(..39).unwrap());
+        assert!(is_id_shaped(&id));
+        let key = Key::new(&id).unwrap();
+        assert_eq!(key.as_str(), id);
+        assert!(!key.is_private());
+        assert!(!is_private_text(&id));
+        // One character short, or with a `/`, it is not ID-shaped: private.
+        for k in [&id[..42], &format!("priv/{}", &id[5..])] {
+            assert!(Key::new(k).unwrap().is_private(), "{k}");
+            assert!(is_private_text(&k.to_ascii_lowercase()), "{k}");
         }
     }
 

@@ -65,7 +65,7 @@ pub use error_code::ErrorCode;
 pub use hb_ans104;
 pub use id::{decode_base64_any, encode_base64url, human, Id, IdSelector};
 pub use json::Update;
-pub use key::{is_id_shaped, Key, MAX_KEY_BYTES, PRIVATE_PREFIX};
+pub use key::{is_id_shaped, is_private_text, Key, MAX_KEY_BYTES, PRIVATE_PREFIX};
 pub use message::{list_index, Message, COMMITMENTS};
 pub use ops::{deep_merge, SetMode};
 pub use signer::{address_of, NodeKey, UnsignedItem};

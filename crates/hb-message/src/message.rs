@@ -97,7 +97,7 @@ impl Message {
     /// `None`.
     pub fn get(&self, key: &str) -> Option<&Value> {
         let k = normalise_for_lookup(key)?;
-        if k.starts_with(crate::key::PRIVATE_PREFIX) {
+        if crate::key::is_private_text(&k) {
             return None;
         }
         self.entries.get(k.as_ref())
@@ -199,7 +199,7 @@ impl Message {
     /// Mutable access to a non-private value.
     pub fn get_mut(&mut self, key: &str) -> Option<&mut Value> {
         let k = normalise_for_lookup(key)?;
-        if k.starts_with(crate::key::PRIVATE_PREFIX) {
+        if crate::key::is_private_text(&k) {
             return None;
         }
         self.entries.get_mut(k.as_ref())
@@ -403,6 +403,17 @@ mod tests {
         assert_eq!(m.keys().map(Key::as_str).collect::<Vec<_>>(), vec!["a"]);
         assert_eq!(m.len(), 1);
         assert_eq!(m.without_private(), msg! { "a" => 1 });
+    }
+
+    #[test]
+    fn an_id_shaped_key_starting_with_priv_is_an_ordinary_key() {
+        let id = format!("priv{}", "Ab-_0".repeat(8).get(..39).unwrap());
+        let mut m = msg! { "a" => 1 };
+        m.insert(&id, 2).unwrap();
+        assert_eq!(m.get(&id), Some(&Value::from(2)));
+        assert!(m.get_mut(&id).is_some());
+        assert_eq!(m.len(), 2);
+        assert_eq!(m.without_private(), m);
     }
 
     #[test]

@@ -154,7 +154,8 @@ pub enum SchedulerError {
         /// The lease's fencing epoch.
         epoch: u64,
     },
-    /// A handler panicked; the server restarts from the store.
+    /// A handler panicked (the server restarts from the store), or an
+    /// assignment broke an invariant of what is stored (it is not).
     #[error("internal error in the scheduler of process {pid}: {detail}")]
     Internal {
         /// The process ID.

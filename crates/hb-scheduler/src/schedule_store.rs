@@ -73,7 +73,20 @@ pub(crate) fn load(store: Arc<dyn Store>, pid: Id) -> Result<Loaded, SchedulerEr
 /// assignment ("must be absent", and the previous slot "must be present"),
 /// for a process definition its entry in the message cache, and for signed
 /// messages the dedup entry.
+///
+/// An assignment without a commitment is refused
+/// ([`SchedulerError::Internal`], nothing staged): a stored schedule must
+/// verify, and an unsigned assignment never would.
 pub(crate) fn stage(batch: &mut Batch, a: &Assignment, signed: bool) -> Result<(), SchedulerError> {
+    if !a.message.is_signed() {
+        return Err(SchedulerError::Internal {
+            pid: a.pid.to_human(),
+            detail: format!(
+                "the assignment of slot {} carries no commitment, and is not stored",
+                a.slot
+            ),
+        });
+    }
     let record = AssignmentRecord {
         pid: a.pid,
         slot: a.slot,
@@ -239,6 +252,70 @@ mod tests {
             "{err:?}"
         );
         assert!(read(store, &pid, 1).expect("slot 1 is intact").is_some());
+    }
+
+    /// Slot 1 of [`priv_schedule`]'s schedule, assigned at this time, is
+    /// signed by a commitment whose ID starts with `priv` (found by a
+    /// search: one ID in 2^24 does).
+    const PRIV_MS: i64 = 10_435_791;
+
+    /// The key, pid and the two signed assignments of a schedule whose slot
+    /// 1 has a commitment ID starting with `priv`.
+    fn priv_schedule() -> (NodeKey, Id, Vec<Assignment>) {
+        let key = NodeKey::from_seed(&[1; 32]);
+        let def = msg! { "type" => "Process", "scheduler" => key.address() };
+        let pid = def.id_all().expect("an ID");
+        let mut seq = Sequencer::new(pid);
+        let assignments = [(def, 0), (msg! { "n" => 1 }, PRIV_MS)]
+            .into_iter()
+            .map(|(body, now)| {
+                seq.assign(body, ChainTip::LOCAL, now)
+                    .and_then(|d| Ok(d.sign(&key)?))
+                    .expect("assign and sign")
+            })
+            .collect();
+        (key, pid, assignments)
+    }
+
+    #[test]
+    fn an_assignment_whose_commitment_id_starts_with_priv_is_stored_signed() {
+        let (key, pid, assignments) = priv_schedule();
+        assert!(assignments[1].id.to_human().starts_with("priv"));
+        let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+        for a in &assignments {
+            let mut b = Batch::new();
+            stage(&mut b, a, false).expect("a signed assignment is staged");
+            store.apply(b).expect("apply");
+        }
+        let stored = read(Arc::clone(&store), &pid, 1)
+            .expect("read")
+            .expect("slot 1");
+        assert_eq!(stored, assignments[1].message);
+        assert!(stored.is_signed());
+        let report = crate::verify_chain::verify_stored(
+            Arc::clone(&store),
+            pid,
+            crate::ExpectedSigner::FromDefinition,
+            |_| {},
+        )
+        .expect("the store reads")
+        .unwrap_or_else(|fault| panic!("{fault}"));
+        assert_eq!(report.slots, 2);
+        assert_eq!(report.signer.as_deref(), Some(key.address()));
+    }
+
+    #[test]
+    fn an_assignment_without_a_commitment_is_never_staged() {
+        let (_, _, assignments) = priv_schedule();
+        let mut unsigned = assignments[1].clone();
+        unsigned.message.remove("commitments");
+        let mut b = Batch::new();
+        let err = stage(&mut b, &unsigned, true).unwrap_err();
+        assert!(
+            matches!(&err, SchedulerError::Internal { detail, .. } if detail.contains("slot 1")),
+            "{err:?}"
+        );
+        assert!(b.is_empty());
     }
 
     #[test]

@@ -181,15 +181,21 @@ impl ServerCore {
             .ok_or_else(|| SchedulerError::Unavailable {
                 pid: self.pid.to_human(),
             })?;
-        let draft = sequencer.assign(req.body, req.tip, req.now_ms)?;
+        // A copy advances: the sequencer moves on only once the assignment
+        // is signed and staged, so one refused on the way (a record too
+        // large, an assignment without its commitment) leaves no hole that
+        // the next slot's write would fail on.
+        let mut next = sequencer.clone();
+        let draft = next.assign(req.body, req.tip, req.now_ms)?;
         let assignment = Arc::new(draft.sign(req.key)?);
-        sequencer.signed(&assignment);
+        next.signed(&assignment);
         let mut batch = Batch::new();
         // The fence first: a stale owner's batch fails on its first check.
         if let Some(fence) = &req.fence {
             fence.stage(&mut batch);
         }
         schedule_store::stage(&mut batch, &assignment, req.signed)?;
+        *sequencer = next;
         if req.signed {
             self.inflight.insert(body_id, Arc::clone(&assignment));
         }
@@ -345,6 +351,38 @@ mod tests {
             panic!("a repeat returns the original")
         };
         assert_eq!(same.id, original.id);
+    }
+
+    #[test]
+    fn an_assignment_that_cannot_be_staged_takes_no_slot() {
+        let k = key();
+        let def = definition();
+        let mut core = core_for(&def, DedupPolicy::Off);
+        core.decide(request(def, false, &k)).unwrap();
+        let before = core.current();
+        // Deeper than a record may nest: signed, but refused when staged.
+        let mut deep = msg! { "n" => 0 };
+        for _ in 0..hb_message::codec::RECORD_MAX_DEPTH {
+            deep = msg! { "n" => deep };
+        }
+        let err = core.decide(request(deep, false, &k)).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                SchedulerError::Store(hb_store::StoreError::TooLarge { .. })
+            ),
+            "{err:?}"
+        );
+        assert_eq!(core.current(), before);
+        assert_eq!(core.pending_writes(), 1);
+        let Decision::New(a, _) = core
+            .decide(request(msg! { "action" => "x" }, false, &k))
+            .unwrap()
+        else {
+            panic!("assigned")
+        };
+        assert_eq!(a.slot, 1, "the refused assignment's slot is reused");
+        assert_eq!(core.current().chain, a.chain.to_vec());
     }
 
     #[test]

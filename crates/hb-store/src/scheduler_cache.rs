@@ -661,6 +661,40 @@ mod tests {
         assert_eq!(cache.latest_record(&pid).unwrap(), Some(signed(pid, 1)));
     }
 
+    #[test]
+    fn no_truncation_or_bit_flip_of_a_signed_record_reads_as_another_message() {
+        let pid = Id([1; 32]);
+        let key = keys::sched(&pid, 1);
+        let good = signed(pid, 1);
+        assert!(good.assignment.is_signed());
+        let bytes = encode(&key, &good).unwrap();
+        let read = |b: &[u8]| parse(key.clone(), b.to_vec()).and_then(|s| s.into_record());
+        assert_eq!(read(&bytes), Ok(good));
+        let corrupt = |r: Result<AssignmentRecord, StoreError>| matches!(r, Err(StoreError::Corrupt { key, .. }) if key == format!("sched/{pid}/1"));
+        for n in 0..bytes.len() {
+            assert!(corrupt(read(&bytes[..n])), "cut at {n}");
+        }
+        for bit in 0..bytes.len() * 8 {
+            let mut flipped = bytes.clone();
+            flipped[bit / 8] ^= 1 << (bit % 8);
+            assert!(corrupt(read(&flipped)), "bit {bit}");
+        }
+        // Below the checksum too: no strict prefix of the packed message
+        // decodes (to a message without its commitments, or any other).
+        let stored = parse(key.clone(), bytes.clone()).unwrap();
+        let packed = stored.packed_message().unwrap();
+        assert!(decode_packed(&key, packed).unwrap().is_signed());
+        for n in 0..packed.len() {
+            assert!(
+                matches!(
+                    decode_packed(&key, &packed[..n]),
+                    Err(StoreError::Corrupt { .. })
+                ),
+                "packed message cut at {n}"
+            );
+        }
+    }
+
     proptest::proptest! {
         #[test]
         fn arbitrary_sealed_version_2_records_never_panic(
