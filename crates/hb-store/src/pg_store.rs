@@ -95,6 +95,18 @@ pub struct PgOptions {
     /// claimed meanwhile, a deadlock, a serialization failure) before it
     /// fails with [`StoreError::Unavailable`] (default 8).
     pub max_attempts: u32,
+    /// How long a statement waits for a row another session locked before
+    /// it fails with [`StoreError::Unavailable`] (PostgreSQL's
+    /// `lock_timeout`; default 2 s). A node paused or cut off in the middle
+    /// of a transaction holds its row locks: without this bound, another
+    /// node taking over its lease would wait for it forever.
+    pub lock_timeout: Duration,
+    /// How long the server keeps a session that sits idle inside a
+    /// transaction before it ends the session, rolling the transaction
+    /// back and releasing its locks (PostgreSQL's
+    /// `idle_in_transaction_session_timeout`; default 2 s). hb's own
+    /// transactions never wait on their client; only a stalled node's do.
+    pub idle_in_transaction_timeout: Duration,
 }
 
 impl Default for PgOptions {
@@ -103,6 +115,8 @@ impl Default for PgOptions {
             max_connections: 8,
             connect_timeout: Duration::from_secs(5),
             max_attempts: 8,
+            lock_timeout: Duration::from_secs(2),
+            idle_in_transaction_timeout: Duration::from_secs(2),
         }
     }
 }
@@ -204,16 +218,28 @@ impl PgStore {
             async move { prepare_database(&config, &location).await }
         };
         let synchronous_commit = run_on(&handle, setup.instrument(span.clone()))?;
-        // Every pooled session commits durably: `on` unless the server's
-        // default is the stronger `remote_apply`.
-        if synchronous_commit != "remote_apply" {
-            let mut session = config.get_options().unwrap_or_default().to_string();
+        // Every pooled session commits durably (`on` unless the server's
+        // default is the stronger `remote_apply`), and neither waits for
+        // nor keeps locks past its bounds (see `PgOptions`).
+        let mut session = config.get_options().unwrap_or_default().to_string();
+        let mut set = |setting: String| {
             if !session.is_empty() {
                 session.push(' ');
             }
-            session.push_str("-c synchronous_commit=on");
-            config.options(session);
+            session.push_str(&setting);
+        };
+        if synchronous_commit != "remote_apply" {
+            set("-c synchronous_commit=on".into());
         }
+        set(format!(
+            "-c lock_timeout={}",
+            options.lock_timeout.as_millis().max(1)
+        ));
+        set(format!(
+            "-c idle_in_transaction_session_timeout={}",
+            options.idle_in_transaction_timeout.as_millis().max(1)
+        ));
+        config.options(session);
         let manager = Manager::from_config(
             config,
             NoTls,
@@ -442,10 +468,14 @@ fn classify(e: &tokio_postgres::Error) -> Failure {
     } else if matches!(class, "08" | "53" | "57" | "28")
         || *code == SqlState::INVALID_CATALOG_NAME
         || *code == SqlState::READ_ONLY_SQL_TRANSACTION
+        || *code == SqlState::LOCK_NOT_AVAILABLE
+        || *code == SqlState::IDLE_IN_TRANSACTION_SESSION_TIMEOUT
     {
         // Connection exceptions, insufficient resources, operator
         // intervention (shutdown, database dropped), authentication, a
-        // missing database, a standby.
+        // missing database, a standby; a row lock held past
+        // `lock_timeout` (a stalled session), this session ended for
+        // idling in a transaction.
         Failure::Unavailable(detail)
     } else {
         Failure::Other(detail)

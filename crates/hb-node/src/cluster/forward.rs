@@ -54,6 +54,20 @@ pub(crate) struct Forward<'a> {
 /// Sends the request to the owner and builds the answer to relay; Err
 /// (a sentence) if the owner could not be reached or its answer read.
 pub(crate) async fn forward(f: Forward<'_>) -> Result<HttpResponse, String> {
+    let url = f.url.to_string();
+    let limit = f.timeout;
+    // awc's own timeout covers sending and the answer's head; this bound
+    // covers everything (a paused owner must never hold a caller longer).
+    match tokio::time::timeout(limit, relay(f)).await {
+        Ok(relayed) => relayed,
+        Err(_) => Err(format!(
+            "the owner at {url} did not answer within {} ms",
+            limit.as_millis()
+        )),
+    }
+}
+
+async fn relay(f: Forward<'_>) -> Result<HttpResponse, String> {
     let client = CLIENT.with(|c| c.clone());
     let mut request = client
         .request(f.method.clone(), f.url)

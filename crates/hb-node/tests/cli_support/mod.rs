@@ -122,7 +122,9 @@ impl Serve {
             .arg(data_dir)
             .args(flags)
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
+            // `TEST_NODE_LOG_DIR=<dir>` keeps each node's log there (with
+            // `RUST_LOG` set as wanted), for diagnosing a failed run.
+            .stderr(node_log(port))
             .spawn()
             .expect("hb serve starts");
         let stdout = child.stdout.take().expect("piped stdout");
@@ -186,6 +188,21 @@ impl Serve {
             child.wait().expect("hb serve is reaped");
         }
     }
+}
+
+/// Where a node's stderr goes: a file under `TEST_NODE_LOG_DIR` if set,
+/// else nowhere.
+fn node_log(port: u16) -> Stdio {
+    let Some(dir) = std::env::var_os("TEST_NODE_LOG_DIR") else {
+        return Stdio::null();
+    };
+    let path = std::path::Path::new(&dir).join(format!(
+        "node-{port}-{}.log",
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis())
+    ));
+    std::fs::File::create(path).map_or_else(|_| Stdio::null(), Stdio::from)
 }
 
 /// A port free on 127.0.0.1 a moment ago, for a node that must come back
