@@ -521,7 +521,14 @@ async fn a_paused_owner_loses_its_leases_and_answers_only_acknowledged_or_unavai
 
 /// One closed-loop `hb bench` run of `secs` seconds (after 1 s of warm-up)
 /// against `nodes`; its JSON report.
-fn measure(work: &Path, nodes: &str, pids_file: &str, secs: u64) -> serde_json::Value {
+fn measure(
+    work: &Path,
+    nodes: &str,
+    pids_file: &str,
+    secs: u64,
+    connections: usize,
+) -> serde_json::Value {
+    let connections = connections.to_string();
     let run = hb(
         work,
         &[
@@ -533,7 +540,7 @@ fn measure(work: &Path, nodes: &str, pids_file: &str, secs: u64) -> serde_json::
             "--processes",
             "48",
             "--connections",
-            "64",
+            &connections,
             "--duration",
             &secs.to_string(),
             "--warmup",
@@ -567,7 +574,7 @@ async fn figures_one_node_against_three_and_failover_at_the_default_lease() {
         let dir = tempfile::tempdir().expect("tempdir");
         let work = dir.path();
         let sled = Serve::start(&work.join("sled"));
-        let on_sled = measure(work, &sled.url, "sled-pids.txt", secs);
+        let on_sled = measure(work, &sled.url, "sled-pids.txt", secs, 64);
         assert_eq!(sled.stop(), 0);
 
         let one_db = TempDatabase::create();
@@ -577,14 +584,19 @@ async fn figures_one_node_against_three_and_failover_at_the_default_lease() {
                 assert_eq!(n.stop(), 0);
             }
         }
-        let on_one = measure(work, &one.urls(&[0]), "one-pids.txt", secs);
+        let on_one = measure(work, &one.urls(&[0]), "one-pids.txt", secs, 64);
         if let Some(n) = one.nodes[0].take() {
             assert_eq!(n.stop(), 0);
         }
 
         let three_db = TempDatabase::create();
         let mut three = Cluster::start(work, &three_db, 5_000);
-        let on_three = measure(work, &three.urls(&[0, 1, 2]), "three-pids.txt", secs);
+        // 64 connections over 48 processes: about two requests in three
+        // reach a node that does not own their process and are proxied.
+        let on_three = measure(work, &three.urls(&[0, 1, 2]), "three-pids.txt", secs, 64);
+        // 48 connections: connection `w` sends only for process `w`, which
+        // its node spawned and owns: no request is proxied.
+        let local = measure(work, &three.urls(&[0, 1, 2]), "three-pids.txt", secs, 48);
         for node in three.nodes.iter_mut() {
             if let Some(n) = node.take() {
                 assert_eq!(n.stop(), 0);
@@ -592,13 +604,15 @@ async fn figures_one_node_against_three_and_failover_at_the_default_lease() {
         }
         let loadavg = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
         println!(
-            "round {round}: sled 1 node {:.0}/s, pg 1 node {:.0}/s, pg 3 nodes {:.0}/s (errors {}, {}, {}; load {})",
+            "round {round}: sled 1 node {:.0}/s, pg 1 node {:.0}/s, pg 3 nodes {:.0}/s, pg 3 nodes owner-local {:.0}/s (errors {}, {}, {}, {}; load {})",
             rate(&on_sled),
             rate(&on_one),
             rate(&on_three),
+            rate(&local),
             on_sled["error_total"],
             on_one["error_total"],
             on_three["error_total"],
+            local["error_total"],
             loadavg.trim()
         );
         table.push((rate(&on_sled), rate(&on_one), rate(&on_three)));
