@@ -15,7 +15,6 @@
 mod bench_support;
 mod cli_support;
 
-use std::io::Read;
 use std::time::Duration;
 
 use bench_support::{check_records, records};
@@ -93,19 +92,7 @@ async fn sigkill_under_load_loses_no_acknowledged_schedule_or_computed_state() {
     }
     // Some load on the last incarnation, then stop the generator.
     std::thread::sleep(Duration::from_millis(mean_ms));
-    let term = std::process::Command::new("kill")
-        .args(["-TERM", &bench.id().to_string()])
-        .status()
-        .expect("kill runs");
-    assert!(term.success());
-    let mut out = String::new();
-    bench
-        .stdout
-        .take()
-        .expect("piped stdout")
-        .read_to_string(&mut out)
-        .expect("the report");
-    let status = bench.wait().expect("hb bench exits");
+    let (status, out) = bench_support::terminate(bench);
     assert!(
         status.success(),
         "hb bench survives the restarts: {status:?}"

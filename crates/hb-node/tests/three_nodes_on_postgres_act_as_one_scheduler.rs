@@ -26,7 +26,6 @@ mod bench_support;
 mod cli_support;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::Read;
 use std::path::Path;
 use std::process::Child;
 use std::sync::Arc;
@@ -148,6 +147,15 @@ impl Cluster {
             .join(",")
     }
 
+    /// SIGTERM to every running node; each must exit 0.
+    fn stop_all(&mut self) {
+        for node in self.nodes.iter_mut() {
+            if let Some(n) = node.take() {
+                assert_eq!(n.stop(), 0);
+            }
+        }
+    }
+
     fn node(&self, i: usize) -> &Serve {
         self.nodes[i].as_ref().expect("node running")
     }
@@ -212,20 +220,8 @@ fn bench(
 
 /// SIGTERM to the bench; its JSON report.
 fn stop_bench(mut load: Load) -> serde_json::Value {
-    let mut bench = load.0.take().expect("a running bench");
-    let term = std::process::Command::new("kill")
-        .args(["-TERM", &bench.id().to_string()])
-        .status()
-        .expect("kill runs");
-    assert!(term.success());
-    let mut out = String::new();
-    bench
-        .stdout
-        .take()
-        .expect("piped stdout")
-        .read_to_string(&mut out)
-        .expect("the report");
-    let status = bench.wait().expect("hb bench exits");
+    let bench = load.0.take().expect("a running bench");
+    let (status, out) = bench_support::terminate(bench);
     assert!(
         status.success(),
         "hb bench survives the cluster's troubles: {status:?}"
@@ -419,11 +415,7 @@ async fn a_killed_owners_processes_move_to_the_others_losing_nothing_acknowledge
     let checked = check_everything(&cluster, 2, &pids, &["record.jsonl"]).await;
     assert!(checked > 0);
     println!("{checked} acknowledged assignments checked after one owner's death");
-    for node in cluster.nodes.iter_mut() {
-        if let Some(n) = node.take() {
-            assert_eq!(n.stop(), 0);
-        }
-    }
+    cluster.stop_all();
 }
 
 /// The counter `name` in a node's `/metrics` text.
@@ -512,11 +504,7 @@ async fn a_paused_owner_loses_its_leases_and_answers_only_acknowledged_or_unavai
     }
     let checked = check_everything(&cluster, 2, &pids, &["owner.jsonl", "others.jsonl"]).await;
     println!("{checked} acknowledged assignments checked after a pause past the lease");
-    for node in cluster.nodes.iter_mut() {
-        if let Some(n) = node.take() {
-            assert_eq!(n.stop(), 0);
-        }
-    }
+    cluster.stop_all();
 }
 
 /// One closed-loop `hb bench` run of `secs` seconds (after 1 s of warm-up)
@@ -597,11 +585,7 @@ async fn figures_one_node_against_three_and_failover_at_the_default_lease() {
         // 48 connections: connection `w` sends only for process `w`, which
         // its node spawned and owns: no request is proxied.
         let local = measure(work, &three.urls(&[0, 1, 2]), "three-pids.txt", secs, 48);
-        for node in three.nodes.iter_mut() {
-            if let Some(n) = node.take() {
-                assert_eq!(n.stop(), 0);
-            }
-        }
+        three.stop_all();
         let loadavg = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
         println!(
             "round {round}: sled 1 node {:.0}/s, pg 1 node {:.0}/s, pg 3 nodes {:.0}/s, pg 3 nodes owner-local {:.0}/s (errors {}, {}, {}, {}; load {})",
@@ -653,11 +637,7 @@ async fn figures_one_node_against_three_and_failover_at_the_default_lease() {
     println!("failover at the default lease (5000 ms): {failover:?}");
     let report = stop_bench(load);
     assert!(report["ok"].as_u64() > Some(0));
-    for node in cluster.nodes.iter_mut() {
-        if let Some(n) = node.take() {
-            assert_eq!(n.stop(), 0);
-        }
-    }
+    cluster.stop_all();
 }
 
 /// POSTs `m` to `url` as JSON without following redirects: the status,
@@ -769,9 +749,5 @@ async fn requests_for_another_nodes_process_are_redirected_or_proxied_by_setting
         .await
         .expect("a current slot");
     assert_eq!(current, 2);
-    for node in cluster.nodes.iter_mut() {
-        if let Some(n) = node.take() {
-            assert_eq!(n.stop(), 0);
-        }
-    }
+    cluster.stop_all();
 }

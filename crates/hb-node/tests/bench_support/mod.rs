@@ -9,6 +9,26 @@ use std::path::Path;
 use hb_message::Id;
 use hb_node::client::{Client, SlotRange};
 
+/// SIGTERM to a running `hb bench` (it stops and reports); its exit
+/// status and what it printed on stdout.
+pub fn terminate(mut bench: std::process::Child) -> (std::process::ExitStatus, String) {
+    use std::io::Read;
+    let term = std::process::Command::new("kill")
+        .args(["-TERM", &bench.id().to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(term.success());
+    let mut out = String::new();
+    bench
+        .stdout
+        .take()
+        .expect("piped stdout")
+        .read_to_string(&mut out)
+        .expect("the report");
+    let status = bench.wait().expect("hb bench exits");
+    (status, out)
+}
+
 /// The events of a record file.
 #[derive(Debug, Default)]
 pub struct Records {
