@@ -381,8 +381,9 @@ impl<'a> Reader<'a> {
 }
 
 /// Whether `text` is a valid key that [`Key::new`] leaves unchanged: the
-/// same rules, checked without building a key.
-fn is_normal_key(text: &str) -> bool {
+/// same rules, checked without building a key. Decoders of other forms of
+/// the canonical encoding (hb-store's packed records) check keys with it.
+pub fn is_normal_key(text: &str) -> bool {
     !text.is_empty()
         && text.len() <= MAX_KEY_BYTES
         && !text.starts_with('@')

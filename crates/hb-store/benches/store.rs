@@ -15,6 +15,9 @@
 //!   same (checksums, framing and keys checked, messages left packed).
 //! - `sched_range_1000_decode_each`: the same, then each message decoded
 //!   and dropped in turn, as `verify_stored` reads a schedule.
+//! - `sched_range_1000_json`: the same page, each message's JSON written
+//!   from its stored bytes (`StoredAssignment::write_json`), as the HTTP
+//!   schedule page is answered.
 //! - `proc_latest_10k/*`: `ProcessCache::latest` with a required path over
 //!   10,000 stored states (path in every state, every 100th, or none).
 //!
@@ -707,6 +710,23 @@ fn sched_reads(c: &mut Criterion) {
             }
             assert_eq!(page.len(), 1_000);
             keys
+        })
+    });
+    // How a schedule page is answered over HTTP: each message's JSON
+    // written from the stored bytes into one buffer.
+    let mut json = Vec::new();
+    group.bench_function("range_1000_json", |b| {
+        b.iter(|| {
+            let from = rng.gen_range(0..1_000);
+            let page = cache.range_stored(&long, from, from + 999).unwrap();
+            json.clear();
+            json.push(b'[');
+            for stored in &page {
+                stored.write_json(&mut json).unwrap();
+                json.push(b',');
+            }
+            assert_eq!(page.len(), 1_000);
+            json.len()
         })
     });
     group.finish();

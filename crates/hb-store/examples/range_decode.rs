@@ -10,7 +10,8 @@
 //! 1 KiB of data. `full` (the default) is `SchedulerCache::range`, every
 //! message decoded into the page; `stored` is `range_stored`, messages left
 //! packed; `each` is `range_stored`, then each message decoded and dropped
-//! in turn. Prints the median wall time of a page read (noisy on a shared
+//! in turn; `json` is `range_stored`, then each message's JSON written
+//! from its stored bytes into one buffer (`StoredAssignment::write_json`). Prints the median wall time of a page read (noisy on a shared
 //! machine; the instruction count is the repeatable figure).
 
 use std::sync::Arc;
@@ -103,6 +104,19 @@ fn read_page(cache: &SchedulerCache, pid: &Id, mode: &str) -> Result<Page, Store
             }
             Page::Stored(page)
         }
+        "json" => {
+            let page = cache.range_stored(pid, 0, 999)?;
+            let mut json = Vec::new();
+            for stored in &page {
+                stored.write_json(&mut json)?;
+            }
+            std::hint::black_box(json);
+            Page::Stored(page)
+        }
         _ => Page::Full(cache.range(pid, 0, 999)?),
     })
 }
+
+// The `hb` binary's allocator (docs/PERFORMANCE.md, "Allocators").
+#[global_allocator]
+static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;

@@ -82,6 +82,7 @@ mod location_cache;
 mod memory;
 mod message_cache;
 mod node_record;
+mod packed_json;
 #[cfg(feature = "postgres")]
 mod pg_store;
 #[cfg(feature = "test-support")]

@@ -113,6 +113,21 @@ impl StoredAssignment {
         }
     }
 
+    /// Appends the JSON of the assignment message to `out`: the text of
+    /// `hb_message::json::to_json(&self.message()?)`, written from the
+    /// stored bytes without decoding them into a [`Message`]. On an error
+    /// `out` may hold part of the message.
+    pub fn write_json(&self, out: &mut Vec<u8>) -> Result<(), StoreError> {
+        match &self.message {
+            Lazy::Packed { bytes, at } => {
+                crate::packed_json::write_json(&bytes[at.clone()], RECORD_MAX_DEPTH, out)
+                    .map_err(|e| StoreError::corrupt(&self.key, format!("assignment message: {e}")))
+            }
+            Lazy::Decoded(m) => serde_json::to_writer(&mut *out, &hb_message::json::to_json(m))
+                .map_err(|e| StoreError::corrupt(&self.key, format!("assignment message: {e}"))),
+        }
+    }
+
     /// The record, its message decoded.
     pub fn into_record(self) -> Result<AssignmentRecord, StoreError> {
         let assignment = match self.message {
@@ -653,6 +668,13 @@ mod tests {
             assert_eq!(s.assignment_id, r.assignment_id);
             assert_eq!(s.message().unwrap(), r.assignment);
             assert_eq!(s.packed_message().is_some(), s.slot >= 2);
+            // Either version answers the JSON of its decoded message.
+            let mut json = Vec::new();
+            s.write_json(&mut json).unwrap();
+            assert_eq!(
+                json,
+                hb_message::json::to_json_string(&r.assignment).into_bytes()
+            );
         }
         // The head may be either version.
         assert_eq!(cache.latest_record(&pid).unwrap(), Some(signed(pid, 3)));
@@ -708,7 +730,17 @@ mod tests {
             let crc = crc_of(&key, &bytes);
             bytes.extend_from_slice(&crc.to_le_bytes());
             if let Ok(stored) = parse(key, bytes) {
-                let _ = stored.message();
+                // The JSON writer refuses what the decoder refuses, or
+                // writes the decoded message's JSON.
+                let mut json = Vec::new();
+                match (stored.message(), stored.write_json(&mut json)) {
+                    (Ok(m), Ok(())) => proptest::prop_assert_eq!(
+                        json,
+                        hb_message::json::to_json_string(&m).into_bytes()
+                    ),
+                    (Err(_), written) => proptest::prop_assert!(written.is_err()),
+                    (Ok(_), Err(e)) => proptest::prop_assert!(false, "{e}"),
+                }
             }
         }
     }
@@ -729,6 +761,11 @@ mod tests {
         store.put(&key, &body).unwrap();
         let stored = cache.range_stored(&pid, 0, 0).unwrap();
         let err = stored[0].message().unwrap_err();
+        let json_err = stored[0].write_json(&mut Vec::new()).unwrap_err();
+        assert!(
+            matches!(&json_err, StoreError::Corrupt { key, .. } if *key == format!("sched/{pid}/0")),
+            "{json_err:?}"
+        );
         assert!(
             matches!(&err, StoreError::Corrupt { key, .. } if *key == format!("sched/{pid}/0")),
             "{err:?}"
