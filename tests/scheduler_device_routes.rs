@@ -184,6 +184,55 @@ async fn get_schedule_pages_are_capped_and_say_whether_more_follow() -> anyhow::
 }
 
 #[actix_rt::test]
+async fn get_schedule_as_json_text_is_the_json_of_the_bundle() -> anyhow::Result<()> {
+    let h = Harness::start(SchedulerConfig {
+        schedule_page_max: 3,
+        ..SchedulerConfig::default()
+    });
+    let ctx = h.context();
+    let client = Harness::client(5);
+    let (pid, _) = h.spawn_process(&client, 0).await?;
+    for n in 1..=9 {
+        h.schedule(Harness::message(&client, &pid, n)).await?;
+    }
+    // Written back from the stored records (and so refused by their
+    // checks) or encoded from the decoded bundle: the same JSON value,
+    // up to the time each page was read.
+    let without_time = |mut j: serde_json::Value| {
+        let t = j.as_object_mut().and_then(|o| o.remove("timestamp"));
+        assert!(t.as_ref().is_some_and(serde_json::Value::is_i64), "{t:?}");
+        j
+    };
+    for (from, to) in [
+        (2, None),
+        (8, Some(9)),
+        (5, Some(3)),
+        (-5, Some(1)),
+        (0, Some(50)),
+    ] {
+        let mut r = req(&[
+            ("path", "schedule".into()),
+            ("target", pid.to_human().into()),
+            ("from", Value::from(from)),
+        ]);
+        if let Some(t) = to {
+            r.insert("to", t)?;
+        }
+        let bundle = ok(&ctx, scheduler_base(), r.clone()).await;
+        r.insert("accept", "application/json")?;
+        let text = ok(&ctx, scheduler_base(), r).await;
+        assert_eq!(text.get_text("content-type"), Some("application/json"));
+        let json: serde_json::Value = serde_json::from_str(text.get_text("body").unwrap())?;
+        assert_eq!(
+            without_time(json),
+            without_time(hb_message::json::to_json(&bundle)),
+            "from {from}, to {to:?}"
+        );
+    }
+    Ok(())
+}
+
+#[actix_rt::test]
 async fn aos2_is_returned_as_json_when_asked_for() -> anyhow::Result<()> {
     let h = Harness::start(SchedulerConfig::default());
     let ctx = h.context();

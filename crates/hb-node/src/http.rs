@@ -1053,6 +1053,20 @@ async fn resolve_in(
             }
         }
     }
+    // A schedule page is answered as JSON: `scheduler@1.0` writes it as
+    // text straight from the stored records (no `Message` per assignment).
+    // Not when the path reads on into the page (`schedule/assignments/2`).
+    let json_schedule =
+        !posting && !wants_aos2 && parsed.keys.len() == 1 && first == "schedule" && {
+            if request.get("accept").is_none() {
+                request
+                    .insert("accept", "application/json")
+                    .map_err(|e| from_error(&e))?;
+            }
+            request
+                .get_text("accept")
+                .is_some_and(|a| a.trim().eq_ignore_ascii_case("application/json"))
+        };
     let computed = COMPUTED.contains(&first.as_str());
     let ctx = &state.context;
     let (outcome, computed_state) = if computed && parsed.keys.len() > 1 {
@@ -1112,6 +1126,7 @@ async fn resolve_in(
             first_key: &first,
             computed: computed_state,
             aos2: wants_aos2,
+            json_schedule,
         },
     ))
 }
@@ -1181,6 +1196,8 @@ struct Answering<'a> {
     computed: Option<(i64, Option<u64>)>,
     /// The client asked for aos-2.
     aos2: bool,
+    /// A schedule page was asked for as JSON text (the native bundle).
+    json_schedule: bool,
 }
 
 fn answer(outcome: Outcome, how: &Answering<'_>) -> HttpResponse {
@@ -1203,10 +1220,11 @@ fn answer(outcome: Outcome, how: &Answering<'_>) -> HttpResponse {
             if m.get_text("cache-control") == Some("no-store") {
                 r.insert_header((CACHE_CONTROL, "no-store"));
             }
-            match aos2_text(&m, how) {
-                // aos-2 travels as JSON text (its keys are case-sensitive).
-                Some(text) => r.content_type("application/json").body(text.to_string()),
-                None => r.json(hb_message::json::to_json(&m)),
+            match schedule_text(m, how) {
+                // aos-2 travels as JSON text (its keys are case-sensitive),
+                // a native page as the JSON text written from the store.
+                Ok(text) => r.content_type("application/json").body(text),
+                Err(m) => r.json(hb_message::json::to_json(&m)),
             }
         }
         Outcome::Raw(v) => HttpResponse::Ok().json(hb_message::json::value_to_json(&v)),
@@ -1240,16 +1258,22 @@ fn answer(outcome: Outcome, how: &Answering<'_>) -> HttpResponse {
     response
 }
 
-/// The JSON text of an aos-2 schedule answer (`{content-type:
-/// application/json, body: <text>}` from `scheduler@1.0`).
-fn aos2_text<'m>(m: &'m Message, how: &Answering<'_>) -> Option<&'m str> {
-    if !how.aos2 || how.first_key != "schedule" {
-        return None;
+/// The JSON text of a schedule answer that `scheduler@1.0` wrote as text
+/// (`{content-type: application/json, body: <text>}`, asked for as aos-2
+/// or as the JSON page), taken without a copy; any other answer is given
+/// back.
+fn schedule_text(mut m: Message, how: &Answering<'_>) -> Result<String, Message> {
+    let is_text = (how.aos2 || how.json_schedule)
+        && how.first_key == "schedule"
+        && m.get_text("content-type") == Some("application/json")
+        && m.get_text("body").is_some();
+    if !is_text {
+        return Err(m);
     }
-    if m.get_text("content-type") != Some("application/json") {
-        return None;
+    match m.remove("body") {
+        Some(Value::Text(text)) => Ok(text),
+        _ => Err(m), // unreachable: checked to be text above
     }
-    m.get_text("body")
 }
 
 #[cfg(test)]

@@ -4,6 +4,8 @@
 use hb_message::{encode_base64url, json, Id, IdSelector, Message, MessageError, Value};
 use serde_json::{json as j, Value as Json};
 
+use hb_store::{StoreError, StoredAssignment};
+
 use crate::chain_tip::ChainTip;
 
 /// A page of a process's schedule, as read from the store.
@@ -36,6 +38,52 @@ pub fn to_bundle(page: &SchedulePage) -> Result<Message, MessageError> {
         .with("block-height", page.tip.height)?
         .with("block-hash", page.tip.hash.to_human())?
         .with("assignments", assignments)
+}
+
+/// The JSON text of [`to_bundle`]'s page, written straight from the
+/// stored records: each assignment's JSON comes from its stored bytes
+/// (`StoredAssignment::write_json`), so no `Message` is built. It parses
+/// to the same JSON value as `json::to_json(&to_bundle(page))` (the
+/// assignments appear in slot order rather than in the text order of
+/// their keys, which JSON does not hold to). `assignments` must be in slot
+/// order without gaps, as `SchedulerCache::range_stored` reads them.
+pub fn bundle_json(
+    pid: &Id,
+    assignments: &[StoredAssignment],
+    continues: bool,
+    tip: &ChainTip,
+    timestamp: i64,
+) -> Result<Vec<u8>, StoreError> {
+    // Each message's JSON is about its packed size, a third more for
+    // bytes (a version 1 record, not packed, is guessed at 1 KiB).
+    let stored: usize = assignments
+        .iter()
+        .map(|a| a.packed_message().map_or(1024, <[u8]>::len))
+        .sum();
+    let mut out = Vec::with_capacity(stored + stored / 2 + 256);
+    out.extend_from_slice(b"{\"assignments\":{");
+    for (i, a) in assignments.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        out.extend_from_slice(format!("\"{}\":", a.slot).as_bytes());
+        a.write_json(&mut out)?;
+    }
+    // The other keys in `to_json`'s (sorted) order; none needs escaping
+    // (base64url IDs, numbers), but the encoder is used anyway.
+    let rest = j!({
+        "block-hash": tip.hash.to_human(),
+        "block-height": tip.height,
+        "continues": continues,
+        "process": pid.to_human(),
+        "timestamp": timestamp,
+        "type": "schedule",
+    })
+    .to_string();
+    out.extend_from_slice(b"},");
+    // `rest` is `{…}`: its entries follow the assignments.
+    out.extend_from_slice(rest.get(1..).unwrap_or("}").as_bytes());
+    Ok(out)
 }
 
 /// Options of the aos-2 writer.

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use hb_message::{Id, Message};
 use hb_store::{
     keys, AssignmentRecord, Batch, DedupEntry, MessageCache, SchedulerCache, Store, StoreError,
+    StoredAssignment,
 };
 
 use crate::assignment::Assignment;
@@ -118,7 +119,7 @@ pub(crate) fn stage(batch: &mut Batch, a: &Assignment, signed: bool) -> Result<(
 
 /// A store error of a schedule read, with a corrupt record located as
 /// `CorruptSchedule { pid, slot }` (the store names the record's key).
-fn located(pid: &Id, e: StoreError) -> SchedulerError {
+pub(crate) fn located(pid: &Id, e: StoreError) -> SchedulerError {
     match e {
         StoreError::Corrupt { key, detail } => {
             let slot = keys::parse_sched(key.as_bytes())
@@ -200,6 +201,18 @@ pub(crate) fn range(
         .into_iter()
         .map(|r| Ok((r.slot, r.message().map_err(|e| located(pid, e))?)))
         .collect()
+}
+
+/// [`range`] with the messages left packed (`SchedulerCache::range_stored`).
+pub(crate) fn range_stored(
+    store: Arc<dyn Store>,
+    pid: &Id,
+    from: u64,
+    to: u64,
+) -> Result<Vec<StoredAssignment>, SchedulerError> {
+    SchedulerCache::new(store)
+        .range_stored(pid, from, to)
+        .map_err(|e| located(pid, e))
 }
 
 /// Every process with a stored schedule.

@@ -23,7 +23,7 @@ use crate::config::{DedupPolicy, SchedulerConfig};
 use crate::definition_cache::DefinitionCache;
 use crate::deps::{SchedulerDeps, SchedulerMetrics};
 use crate::error::SchedulerError;
-use crate::formats::SchedulePage;
+use crate::formats::{self, SchedulePage};
 use crate::registry::{Find, FindOrCreate, LiveProcesses, SchedulerRegistry, ServerMap, Stop};
 use crate::schedule_store;
 use crate::server::{Attempt, ServerHandle};
@@ -426,6 +426,55 @@ impl Scheduler {
         from: Option<i64>,
         to: Option<i64>,
     ) -> Result<SchedulePage, SchedulerError> {
+        let span = self.page_span(pid, from, to).await?;
+        let mut assignments = Vec::new();
+        if let Some((from, capped)) = span.slots {
+            assignments = self
+                .blocking(move |store| schedule_store::range(store, &pid, from, capped))
+                .await?;
+        }
+        let continues = span.continues(assignments.last().map(|(s, _)| *s));
+        Ok(SchedulePage {
+            pid,
+            assignments,
+            continues,
+            tip: self.inner.deps.tip.current(),
+            timestamp: self.now_ms(),
+        })
+    }
+
+    /// The page [`Scheduler::read_schedule`] reads, as the JSON text of its
+    /// native bundle (`json::to_json(&formats::to_bundle(&page))`), written
+    /// from the stored records without decoding their messages
+    /// ([`formats::bundle_json`]): how the HTTP API answers a schedule page.
+    pub async fn read_schedule_json(
+        &self,
+        pid: Id,
+        from: Option<i64>,
+        to: Option<i64>,
+    ) -> Result<Vec<u8>, SchedulerError> {
+        let span = self.page_span(pid, from, to).await?;
+        let tip = self.inner.deps.tip.current();
+        let timestamp = self.now_ms();
+        self.blocking(move |store| {
+            let stored = match span.slots {
+                Some((from, capped)) => schedule_store::range_stored(store, &pid, from, capped)?,
+                None => Vec::new(),
+            };
+            let continues = span.continues(stored.last().map(|a| a.slot));
+            formats::bundle_json(&pid, &stored, continues, &tip, timestamp)
+                .map_err(|e| schedule_store::located(&pid, e))
+        })
+        .await
+    }
+
+    /// The slots a page of `pid`'s schedule covers (SPEC §5.6.3).
+    async fn page_span(
+        &self,
+        pid: Id,
+        from: Option<i64>,
+        to: Option<i64>,
+    ) -> Result<PageSpan, SchedulerError> {
         let current = self
             .current(pid)
             .await?
@@ -435,27 +484,11 @@ impl Scheduler {
         let from = u64::try_from(from.unwrap_or(0).max(0)).unwrap_or(0);
         let to = to.unwrap_or(current.slot);
         let page_max = self.inner.deps.config.schedule_page_max;
-        let mut assignments = Vec::new();
-        if let Ok(to_slot) = u64::try_from(to) {
-            if to_slot >= from {
-                let capped = to_slot.min(from.saturating_add(page_max));
-                assignments = self
-                    .blocking(move |store| schedule_store::range(store, &pid, from, capped))
-                    .await?;
-            }
-        }
-        // More follows when the page ends below the `to` asked for (or
-        // defaulted): because of the page cap, or because of a gap.
-        let continues = assignments
-            .last()
-            .is_some_and(|(s, _)| i64::try_from(*s).is_ok_and(|s| s < to));
-        Ok(SchedulePage {
-            pid,
-            assignments,
-            continues,
-            tip: self.inner.deps.tip.current(),
-            timestamp: self.now_ms(),
-        })
+        let slots = u64::try_from(to)
+            .ok()
+            .filter(|to_slot| *to_slot >= from)
+            .map(|to_slot| (from, to_slot.min(from.saturating_add(page_max))));
+        Ok(PageSpan { slots, to })
     }
 
     /// A page of `pid`'s schedule from `from` (at least one slot), for a
@@ -572,5 +605,22 @@ impl Scheduler {
                 pid: pid.to_human(),
             }),
         }
+    }
+}
+
+/// The slots of a schedule page: `from..=capped` (`None` when `to` is
+/// below `from`), and the `to` asked for or defaulted, before the cap.
+#[derive(Clone, Copy, Debug)]
+struct PageSpan {
+    slots: Option<(u64, u64)>,
+    to: i64,
+}
+
+impl PageSpan {
+    /// Whether more follows the page whose last slot is `last`: it ends
+    /// below the `to` asked for (or defaulted), because of the page cap or
+    /// because of a gap.
+    fn continues(&self, last: Option<u64>) -> bool {
+        last.is_some_and(|s| i64::try_from(s).is_ok_and(|s| s < self.to))
     }
 }
