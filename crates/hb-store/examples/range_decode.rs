@@ -106,7 +106,12 @@ fn read_page(cache: &SchedulerCache, pid: &Id, mode: &str) -> Result<Page, Store
         }
         "json" => {
             let page = cache.range_stored(pid, 0, 999)?;
-            let mut json = Vec::new();
+            // Sized as `hb_scheduler::formats::bundle_json` sizes it.
+            let packed: usize = page
+                .iter()
+                .map(|a| a.packed_message().map_or(1024, <[u8]>::len))
+                .sum();
+            let mut json = Vec::with_capacity(packed + packed / 2 + 256);
             for stored in &page {
                 stored.write_json(&mut json)?;
             }
