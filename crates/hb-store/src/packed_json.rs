@@ -111,7 +111,7 @@ impl<'a> JsonWriter<'a, '_> {
         // one scan instead of a UTF-8 check and an escaping pass. The scan
         // has no early exit, so it is vectorised.
         let plain = bytes.iter().fold(true, |plain, &b| {
-            plain & (b >= 0x20) & (b < 0x80) & (b != b'"') & (b != b'\\')
+            plain & (0x20..0x80).contains(&b) & (b != b'"') & (b != b'\\')
         });
         if plain {
             self.out.reserve(bytes.len() + 2);
