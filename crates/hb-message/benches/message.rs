@@ -146,6 +146,31 @@ fn bench_json(c: &mut Criterion) {
         b.iter_batched(sample, |m| json::to_json_string(&m), BatchSize::SmallInput)
     });
     g.finish();
+    // The answer to a signed schedule request: a signed assignment whose
+    // body is a signed message. Through the `serde_json::Value` tree (how
+    // the node answered before) and written directly (`to_json_vec`).
+    let node = NodeKey::from_seed(&[7; 32]);
+    let body = hb_message::msg! { "target" => "x".repeat(43), "action" => "Ping", "data" => vec![0x5a_u8; 256] }
+        .commit(&NodeKey::from_seed(&[8; 32]), None)
+        .expect("signs");
+    let assignment = hb_message::msg! {
+        "process" => "x".repeat(43), "slot" => 12_345, "hash-chain" => "y".repeat(43),
+        "timestamp" => 1_795_996_800_000_i64, "block-height" => 0, "body" => body,
+    }
+    .commit(&node, None)
+    .expect("signs");
+    assert_eq!(
+        json::to_json_vec(&assignment),
+        json::to_json_string(&assignment).into_bytes()
+    );
+    let mut g = c.benchmark_group("json answer");
+    g.bench_function("to_json then text", |b| {
+        b.iter(|| json::to_json(black_box(&assignment)).to_string())
+    });
+    g.bench_function("to_json_vec", |b| {
+        b.iter(|| json::to_json_vec(black_box(&assignment)))
+    });
+    g.finish();
 }
 
 /// A JSON object of about 1 MiB of short keys (`"k1f":0`), all public or

@@ -405,10 +405,80 @@ pub fn to_json_string(m: &Message) -> String {
     to_json(m).to_string()
 }
 
+/// The JSON text of a message ([`to_json_string`]'s text, byte for byte)
+/// written straight to bytes, without building the `serde_json::Value`
+/// tree of [`to_json`] first: what the node answers over HTTP.
+pub fn to_json_vec(m: &Message) -> Vec<u8> {
+    let mut out = Vec::with_capacity(256);
+    let mut ser = serde_json::Serializer::new(&mut out);
+    // Writing to a `Vec` cannot fail and every value serialises (floats
+    // are finite by construction), so there is no error to report.
+    let _ = serde::Serialize::serialize(&JsonOf::Message(m), &mut ser);
+    out
+}
+
+/// A message or value serialised as [`to_json`] would write it.
+enum JsonOf<'a> {
+    Message(&'a Message),
+    Value(&'a Value),
+}
+
+impl serde::Serialize for JsonOf<'_> {
+    fn serialize<S: serde::Serializer>(&self, ser: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::{SerializeMap, SerializeSeq};
+        match self {
+            JsonOf::Message(m) => {
+                let mut map = ser.serialize_map(None)?;
+                // Public keys in byte order: the order of `to_json`'s map.
+                for (k, v) in m.iter() {
+                    map.serialize_entry(k.as_str(), &JsonOf::Value(v))?;
+                }
+                map.end()
+            }
+            JsonOf::Value(v) => match v {
+                Value::Bytes(b) => {
+                    let mut map = ser.serialize_map(Some(1))?;
+                    map.serialize_entry(BYTES_KEY, &encode_base64url(b))?;
+                    map.end()
+                }
+                Value::Text(t) => ser.serialize_str(t),
+                Value::Int(i) => ser.serialize_i64(*i),
+                // As `value_to_json`: the Debug text read as a number.
+                Value::Float(f) => match format!("{:?}", f.get()).parse::<Number>() {
+                    Ok(n) => n.serialize(ser),
+                    Err(_) => ser.serialize_unit(), // unreachable, as in `value_to_json`
+                },
+                Value::Bool(b) => ser.serialize_bool(*b),
+                Value::List(l) => {
+                    let mut seq = ser.serialize_seq(Some(l.len()))?;
+                    for item in l {
+                        seq.serialize_element(&JsonOf::Value(item))?;
+                    }
+                    seq.end()
+                }
+                Value::Message(m) => JsonOf::Message(m).serialize(ser),
+            },
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::msg;
+
+    #[test]
+    fn to_json_vec_writes_the_text_of_to_json() {
+        let m = msg! {
+            "b" => vec![0u8, 255, 10], "t" => "quote \" nl \n ☃", "i" => -5,
+            "f" => Value::float(1.0).unwrap(), "big" => Value::float(1e300).unwrap(),
+            "g" => Value::float(-2.5e-10).unwrap(), "yes" => true,
+            "l" => Value::List(vec![Value::from(1), Value::from("1"), msg! { "x" => 1 }.into()]),
+            "m" => msg! { "inner" => Value::List(vec![]) }, "e" => Message::new(),
+        };
+        assert_eq!(to_json_vec(&m), to_json_string(&m).into_bytes());
+        assert_eq!(to_json_vec(&Message::new()), b"{}");
+    }
 
     #[test]
     fn every_type_round_trips() {

@@ -70,6 +70,11 @@ proptest! {
     }
 
     #[test]
+    fn json_written_directly_is_the_text_of_the_json_tree(m in message()) {
+        prop_assert_eq!(json::to_json_vec(&m), json::to_json_string(&m).into_bytes());
+    }
+
+    #[test]
     fn json_round_trips_every_single_value(v in value()) {
         let text = json::value_to_json(&v).to_string();
         prop_assert_eq!(json::value_from_json(text.as_bytes(), 64).unwrap(), v);

@@ -1224,7 +1224,10 @@ fn answer(outcome: Outcome, how: &Answering<'_>) -> HttpResponse {
                 // aos-2 travels as JSON text (its keys are case-sensitive),
                 // a native page as the JSON text written from the store.
                 Ok(text) => r.content_type("application/json").body(text),
-                Err(m) => r.json(hb_message::json::to_json(&m)),
+                // Written straight to bytes, without a `serde_json::Value` tree.
+                Err(m) => r
+                    .content_type("application/json")
+                    .body(hb_message::json::to_json_vec(&m)),
             }
         }
         Outcome::Raw(v) => HttpResponse::Ok().json(hb_message::json::value_to_json(&v)),
