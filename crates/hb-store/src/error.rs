@@ -131,6 +131,20 @@ pub enum StoreError {
         /// What it was asked to do.
         operation: &'static str,
     },
+    /// The directory holds a store of another embedded backend (say, a
+    /// sled store opened as fjall). Nothing was written to it.
+    #[error(
+        "{path} holds a {found} store, not a {expected} one: open it with the {found} backend \
+         (the directory was left unchanged)"
+    )]
+    WrongBackend {
+        /// The store's path.
+        path: std::path::PathBuf,
+        /// The backend whose files are there.
+        found: &'static str,
+        /// The backend that was asked to open it.
+        expected: &'static str,
+    },
     /// A backup's destination already exists; a backup only ever makes a
     /// new directory, and nothing was written.
     #[error("backup destination {path} already exists")]
@@ -178,6 +192,7 @@ impl hb_message::ErrorCode for StoreError {
             | StoreError::PreconditionFailed { .. }
             | StoreError::Unavailable { .. } => "unavailable",
             StoreError::NewerFormat { .. } => "newer-store-format",
+            StoreError::WrongBackend { .. } => "wrong-store-backend",
             StoreError::Unsupported { .. } => "unsupported",
             StoreError::DestinationExists { .. } => "conflict",
             _ => "store-error",

@@ -75,6 +75,7 @@
 mod batch;
 mod compact;
 mod error;
+mod fjall_store;
 mod group_commit;
 pub mod keys;
 mod lease_record;
@@ -93,9 +94,11 @@ mod record;
 mod scheduler_cache;
 mod sled_store;
 mod store;
+mod store_dir;
 
 pub use batch::{Batch, BatchOp};
 pub use error::StoreError;
+pub use fjall_store::{FjallOptions, FjallStore};
 pub use group_commit::{Ack, GroupCommit, GroupCommitOptions, GroupCommitStats};
 pub use lease_record::LeaseRecord;
 pub use location_cache::{LocationCache, LocationRecord, LocationUpdate};

@@ -77,8 +77,8 @@ use tracing::Instrument;
 
 use crate::batch::{Batch, BatchOp, Lookup};
 use crate::error::StoreError;
-use crate::sled_store::format_of;
 use crate::store::{resolve_group, Direction, Entry, Store};
+use crate::store_dir::format_of;
 use crate::{FORMAT, FORMAT_KEY, FORMAT_VERSION, OLDEST_FORMAT};
 
 /// Tuning of a [`PgStore`].

@@ -1,6 +1,5 @@
 //! `SledStore`: the embedded default backend (sled 0.34.7, one `Db`).
 
-use std::io::Write;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
 
@@ -9,6 +8,7 @@ use parking_lot::Mutex;
 use crate::batch::{Batch, Lookup, Overlay, Writes};
 use crate::error::StoreError;
 use crate::store::{resolve_group, BackupReport, Direction, Entry, Store};
+use crate::store_dir::{announce_creation, check_format, io_error, refuse_other_backend, sync_dir};
 
 /// The key of the format marker every sled store holds.
 pub const FORMAT_KEY: &[u8] = b"meta/format";
@@ -93,6 +93,7 @@ impl SledStore {
     ) -> Result<SledStore, StoreError> {
         let path = path.as_ref().to_path_buf();
         let _span = tracing::info_span!("sled_open", path = %path.display()).entered();
+        refuse_other_backend(&path, "sled")?;
         let unfinished = if path.join(CREATING_FILE).exists() {
             tracing::warn!("resuming the unfinished creation of the store");
             true
@@ -129,74 +130,8 @@ impl SledStore {
             path,
             write_lock: Mutex::new(()),
         };
-        store.check_format(unfinished)?;
+        check_format(&store, &store.path, unfinished)?;
         Ok(store)
-    }
-
-    /// Checks the format marker. An unfinished creation (see
-    /// [`SledStore::open_with`]) gets its marker, made durable, and then
-    /// loses its [`CREATING_FILE`]. Otherwise, existing files without a
-    /// marker were truncated or overwritten, which sled's recovery would
-    /// present as an empty store: corrupt.
-    fn check_format(&self, unfinished: bool) -> Result<(), StoreError> {
-        let corrupt = |detail: String| StoreError::CorruptStore {
-            path: self.path.clone(),
-            detail,
-        };
-        match self.get(FORMAT_KEY)? {
-            Some(v) if v == FORMAT_VERSION => {}
-            Some(v) if format_of(&v).is_some_and(|n| (OLDEST_FORMAT..FORMAT).contains(&n)) => {
-                // Marked first, durably, so that an older build refuses the
-                // store once this one may have written records it cannot read.
-                let from = format_of(&v).unwrap_or(OLDEST_FORMAT);
-                self.put(FORMAT_KEY, FORMAT_VERSION)?;
-                self.flush()?;
-                tracing::info!(from, to = FORMAT, "store format upgraded");
-            }
-            Some(v) if format_of(&v).is_some_and(|n| n > FORMAT) => {
-                // Refused before anything is written: the newer build's
-                // store stays as it was.
-                return Err(StoreError::NewerFormat {
-                    path: self.path.clone(),
-                    found: format_of(&v).unwrap_or(FORMAT),
-                    supported: FORMAT,
-                });
-            }
-            Some(v) => {
-                return Err(corrupt(format!(
-                    "unknown format marker {:?} (this build reads {:?})",
-                    v.escape_ascii().to_string(),
-                    FORMAT_VERSION.escape_ascii().to_string()
-                )))
-            }
-            None if !unfinished => {
-                return Err(corrupt(
-                    "the files exist but hold no format marker: the log was truncated or \
-                     overwritten (sled recovered it as empty)"
-                        .into(),
-                ))
-            }
-            None => {
-                // Creation writes the marker and nothing else, and data is
-                // written only after creation: an "unfinished" store that
-                // holds data was not left by a creation, and is never
-                // completed (nor wiped) here.
-                if let Some((key, _)) = self.range(b"", None, Direction::Forward, 1)?.pop() {
-                    return Err(corrupt(format!(
-                        "{CREATING_FILE} says the store is being created, but it holds data \
-                         (first key {}) and no format marker",
-                        crate::keys::printable(&key)
-                    )));
-                }
-                self.put(FORMAT_KEY, FORMAT_VERSION)?;
-                self.flush()?;
-            }
-        }
-        if unfinished {
-            finish_creation(&self.path).map_err(|e| io_error(&self.path, &e))?;
-            tracing::info!("sled store created");
-        }
-        Ok(())
     }
 
     /// The copy of [`Store::backup`]: every entry, with writes held off.
@@ -280,15 +215,6 @@ impl Lookup for Db<'_> {
 /// Entries written to a backup per sled batch.
 const BACKUP_BATCH: usize = 4096;
 
-/// The format number of a marker `hb-store/<n>`, if it is one.
-pub(crate) fn format_of(marker: &[u8]) -> Option<u32> {
-    std::str::from_utf8(marker)
-        .ok()?
-        .strip_prefix(FORMAT_PREFIX)?
-        .parse()
-        .ok()
-}
-
 /// Opens sled, mapping its errors, and a panic inside its recovery, to
 /// [`StoreError`]s naming `path`.
 fn open_db(config: &sled::Config, path: &Path) -> Result<sled::Db, StoreError> {
@@ -306,55 +232,6 @@ fn open_db(config: &sled::Config, path: &Path) -> Result<sled::Db, StoreError> {
                 detail: format!("sled panicked while opening: {detail}"),
             })
         }
-    }
-}
-
-/// Creates the directory and a durable [`CREATING_FILE`] in it, before
-/// sled writes anything there: whatever a crash leaves behind is then
-/// recognisably an unfinished creation.
-fn announce_creation(path: &Path) -> std::io::Result<()> {
-    std::fs::create_dir_all(path)?;
-    let mut file = std::fs::File::create(path.join(CREATING_FILE))?;
-    file.write_all(b"hb-store: this store is being created; opening it finishes the creation.\n")?;
-    file.sync_all()?;
-    sync_dir(path)?;
-    // The directory itself may be new: make its entry durable too. Best
-    // effort: a parent we may not read must not prevent creating a store.
-    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-        if let Err(e) = sync_dir(parent) {
-            tracing::debug!(error = %e, "cannot sync the parent directory");
-        }
-    }
-    Ok(())
-}
-
-/// Removes [`CREATING_FILE`] (once the format marker is durable), durably.
-fn finish_creation(path: &Path) -> std::io::Result<()> {
-    match std::fs::remove_file(path.join(CREATING_FILE)) {
-        Ok(()) => {}
-        // A racing opener finished it first.
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => return Err(e),
-    }
-    sync_dir(path)
-}
-
-/// Makes the entries of directory `dir` durable.
-#[cfg(unix)]
-fn sync_dir(dir: &Path) -> std::io::Result<()> {
-    std::fs::File::open(dir)?.sync_all()
-}
-
-/// Directories cannot be opened (nor synced) as files here.
-#[cfg(not(unix))]
-fn sync_dir(_dir: &Path) -> std::io::Result<()> {
-    Ok(())
-}
-
-fn io_error(path: &Path, e: &std::io::Error) -> StoreError {
-    StoreError::Io {
-        path: path.to_path_buf(),
-        detail: e.to_string(),
     }
 }
 
@@ -536,6 +413,7 @@ impl Store for SledStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store_dir::format_of;
 
     #[test]
     fn the_marker_names_the_format() {

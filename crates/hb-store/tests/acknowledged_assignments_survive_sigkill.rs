@@ -21,13 +21,15 @@ use std::time::{Duration, Instant};
 
 use hb_message::{msg, Id, Message, NodeKey, Value};
 use hb_store::{
-    keys, AssignmentRecord, Batch, DedupEntry, Direction, GroupCommit, MessageCache,
+    keys, AssignmentRecord, Batch, DedupEntry, Direction, FjallStore, GroupCommit, MessageCache,
     SchedulerCache, SledOptions, SledStore, Store, StoreError,
 };
 use rand::Rng;
 
 const CHILD_ENV: &str = "HB_STORE_CRASH_CHILD_DIR";
 const CHILD_TEST: &str = "crash_child_writes_until_killed";
+/// The backend the child writes to: `sled` (the default) or `fjall`.
+const BACKEND_ENV: &str = "HB_STORE_CRASH_BACKEND";
 const WRITERS: u8 = 6;
 /// Batches each writer has in flight, as a scheduler server pipelines its
 /// assignments: slot n+1 is submitted before slot n is acknowledged.
@@ -150,7 +152,10 @@ fn crash_child_writes_until_killed() {
         flush_every_ms: None,
         ..SledOptions::default()
     };
-    let store: Arc<dyn Store> = Arc::new(SledStore::open_with(&dir, &options).unwrap());
+    let store: Arc<dyn Store> = match std::env::var(BACKEND_ENV).as_deref() {
+        Ok("fjall") => Arc::new(FjallStore::open(&dir).unwrap()),
+        _ => Arc::new(SledStore::open_with(&dir, &options).unwrap()),
+    };
     let writer = Arc::new(GroupCommit::start(store).unwrap());
     let node = NodeKey::from_seed(&[42; 32]);
     let threads: Vec<_> = (0..WRITERS)
@@ -274,7 +279,7 @@ fn parse_line(line: &str) -> Option<Line> {
 
 /// Runs one child, kills it after `after` past its first report, and
 /// returns what it reported.
-fn run_and_kill(dir: &Path, after: Duration) -> Reported {
+fn run_and_kill(dir: &Path, backend: &str, after: Duration) -> Reported {
     let mut child = Command::new(std::env::current_exe().unwrap())
         .args([
             "--exact",
@@ -284,6 +289,7 @@ fn run_and_kill(dir: &Path, after: Duration) -> Reported {
             "--test-threads=1",
         ])
         .env(CHILD_ENV, dir)
+        .env(BACKEND_ENV, backend)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -398,13 +404,24 @@ fn check_schedule(store: &Arc<dyn Store>, node: &NodeKey, writer: u8, round: usi
 
 #[test]
 fn acknowledged_assignments_survive_sigkill() {
+    survive_sigkill("sled", |dir| Arc::new(SledStore::open(dir).unwrap()));
+}
+
+#[test]
+fn acknowledged_assignments_survive_sigkill_on_fjall() {
+    survive_sigkill("fjall", |dir| Arc::new(FjallStore::open(dir).unwrap()));
+}
+
+/// [`ROUNDS`] children on `backend`, each killed at a random moment; the
+/// store reopened by `open` after each.
+fn survive_sigkill(backend: &str, open: impl Fn(&Path) -> Arc<dyn Store>) {
     let node = NodeKey::from_seed(&[42; 32]);
     let mut rng = rand::thread_rng();
     for round in 0..ROUNDS {
         let tmp = tempfile::tempdir().unwrap();
         let dir = tmp.path().join("store");
         let after = Duration::from_millis(rng.gen_range(50..700));
-        let reported = run_and_kill(&dir, after);
+        let reported = run_and_kill(&dir, backend, after);
         assert!(
             reported.failures.is_empty(),
             "round {round}: writes failed in the child: {:?}",
@@ -414,7 +431,7 @@ fn acknowledged_assignments_survive_sigkill() {
         let total: usize = acks.values().map(Vec::len).sum();
         assert!(total > 0, "round {round}: no acknowledgement");
 
-        let store: Arc<dyn Store> = Arc::new(SledStore::open(&dir).unwrap());
+        let store = open(&dir);
         let mut stored = 0;
         for w in 0..WRITERS {
             let n = check_schedule(&store, &node, w, round);
@@ -441,7 +458,7 @@ fn acknowledged_assignments_survive_sigkill() {
             }
         }
         eprintln!(
-            "round {round}: killed after {after:?}; {total} acknowledged assignments verified, \
+            "{backend} round {round}: killed after {after:?}; {total} acknowledged assignments verified, \
              {stored} stored, every schedule gap-free; injected failure {}, {} pipelined \
              writes failed behind it",
             if reported.injected {

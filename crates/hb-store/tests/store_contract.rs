@@ -1,7 +1,7 @@
 //! The `Store` contract (SPEC §3.1, §11.1), written once and run against
 //! every backend: each case is a function over `&dyn Store`, and
 //! `contract!` instantiates every case for one backend (`memory`, `sled`,
-//! `postgres`). A model-based property test compares each backend with a
+//! `fjall`, `postgres`). A model-based property test compares each backend with a
 //! `BTreeMap`.
 //!
 //! The PostgreSQL cases run on the server `HB_TEST_POSTGRES_URL` names
@@ -12,7 +12,9 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Barrier};
 
 use hb_store::pg_testing::TempDatabase;
-use hb_store::{Batch, Direction, MemoryStore, PgOptions, PgStore, SledStore, Store, StoreError};
+use hb_store::{
+    Batch, Direction, FjallStore, MemoryStore, PgOptions, PgStore, SledStore, Store, StoreError,
+};
 use proptest::prelude::*;
 
 /// A backend under test, with whatever keeps it alive (a temp dir, a
@@ -34,6 +36,16 @@ fn memory() -> Subject {
 fn sled() -> Subject {
     let dir = tempfile::tempdir().expect("temp dir");
     let store = SledStore::open(dir.path().join("db")).expect("open sled");
+    Subject {
+        store: Arc::new(store),
+        _dir: Some(dir),
+        _database: None,
+    }
+}
+
+fn fjall() -> Subject {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store = FjallStore::open(dir.path().join("db")).expect("open fjall");
     Subject {
         store: Arc::new(store),
         _dir: Some(dir),
@@ -505,7 +517,7 @@ macro_rules! all_cases {
     )+};
 }
 
-all_cases!(memory, sled, postgres);
+all_cases!(memory, sled, fjall, postgres);
 
 // ---- model-based property test ----------------------------------------
 
@@ -721,6 +733,11 @@ proptest! {
     fn sled_store_behaves_like_the_model(ops in prop::collection::vec(op(), 0..40)) {
         check_against_model(sled().store.as_ref(), &ops)?;
     }
+
+    #[test]
+    fn fjall_store_behaves_like_the_model(ops in prop::collection::vec(op(), 0..40)) {
+        check_against_model(fjall().store.as_ref(), &ops)?;
+    }
 }
 
 /// The same on PostgreSQL: one database for all cases (a database per case
@@ -745,11 +762,12 @@ fn postgres_store_behaves_like_the_model() {
 }
 
 #[test]
-fn sled_reports_its_size_on_disk_and_memory_does_not() {
-    let s = sled();
-    s.store.put(b"a", &[7; 4096]).unwrap();
-    s.store.flush().unwrap();
-    assert!(s.store.bytes_on_disk().is_some_and(|n| n > 0));
+fn sled_and_fjall_report_their_size_on_disk_and_memory_does_not() {
+    for s in [sled(), fjall()] {
+        s.store.put(b"a", &[7; 4096]).unwrap();
+        s.store.flush().unwrap();
+        assert!(s.store.bytes_on_disk().is_some_and(|n| n > 0));
+    }
     assert_eq!(memory().store.bytes_on_disk(), None);
 }
 

@@ -1,4 +1,4 @@
-//! `Store::backup` of a sled store while other threads keep writing: the
+//! `Store::backup` of a sled or fjall store while other threads keep writing: the
 //! copy holds every batch that returned before the backup started, each
 //! batch either whole or not at all (writes wait while the copy is made),
 //! and opens as a store. A destination that exists is refused untouched;
@@ -7,14 +7,23 @@
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
-use hb_store::{Batch, Direction, MemoryStore, SledStore, Store, StoreError};
+use hb_store::{Batch, Direction, FjallStore, MemoryStore, SledStore, Store, StoreError};
 
 const WRITERS: u64 = 4;
 
 #[test]
 fn a_backup_under_writes_has_every_earlier_batch_and_no_half_batch() {
+    backup_under_writes(|path| Arc::new(SledStore::open(path).unwrap()));
+}
+
+#[test]
+fn a_fjall_backup_under_writes_has_every_earlier_batch_and_no_half_batch() {
+    backup_under_writes(|path| Arc::new(FjallStore::open(path).unwrap()));
+}
+
+fn backup_under_writes(open: impl Fn(&std::path::Path) -> Arc<dyn Store>) {
     let dir = tempfile::tempdir().unwrap();
-    let store = Arc::new(SledStore::open(dir.path().join("data")).unwrap());
+    let store = open(&dir.path().join("data"));
     let stop = Arc::new(AtomicBool::new(false));
     // Per writer: the last batch that returned.
     let done: Arc<Vec<AtomicU64>> = Arc::new((0..WRITERS).map(|_| AtomicU64::new(0)).collect());
@@ -47,7 +56,7 @@ fn a_backup_under_writes_has_every_earlier_batch_and_no_half_batch() {
         w.join().unwrap();
     }
 
-    let copy = SledStore::open(&dest).unwrap();
+    let copy = open(&dest);
     let all = copy
         .range(b"", None, Direction::Forward, usize::MAX)
         .unwrap();
@@ -81,7 +90,7 @@ fn a_backup_under_writes_has_every_earlier_batch_and_no_half_batch() {
         store.backup(&dest),
         Err(StoreError::DestinationExists { path }) if path == dest
     ));
-    let copy = SledStore::open(&dest).unwrap();
+    let copy = open(&dest);
     assert_eq!(
         copy.range(b"", None, Direction::Forward, usize::MAX)
             .unwrap()
