@@ -477,12 +477,30 @@ pub(crate) fn mounted_path(req: &HttpRequest) -> String {
 
 /// Binds the HTTP server on `bind` and starts it (on the running actix
 /// system); returns its handle and the address it listens on.
-pub(crate) fn serve(
-    state: web::Data<NodeState>,
-    bind: (std::net::IpAddr, u16),
-) -> Result<(actix_web::dev::ServerHandle, SocketAddr), NodeError> {
+/// Binds the node's port (before anything else starts, so that a port in
+/// use is refused with nothing to undo).
+pub(crate) fn bind(bind: (std::net::IpAddr, u16)) -> Result<std::net::TcpListener, NodeError> {
     let bind_error = |detail: String| NodeError::Bind {
         addr: format!("{}:{}", bind.0, bind.1),
+        detail,
+    };
+    let listener = std::net::TcpListener::bind(bind).map_err(|e| bind_error(e.to_string()))?;
+    listener
+        .set_nonblocking(true)
+        .map_err(|e| bind_error(e.to_string()))?;
+    Ok(listener)
+}
+
+/// Serves the node's routes on `listener` (from [`bind`]).
+pub(crate) fn serve(
+    state: web::Data<NodeState>,
+    listener: std::net::TcpListener,
+) -> Result<(actix_web::dev::ServerHandle, SocketAddr), NodeError> {
+    let local = listener.local_addr();
+    let bind_error = |detail: String| NodeError::Bind {
+        addr: local
+            .as_ref()
+            .map_or_else(|_| "?".into(), |a| a.to_string()),
         detail,
     };
     let mounted = mount(state);
@@ -492,7 +510,7 @@ pub(crate) fn serve(
         // The node drains requests itself (`Lifecycle`) before stopping the
         // server; this only bounds the wait for connections left idle.
         .shutdown_timeout(1)
-        .bind(bind)
+        .listen(listener)
         .map_err(|e| bind_error(e.to_string()))?;
     let addr = server
         .addrs()

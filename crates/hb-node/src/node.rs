@@ -195,6 +195,13 @@ impl NodeBuilder {
         self.config.validate()?;
         let custom =
             crate::embed::custom_device_names(&self.devices, self.config.enable_test_devices)?;
+        // The port first: a port in use is refused before any actor starts
+        // (actors started and dropped unpolled cannot stop cleanly).
+        let listener = if self.http {
+            Some(crate::http::bind((self.config.host, self.config.port))?)
+        } else {
+            None
+        };
         let metrics = Arc::new(Metrics::new());
         let store = metrics.timed_store(self.store);
         let scheduler_config = self
@@ -271,13 +278,9 @@ impl NodeBuilder {
             cluster: cluster.clone(),
             node_address,
         });
-        let server = if self.http {
-            Some(http::serve(
-                state.clone(),
-                (self.config.host, self.config.port),
-            )?)
-        } else {
-            None
+        let server = match listener {
+            Some(listener) => Some(http::serve(state.clone(), listener)?),
+            None => None,
         };
         let registration = match &cluster {
             Some(cluster) => {

@@ -1,7 +1,9 @@
 //! The real `hb` binary: `hb serve` on a temporary data dir and a random
 //! port prints its URL, answers `/healthz`, keeps what it acknowledged
-//! across SIGTERM and a restart on the same data dir (exiting 0), and an
-//! invalid setting stops start-up with exit code 2 naming the setting.
+//! across SIGTERM and a restart on the same data dir (exiting 0), on sled
+//! and on fjall; an invalid setting stops start-up with exit code 2 naming
+//! the setting, as does a data dir holding the other embedded backend's
+//! store; a port in use stops it with exit code 1 and one line, no panic.
 
 mod config_support;
 
@@ -12,13 +14,16 @@ use config_support::hb;
 use hb_message::json::to_json;
 use hb_message::{Message, NodeKey};
 
-/// Starts `hb serve` and returns the child and its URL.
-fn serve(dir: &std::path::Path) -> (Child, String) {
+/// Starts `hb serve` on the `store` backend and returns the child and its
+/// URL.
+fn serve(dir: &std::path::Path, store: &str) -> (Child, String) {
     let mut child = hb()
         // The process below runs on test-device@1.0.
         .args([
             "serve",
             "--enable-test-devices",
+            "--store",
+            store,
             "--port",
             "0",
             "--data-dir",
@@ -56,8 +61,17 @@ fn terminate(mut child: Child) -> i32 {
 
 #[actix_rt::test]
 async fn serve_answers_survives_sigterm_and_restart() -> anyhow::Result<()> {
+    answers_survives_sigterm_and_restart("sled").await
+}
+
+#[actix_rt::test]
+async fn serve_on_fjall_answers_survives_sigterm_and_restart() -> anyhow::Result<()> {
+    answers_survives_sigterm_and_restart("fjall").await
+}
+
+async fn answers_survives_sigterm_and_restart(store: &str) -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
-    let (child, url) = serve(dir.path());
+    let (child, url) = serve(dir.path(), store);
     let mut health = awc::Client::new()
         .get(format!("{url}/healthz"))
         .send()
@@ -90,7 +104,7 @@ async fn serve_answers_survives_sigterm_and_restart() -> anyhow::Result<()> {
     assert_eq!(terminate(child), 0, "SIGTERM exits 0");
 
     // Restarted on the same data dir: the acknowledged registration is there.
-    let (child, url) = serve(dir.path());
+    let (child, url) = serve(dir.path(), store);
     let mut slot = awc::Client::new()
         .get(format!("{url}/~scheduler@1.0/slot?target={pid}"))
         .send()
@@ -125,4 +139,39 @@ fn an_invalid_setting_exits_2_naming_it() {
         .output()
         .expect("hb runs");
     assert_eq!(out.status.code(), Some(2), "bad usage");
+}
+
+#[test]
+fn a_data_dir_of_the_other_backend_exits_2_and_is_left_alone() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (child, _) = serve(dir.path(), "sled");
+    assert_eq!(terminate(child), 0);
+    let out = hb()
+        .args(["serve", "--store", "fjall", "--port", "0", "--data-dir"])
+        .arg(dir.path())
+        .output()
+        .expect("hb runs");
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("holds a sled store"), "{stderr}");
+    assert!(!dir.path().join("version").exists(), "no fjall file made");
+    // Still the sled store it was.
+    let (child, _) = serve(dir.path(), "sled");
+    assert_eq!(terminate(child), 0);
+}
+
+#[test]
+fn a_port_in_use_exits_1_with_one_line_and_no_panic() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("a port");
+    let port = taken.local_addr().expect("bound").port().to_string();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = hb()
+        .args(["serve", "--port", &port, "--data-dir"])
+        .arg(dir.path())
+        .output()
+        .expect("hb runs");
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("cannot listen on"), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
 }

@@ -2,18 +2,21 @@
 //! figures in docs/PERFORMANCE.md, `## hb-store`, "Disk per assignment"):
 //!
 //! ```text
-//! cargo run --release -p hb-scheduler --example disk_per_assignment -- [assignments] [processes]
+//! cargo run --release -p hb-scheduler --example disk_per_assignment -- [assignments] [processes] [sled|fjall]
 //! ```
 //!
 //! Builds `assignments` (default 100,000) signed assignments round-robin
-//! over `processes` (default 1,000) in a fresh sled store, exactly as a
+//! over `processes` (default 1,000) in a fresh store of the given embedded
+//! backend (default sled), exactly as a
 //! scheduler server stages them (`ServerCore::decide`: the assignment, a
 //! `Require` of the previous slot, the dedup entry, the definition in the
 //! message cache at slot 0), each body a signed message of the bench's
 //! shape. Batches are applied 64 at a time, each group flushed, as group
-//! commit does under 64 clients. Then it prints the logical bytes per
-//! record kind, the bytes of sled's files per assignment, and the time to
-//! open the store again: right after it was written (the kernel may still
+//! commit does under 64 clients. Then it prints the CPU time the process
+//! spent building it (background threads included), the logical bytes per
+//! record kind, the bytes of the store's files per assignment (for fjall
+//! also after a reopen, once its journals were flushed into tables), and
+//! the time to open the store again: right after it was written (the kernel may still
 //! be writing it back), after `sync` with its files dropped from the page
 //! cache (cold), and warm.
 
@@ -27,7 +30,7 @@ use std::time::{Duration, Instant};
 use hb_message::{canonical, Message, NodeKey, Value};
 use hb_scheduler::server_core::{Decision, Request};
 use hb_scheduler::{ChainTip, DedupPolicy, Sequencer, ServerCore};
-use hb_store::{Batch, Direction, SledOptions, SledStore, Store, StoreError};
+use hb_store::{Batch, Direction, FjallStore, SledOptions, SledStore, Store, StoreError};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().collect();
@@ -37,6 +40,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .transpose()?
         .unwrap_or(100_000);
     let procs: usize = args.get(2).map(|s| s.parse()).transpose()?.unwrap_or(1_000);
+    let backend = match args.get(3).map(String::as_str) {
+        None | Some("sled") => Backend::Sled,
+        Some("fjall") => Backend::Fjall,
+        Some(other) => return Err(format!("unknown backend {other:?} (sled or fjall)").into()),
+    };
     let keep = std::env::var_os("HB_DISK_KEEP").map(std::path::PathBuf::from);
     // Batches per group (64 clients' worth by default), and whether each
     // group is flushed (as group commit does) or only the last one.
@@ -52,7 +60,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         flush_every_ms: None,
         ..SledOptions::default()
     };
-    let store = Arc::new(SledStore::open_with(&dir, &options)?);
+    let store = backend.open(&dir, &options)?;
     let node = NodeKey::from_seed(&[9; 32]);
     let client = NodeKey::from_seed(&[1; 32]);
 
@@ -62,6 +70,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut written = 0usize;
     let (mut record_bytes, mut message_bytes, mut body_bytes) = (0u64, 0u64, 0u64);
     let started = Instant::now();
+    let cpu_before = cpu_time();
     let flush = |pending: &mut Vec<Batch>| -> Result<(), StoreError> {
         for outcome in store.apply_group(std::mem::take(pending)) {
             outcome?;
@@ -114,6 +123,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     flush(&mut pending)?;
     store.flush()?;
     let build = started.elapsed();
+    let build_cpu = cpu_time()
+        .zip(cpu_before)
+        .map(|(after, before)| after - before);
 
     // Logical bytes per record kind, read back from the store.
     let mut kinds: Vec<(String, u64, u64, u64)> = Vec::new();
@@ -152,15 +164,22 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             sample += 1;
         }
     }
-    let on_disk = store.size_on_disk()?;
+    let on_disk = store.bytes_on_disk().unwrap_or(0);
     drop(schedule);
     drop(store);
     let per = |b: u64| b as f64 / total as f64;
     println!(
-        "{total} signed assignments over {procs} processes, built in {build:.1?} (groups of {group}, {}); load average {}",
+        "{total} signed assignments over {procs} processes in {}, built in {build:.1?} (groups of {group}, {}); load average {}",
+        backend.name(),
         if flush_each { "each flushed" } else { "one flush at the end" },
         loadavg()
     );
+    if let Some(cpu) = build_cpu {
+        println!(
+            "CPU time of the build (user + system, all threads): {cpu:.1?}, {:.1} µs per assignment",
+            cpu.as_secs_f64() * 1e6 / total as f64
+        );
+    }
     println!("\n| record kind | entries | key bytes per assignment | value bytes per assignment |");
     println!("|---|---|---|---|");
     let (mut keys_total, mut values_total) = (0, 0);
@@ -182,28 +201,21 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         message_bytes as f64 / sample.max(1) as f64,
         body_bytes as f64 / others
     );
-    println!("\n| sled file | bytes | per assignment |");
-    println!("|---|---|---|");
-    let mut files = Vec::new();
-    list_files(&dir, &dir, &mut files);
-    files.sort();
-    let mut sum = 0;
-    for (name, len) in &files {
-        println!("| {name} | {len} | {:.1} |", per(*len));
-        sum += len;
-    }
+    print_files(&dir, "right after writing", per);
     println!(
-        "| **directory** | {sum} ({:.1} MiB) | **{:.1}** |",
-        sum as f64 / (1 << 20) as f64,
-        per(sum)
-    );
-    println!(
-        "sled's size_on_disk: {on_disk} ({:.1} per assignment)",
+        "{}'s own count of its bytes on disk: {on_disk} ({:.1} per assignment)",
+        backend.name(),
         per(on_disk)
     );
+    if backend == Backend::Fjall {
+        // Closing and reopening flushes what the journals still hold into
+        // tables and lets fjall drop them.
+        open_timed(backend, &dir, &options)?;
+        print_files(&dir, "after one reopen", per);
+    }
 
     // Opening it again.
-    let right_after = open_timed(&dir, &options)?;
+    let right_after = open_timed(backend, &dir, &options)?;
     let synced = Instant::now();
     sync_all(&dir);
     let sync_time = synced.elapsed();
@@ -211,9 +223,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut warm = Vec::new();
     for _ in 0..3 {
         if evict_page_cache(&dir) {
-            cold.push(open_timed(&dir, &options)?);
+            cold.push(open_timed(backend, &dir, &options)?);
         }
-        warm.push(open_timed(&dir, &options)?);
+        warm.push(open_timed(backend, &dir, &options)?);
     }
     cold.sort();
     warm.sort();
@@ -255,12 +267,75 @@ fn best_median(v: &[Duration]) -> String {
     }
 }
 
-/// Opens the store (retrying while sled's lock of the previous handle is
+/// The embedded backend under measurement.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Backend {
+    Sled,
+    Fjall,
+}
+
+impl Backend {
+    fn name(self) -> &'static str {
+        match self {
+            Backend::Sled => "sled",
+            Backend::Fjall => "fjall",
+        }
+    }
+
+    fn open(self, dir: &Path, options: &SledOptions) -> Result<Arc<dyn Store>, StoreError> {
+        Ok(match self {
+            Backend::Sled => Arc::new(SledStore::open_with(dir, options)?),
+            Backend::Fjall => Arc::new(FjallStore::open(dir)?),
+        })
+    }
+}
+
+/// The store's files per assignment, grouped by their first path component
+/// (fjall's journals as one group).
+fn print_files(dir: &Path, when: &str, per: impl Fn(u64) -> f64) {
+    println!("\n| file ({when}) | bytes | per assignment |");
+    println!("|---|---|---|");
+    let mut files = Vec::new();
+    list_files(dir, dir, &mut files);
+    let mut groups: std::collections::BTreeMap<String, u64> = Default::default();
+    for (name, len) in &files {
+        let group = if name.ends_with(".jnl") {
+            "*.jnl (journals)".to_string()
+        } else {
+            name.split('/').next().unwrap_or(name).to_string()
+        };
+        *groups.entry(group).or_default() += len;
+    }
+    let mut sum = 0;
+    for (name, len) in &groups {
+        println!("| {name} | {len} | {:.1} |", per(*len));
+        sum += len;
+    }
+    println!(
+        "| **directory** | {sum} ({:.1} MiB) | **{:.1}** |",
+        sum as f64 / (1 << 20) as f64,
+        per(sum)
+    );
+}
+
+/// User plus system CPU time of this process so far (Linux), all threads.
+fn cpu_time() -> Option<Duration> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields after the command name (which may hold spaces) end with ')'.
+    let rest = stat.rsplit_once(')')?.1;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // utime and stime are fields 14 and 15 of the line, 12 and 13 here.
+    let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    // The kernel's USER_HZ is 100 on every Linux configuration we run on.
+    Some(Duration::from_millis(ticks * 10))
+}
+
+/// Opens the store (retrying while the lock of the previous handle is
 /// still being released), returns how long the successful open took.
-fn open_timed(dir: &Path, options: &SledOptions) -> Result<Duration, StoreError> {
+fn open_timed(backend: Backend, dir: &Path, options: &SledOptions) -> Result<Duration, StoreError> {
     loop {
         let t = Instant::now();
-        match SledStore::open_with(dir, options) {
+        match backend.open(dir, options) {
             Ok(store) => {
                 let took = t.elapsed();
                 drop(store);

@@ -18,6 +18,8 @@
 //! - `sched_range_1000_json`: the same page, each message's JSON written
 //!   from its stored bytes (`StoredAssignment::write_json`), as the HTTP
 //!   schedule page is answered.
+//! - With `STOREBENCH_BACKEND=fjall`, the `sched` reads run on a
+//!   `FjallStore` holding the same assignments (group `sched_fjall`).
 //! - `proc_latest_10k/*`: `ProcessCache::latest` with a required path over
 //!   10,000 stored states (path in every state, every 100th, or none).
 //!
@@ -638,7 +640,14 @@ fn sched_reads(c: &mut Criterion) {
         flush_every_ms: None,
         ..SledOptions::default()
     };
-    let store: Arc<dyn Store> = Arc::new(open(&tmp.path().join("sched"), &options));
+    // `STOREBENCH_BACKEND=fjall` reads from a FjallStore instead (group
+    // `sched_fjall`).
+    let fjall = std::env::var("STOREBENCH_BACKEND").is_ok_and(|b| b == "fjall");
+    let store: Arc<dyn Store> = if fjall {
+        Arc::new(hb_store::FjallStore::open(tmp.path().join("sched")).expect("open bench store"))
+    } else {
+        Arc::new(open(&tmp.path().join("sched"), &options))
+    };
     let cache = SchedulerCache::new(store.clone());
     let processes = 10_000u64;
     let per_process = 100u64;
@@ -670,7 +679,7 @@ fn sched_reads(c: &mut Criterion) {
         built.elapsed()
     );
 
-    let mut group = c.benchmark_group("sched");
+    let mut group = c.benchmark_group(if fjall { "sched_fjall" } else { "sched" });
     group
         .sample_size(50)
         .measurement_time(Duration::from_secs(5));

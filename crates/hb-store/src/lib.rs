@@ -117,3 +117,4 @@ pub use sled_store::{
     OLDEST_FORMAT,
 };
 pub use store::{BackupReport, Direction, Entry, Store};
+pub use store_dir::open_embedded;

@@ -166,3 +166,14 @@ pub(crate) fn refuse_other_backend(dir: &Path, expected: &'static str) -> Result
         _ => Ok(()),
     }
 }
+
+/// Opens the embedded store in `dir` with the backend whose files are
+/// there ([`crate::FjallStore`] for fjall's, [`crate::SledStore`]
+/// otherwise, which creates a sled store in an empty directory): for tools
+/// that read a node's data directory without its configuration.
+pub fn open_embedded(dir: &Path) -> Result<std::sync::Arc<dyn Store>, StoreError> {
+    Ok(match backend_in(dir) {
+        Some("fjall") => std::sync::Arc::new(crate::FjallStore::open(dir)?),
+        _ => std::sync::Arc::new(crate::SledStore::open(dir)?),
+    })
+}

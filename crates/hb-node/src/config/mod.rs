@@ -71,6 +71,9 @@ pub enum StoreKind {
     /// The embedded sled store in `data_dir`: one node.
     #[default]
     Sled,
+    /// The embedded fjall store in `data_dir` (an LSM tree, about a sixth
+    /// of sled's disk per assignment): one node.
+    Fjall,
     /// A PostgreSQL database at `postgres_url`, shared by the nodes of a
     /// cluster (SPEC §11).
     Postgres,
@@ -78,12 +81,13 @@ pub enum StoreKind {
 
 impl StoreKind {
     /// Every accepted spelling.
-    pub const ALLOWED: [&'static str; 2] = ["sled", "postgres"];
+    pub const ALLOWED: [&'static str; 3] = ["sled", "fjall", "postgres"];
 
     /// The configuration spelling.
     pub fn as_str(self) -> &'static str {
         match self {
             StoreKind::Sled => "sled",
+            StoreKind::Fjall => "fjall",
             StoreKind::Postgres => "postgres",
         }
     }
@@ -127,11 +131,11 @@ pub struct NodeConfig {
     pub host: IpAddr,
     /// `port` (0: any free port).
     pub port: u16,
-    /// `data_dir`: where the sled store lives.
+    /// `data_dir`: where the embedded store (sled or fjall) lives.
     pub data_dir: PathBuf,
     /// `key_file` (default `<data_dir>/node.key`, created with mode 0600).
     pub key_file: Option<PathBuf>,
-    /// `store`: sled in `data_dir`, or PostgreSQL at `postgres_url`.
+    /// `store`: sled or fjall in `data_dir`, or PostgreSQL at `postgres_url`.
     pub store: StoreKind,
     /// `postgres_url`: the database of a cluster (only with `store =
     /// "postgres"`).
@@ -487,7 +491,7 @@ impl NodeConfig {
             let only = |setting: &str| {
                 ConfigError::new(
                     setting,
-                    "is a cluster setting: it needs store = \"postgres\" (this node runs on sled)",
+                    "is a cluster setting: it needs store = \"postgres\" (this node runs on an embedded store)",
                 )
             };
             if self.postgres_url.is_some() {

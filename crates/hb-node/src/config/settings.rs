@@ -153,6 +153,7 @@ fn chain_tip(raw: Raw<'_>) -> Result<ChainTipKind, String> {
 fn store_kind(raw: Raw<'_>) -> Result<StoreKind, String> {
     match text(raw)?.as_str() {
         "sled" => Ok(StoreKind::Sled),
+        "fjall" => Ok(StoreKind::Fjall),
         "postgres" => Ok(StoreKind::Postgres),
         other => Err(format!(
             "unknown store {other:?}; allowed: {}",
@@ -234,7 +235,7 @@ pub static SETTINGS: &[Setting] = &[
         env: "HB_DATA_DIR",
         flag: "--data-dir",
         kind: ValueKind::Text,
-        description: "The directory of the sled store (created if missing).",
+        description: "The directory of the embedded store, sled or fjall (created if missing).",
         set: |c, v| {
             c.data_dir = PathBuf::from(text(v)?);
             Ok(())
@@ -260,7 +261,7 @@ pub static SETTINGS: &[Setting] = &[
         env: "HB_STORE",
         flag: "--store",
         kind: ValueKind::Text,
-        description: "The store backend: `sled` (embedded, in `data_dir`) or `postgres` (a cluster's shared database at `postgres_url`).",
+        description: "The store backend: `sled` (embedded, in `data_dir`), `fjall` (embedded, in `data_dir`; about a sixth of sled's disk per assignment) or `postgres` (a cluster's shared database at `postgres_url`).",
         set: |c, v| {
             c.store = store_kind(v)?;
             Ok(())

@@ -130,6 +130,8 @@ pub fn run(args: Serve) -> ExitCode {
     let opened = match config.store {
         StoreKind::Sled => hb_store::SledStore::open(&config.data_dir)
             .map(|s| Arc::new(s) as Arc<dyn hb_store::Store>),
+        StoreKind::Fjall => hb_store::FjallStore::open(&config.data_dir)
+            .map(|s| Arc::new(s) as Arc<dyn hb_store::Store>),
         StoreKind::Postgres => {
             let url = config.postgres_url.clone().unwrap_or_default();
             hb_store::PgStore::open(&url, &hb_store::PgOptions::default())
@@ -139,10 +141,12 @@ pub fn run(args: Serve) -> ExitCode {
     let store = match opened {
         Ok(s) => s,
         // A store from a newer hb: the operator runs the wrong binary; a
-        // database URL that does not parse is a setting to fix.
+        // database URL that does not parse, or a data dir holding the other
+        // embedded backend's store, is a setting to fix.
         Err(
-            e
-            @ (hb_store::StoreError::NewerFormat { .. } | hb_store::StoreError::InvalidUrl { .. }),
+            e @ (hb_store::StoreError::NewerFormat { .. }
+            | hb_store::StoreError::InvalidUrl { .. }
+            | hb_store::StoreError::WrongBackend { .. }),
         ) => {
             eprintln!("hb: {e}");
             return ExitCode::from(2);
@@ -160,6 +164,7 @@ pub fn run(args: Serve) -> ExitCode {
     let data_dir = config.data_dir.clone();
     let store_line = match config.store {
         StoreKind::Sled => format!("data dir {}", data_dir.display()),
+        StoreKind::Fjall => format!("fjall store in data dir {}", data_dir.display()),
         StoreKind::Postgres => format!(
             "store postgres {}",
             hb_node::config::redact_url(config.postgres_url.as_deref().unwrap_or_default())

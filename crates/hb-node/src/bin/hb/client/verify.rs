@@ -11,7 +11,7 @@ use hb_message::Id;
 use hb_node::client::{Client, ClientError, SlotRange};
 use hb_scheduler::verify_chain::verify_stored;
 use hb_scheduler::{ChainFault, ChainReport, ChainVerifier, ExpectedSigner};
-use hb_store::{SchedulerCache, SledStore, Store};
+use hb_store::{SchedulerCache, Store};
 
 use super::args::{parse_address, parse_pid, NodeArgs};
 use super::output::{json, line};
@@ -91,7 +91,7 @@ fn open(dir: &Path) -> Result<Arc<dyn Store>, Failure> {
             format!("--data-dir {}: no such directory", dir.display()),
         ));
     }
-    let store = SledStore::open(dir).map_err(|e| {
+    let store = hb_store::open_embedded(dir).map_err(|e| {
         Failure::failed(
             "store-error",
             format!(
@@ -100,7 +100,7 @@ fn open(dir: &Path) -> Result<Arc<dyn Store>, Failure> {
             ),
         )
     })?;
-    Ok(Arc::new(store))
+    Ok(store)
 }
 
 /// Pages the schedule from slot 0 to the slot current when it starts.
