@@ -160,11 +160,14 @@ impl FjallStore {
             false
         };
         let (db, data) = match open_database(&path, options) {
-            Err(StoreError::CorruptStore { detail, .. }) if unfinished => {
-                // A crash while fjall laid out its first files: they hold
-                // no data yet (the marker comes first), so an unfinished
-                // creation starts them again.
-                tracing::warn!(%detail, "restarting the unfinished creation's fjall files");
+            // A crash while fjall laid out its first files leaves them
+            // torn (fjall then reports corruption, or an I/O error such as
+            // a directory it expects to make being there). They hold no
+            // data yet (the marker comes first), so an unfinished creation
+            // starts them again; a live creator holds the lock and is not
+            // touched.
+            Err(e) if unfinished && !matches!(e, StoreError::Locked { .. }) => {
+                tracing::warn!(error = %e, "restarting the unfinished creation's fjall files");
                 remove_fjall_files(&path).map_err(|e| io_error(&path, &e))?;
                 open_database(&path, options)?
             }

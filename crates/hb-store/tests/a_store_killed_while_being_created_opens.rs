@@ -1,5 +1,5 @@
-//! A crash (SIGKILL) at any moment of `SledStore::open` on a fresh
-//! directory leaves a directory that opens: creation is recognisably
+//! A crash (SIGKILL) at any moment of `SledStore::open` (or
+//! `FjallStore::open`) on a fresh directory leaves a directory that opens: creation is recognisably
 //! unfinished (`CREATING_FILE`) and opening it finishes the creation.
 //!
 //! The parent re-spawns this test binary as a child (selected by an
@@ -14,11 +14,52 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use hb_store::{Direction, SledStore, Store, StoreError, CREATING_FILE, FORMAT_KEY};
+use hb_store::{Direction, FjallStore, SledStore, Store, StoreError, CREATING_FILE, FORMAT_KEY};
 use rand::Rng;
 
 const CHILD_ENV: &str = "HB_STORE_CREATE_CHILD_DIR";
 const CHILD_TEST: &str = "create_child_until_killed";
+/// The backend the child creates: `sled` (the default) or `fjall`.
+const BACKEND_ENV: &str = "HB_STORE_CREATE_BACKEND";
+
+/// The embedded backend under test.
+#[derive(Clone, Copy)]
+enum Backend {
+    Sled,
+    Fjall,
+}
+
+impl Backend {
+    fn from_env() -> Backend {
+        match std::env::var(BACKEND_ENV).as_deref() {
+            Ok("fjall") => Backend::Fjall,
+            _ => Backend::Sled,
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Backend::Sled => "sled",
+            Backend::Fjall => "fjall",
+        }
+    }
+
+    fn open(self, dir: &Path) -> Result<Box<dyn Store>, StoreError> {
+        Ok(match self {
+            Backend::Sled => Box::new(SledStore::open(dir)?),
+            Backend::Fjall => Box::new(FjallStore::open(dir)?),
+        })
+    }
+
+    /// The engine's own first file (its log, or its version file): there
+    /// once the engine started writing.
+    fn engine_file(self) -> &'static str {
+        match self {
+            Backend::Sled => "db",
+            Backend::Fjall => "version",
+        }
+    }
+}
 /// Kill rounds wanted; fewer run if the time budget below runs out.
 const ROUNDS: usize = 50;
 /// The rounds that must run for the test to mean anything.
@@ -39,14 +80,15 @@ fn create_child_until_killed() {
     writeln!(out, "STARTED").unwrap();
     out.flush().unwrap();
     drop(out);
+    let backend = Backend::from_env();
     for i in 0u32.. {
-        let store = SledStore::open(root.join(format!("s{i:05}"))).unwrap();
+        let store = backend.open(&root.join(format!("s{i:05}"))).unwrap();
         drop(store);
     }
 }
 
 /// Runs one child on `root` and kills it `after` its start.
-fn run_and_kill(root: &Path, after: Duration) {
+fn run_and_kill(root: &Path, backend: Backend, after: Duration) {
     let mut child = Command::new(std::env::current_exe().unwrap())
         .args([
             "--exact",
@@ -56,6 +98,7 @@ fn run_and_kill(root: &Path, after: Duration) {
             "--test-threads=1",
         ])
         .env(CHILD_ENV, root)
+        .env(BACKEND_ENV, backend.name())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -76,14 +119,14 @@ struct Seen {
     dirs: usize,
     /// Of those, marked as being created.
     unfinished: usize,
-    /// Of those, with sled's log already there (before the fix these
-    /// never opened again: "no format marker").
+    /// Of those, with the engine's files already there (for sled, before
+    /// the fix these never opened again: "no format marker").
     unfinished_with_log: usize,
 }
 
 /// Opens every store directory under `root`; each must open (or be
 /// empty), and hold nothing but the format marker.
-fn check_all(root: &Path, round: usize, seen: &mut Seen) {
+fn check_all(root: &Path, backend: Backend, round: usize, seen: &mut Seen) {
     let Ok(entries) = std::fs::read_dir(root) else {
         return; // killed before the first directory was made
     };
@@ -97,9 +140,9 @@ fn check_all(root: &Path, round: usize, seen: &mut Seen) {
         seen.dirs += 1;
         if dir.join(CREATING_FILE).exists() {
             seen.unfinished += 1;
-            seen.unfinished_with_log += usize::from(dir.join("db").exists());
+            seen.unfinished_with_log += usize::from(dir.join(backend.engine_file()).exists());
         }
-        let store = match SledStore::open(&dir) {
+        let store = match backend.open(&dir) {
             Ok(store) => store,
             Err(e) => panic!("round {round}: {} does not open: {e}", dir.display()),
         };
@@ -113,7 +156,7 @@ fn check_all(root: &Path, round: usize, seen: &mut Seen) {
         assert!(!dir.join(CREATING_FILE).exists(), "round {round}: {dir:?}");
         drop(store);
         // And again: the finished creation stays finished.
-        reopen(&dir);
+        reopen(&dir, backend);
     }
 }
 
@@ -121,18 +164,18 @@ fn check_all(root: &Path, round: usize, seen: &mut Seen) {
 /// flusher thread lets go of the directory's lock shortly after the drop,
 /// not at it, so `Locked` is waited out (on a loaded machine the thread
 /// may not have run yet); any other error fails the test.
-fn reopen(dir: &Path) {
-    if let Err(e) = open_waiting(dir) {
+fn reopen(dir: &Path, backend: Backend) {
+    if let Err(e) = open_waiting(dir, backend) {
         panic!("{} does not open again: {e}", dir.display());
     }
 }
 
 /// `SledStore::open`, with `Locked` (the lock of a store this process just
 /// dropped, not yet let go) waited out for up to 10 s.
-fn open_waiting(dir: &Path) -> Result<SledStore, StoreError> {
+fn open_waiting(dir: &Path, backend: Backend) -> Result<Box<dyn Store>, StoreError> {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        match SledStore::open(dir) {
+        match backend.open(dir) {
             Err(StoreError::Locked { .. }) if Instant::now() < deadline => {
                 std::thread::sleep(Duration::from_millis(10));
             }
@@ -143,6 +186,15 @@ fn open_waiting(dir: &Path) -> Result<SledStore, StoreError> {
 
 #[test]
 fn a_store_killed_while_being_created_opens() {
+    killed_while_being_created(Backend::Sled);
+}
+
+#[test]
+fn a_fjall_store_killed_while_being_created_opens() {
+    killed_while_being_created(Backend::Fjall);
+}
+
+fn killed_while_being_created(backend: Backend) {
     let tmp = tempfile::tempdir().unwrap();
     let mut rng = rand::thread_rng();
     let started = Instant::now();
@@ -151,13 +203,14 @@ fn a_store_killed_while_being_created_opens() {
     while rounds < ROUNDS && (rounds < MIN_ROUNDS || started.elapsed() < BUDGET) {
         let root = tmp.path().join(format!("round-{rounds}"));
         let after = Duration::from_millis(rng.gen_range(0..=30));
-        run_and_kill(&root, after);
-        check_all(&root, rounds, &mut seen);
+        run_and_kill(&root, backend, after);
+        check_all(&root, backend, rounds, &mut seen);
         rounds += 1;
     }
     eprintln!(
-        "{rounds} kills in {:?}: {} store directories reopened, {} of them \
-         killed mid-creation ({} with sled's log already written)",
+        "{}: {rounds} kills in {:?}: {} store directories reopened, {} of them \
+         killed mid-creation ({} with the engine's files already written)",
+        backend.name(),
         started.elapsed(),
         seen.dirs,
         seen.unfinished,
@@ -180,17 +233,20 @@ fn an_unfinished_creation_that_holds_data_is_refused_not_wiped() {
     }
     std::fs::write(dir.join(CREATING_FILE), b"").unwrap();
     for _ in 0..2 {
-        match open_waiting(&dir) {
+        match open_waiting(&dir, Backend::Sled) {
             Err(StoreError::CorruptStore { path, detail }) => {
                 assert_eq!(path, dir);
                 assert!(detail.contains("holds data"), "{detail}");
             }
-            other => panic!("expected CorruptStore, got {other:?}"),
+            other => panic!(
+                "expected CorruptStore, got {:?}",
+                other.map(|_| "an open store")
+            ),
         }
     }
     // The data is still there (read past the check with a bare marker).
     std::fs::remove_file(dir.join(CREATING_FILE)).unwrap();
-    let reopened = open_waiting(&dir);
+    let reopened = open_waiting(&dir, Backend::Sled);
     assert!(
         matches!(reopened, Err(StoreError::CorruptStore { .. })),
         "expected CorruptStore, got {:?}",
