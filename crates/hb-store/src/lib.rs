@@ -117,4 +117,4 @@ pub use sled_store::{
     OLDEST_FORMAT,
 };
 pub use store::{BackupReport, Direction, Entry, Store};
-pub use store_dir::open_embedded;
+pub use store_dir::{copy_store, embedded_backend_in, open_embedded};

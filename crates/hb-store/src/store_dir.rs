@@ -154,6 +154,12 @@ pub(crate) fn backend_in(dir: &Path) -> Option<&'static str> {
     }
 }
 
+/// The embedded backend whose store `dir` holds (`"sled"` or `"fjall"`),
+/// or `None` for a directory with neither (or none at all).
+pub fn embedded_backend_in(dir: &Path) -> Option<&'static str> {
+    backend_in(dir)
+}
+
 /// Refuses to open `dir` as `expected` when it holds another backend's
 /// store, before anything is written to it.
 pub(crate) fn refuse_other_backend(dir: &Path, expected: &'static str) -> Result<(), StoreError> {
@@ -176,4 +182,50 @@ pub fn open_embedded(dir: &Path) -> Result<std::sync::Arc<dyn Store>, StoreError
         Some("fjall") => std::sync::Arc::new(crate::FjallStore::open(dir)?),
         _ => std::sync::Arc::new(crate::SledStore::open(dir)?),
     })
+}
+
+/// Entries copied per batch by [`copy_store`].
+const COPY_BATCH: usize = 4096;
+
+/// Copies every entry of `from` into `to` (a new, empty store: anything
+/// but its format marker there is refused as [`StoreError::DestinationExists`]),
+/// in key order, in batches, then flushes `to`. `progress` is called with
+/// the entries copied so far after each batch. For moving a stopped node's
+/// store between backends; `from` must not be written meanwhile (nothing
+/// here holds its writers off, unlike [`Store::backup`]).
+pub fn copy_store(
+    from: &dyn Store,
+    to: &dyn Store,
+    mut progress: impl FnMut(u64),
+) -> Result<crate::BackupReport, StoreError> {
+    let in_dest = to.range(b"", None, Direction::Forward, 2)?;
+    if in_dest.iter().any(|(k, _)| k.as_slice() != FORMAT_KEY) {
+        return Err(StoreError::DestinationExists {
+            path: to.path().map(Path::to_path_buf).unwrap_or_default(),
+        });
+    }
+    let mut report = crate::BackupReport {
+        entries: 0,
+        bytes: 0,
+    };
+    let mut start: Vec<u8> = Vec::new();
+    loop {
+        let chunk = from.range(&start, None, Direction::Forward, COPY_BATCH)?;
+        let Some((last, _)) = chunk.last() else {
+            break;
+        };
+        // The next chunk starts right after the last key read.
+        start = last.clone();
+        start.push(0);
+        let mut batch = crate::Batch::new();
+        for (k, v) in chunk {
+            report.entries += 1;
+            report.bytes += (k.len() + v.len()) as u64;
+            batch.put(k, v);
+        }
+        to.apply(batch)?;
+        progress(report.entries);
+    }
+    to.flush()?;
+    Ok(report)
 }

@@ -7,6 +7,7 @@
 //! usage (malformed arguments, unreadable files, a malformed key file).
 
 mod args;
+mod copy_store;
 mod output;
 mod progress;
 mod schedule;
@@ -62,6 +63,9 @@ pub enum ClientCommand {
     /// Make the node back its store up into a new subdirectory of its
     /// backup_dir; print the backup's path.
     Backup(NodeArgs),
+    /// Copy a stopped node's store into a new store of either embedded
+    /// backend (sled or fjall).
+    CopyStore(copy_store::CopyStoreArgs),
 }
 
 /// `hb spawn`.
@@ -208,6 +212,7 @@ pub fn run(command: ClientCommand) -> ExitCode {
     let outcome = match command {
         ClientCommand::Keygen { key_file, json } => keygen(&key_file, json),
         ClientCommand::VerifyChain(args) if args.on_store() => verify::on_store(args),
+        ClientCommand::CopyStore(args) => copy_store::run(args),
         other => actix_rt::System::new().block_on(run_remote(other)),
     };
     outcome.unwrap_or_else(Failure::report)
@@ -237,6 +242,7 @@ async fn run_remote(command: ClientCommand) -> Result<ExitCode, Failure> {
         ClientCommand::DryRun(args) => dry_run(args).await,
         ClientCommand::Status(args) => status(args).await,
         ClientCommand::VerifyChain(args) => verify::over_http(args).await,
+        ClientCommand::CopyStore(args) => copy_store::run(args),
         ClientCommand::Backup(args) => {
             let made = args.client()?.backup().await?;
             if args.json {
