@@ -6,9 +6,11 @@
 //!   [`Batch`]es (including "must be absent" and "first write wins"
 //!   operations, "must be present" and "must hold exactly this value"
 //!   preconditions, and unchecked writes of content-addressed records),
-//!   compare-and-swap and a durability call, with three backends:
+//!   compare-and-swap and a durability call, with four backends:
 //!   [`SledStore`] (the embedded default: one sled `Db`, key prefixes,
-//!   big-endian slots), [`MemoryStore`] (the reference implementation) and
+//!   big-endian slots), [`FjallStore`] (the compact embedded one: an LSM
+//!   tree with compressed blocks, the same keys; [`copy_store`] moves a
+//!   store between the two), [`MemoryStore`] (the reference implementation) and
 //!   `PgStore` (one PostgreSQL table shared by several nodes, SPEC §11.1;
 //!   behind the cargo feature `postgres`, on by default: build with
 //!   `default-features = false` to leave tokio-postgres out);

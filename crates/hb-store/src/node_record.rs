@@ -62,7 +62,7 @@ impl NodeRecord {
     }
 
     /// Every registered node, in node-id order (at most
-    /// [`MAX_LISTED_NODES`]).
+    /// `MAX_LISTED_NODES`).
     pub fn list(store: &dyn Store) -> Result<Vec<(String, NodeRecord)>, StoreError> {
         store
             .scan_prefix(keys::NODE, Direction::Forward, MAX_LISTED_NODES)?
