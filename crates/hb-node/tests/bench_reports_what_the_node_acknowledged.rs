@@ -182,6 +182,33 @@ fn bench_in_process_schedules_on_its_own_scheduler_and_shows_progress() {
 }
 
 #[test]
+fn bench_in_process_runs_on_a_fjall_store_when_asked() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let report = hb(
+        dir.path(),
+        &[
+            "bench",
+            "--in-process",
+            "--in-process-store",
+            "fjall",
+            "--connections",
+            "8",
+            "--duration",
+            "1",
+            "--warmup",
+            "0.2",
+            "--json",
+            "--key-file",
+            "bench.key",
+        ],
+    )
+    .json();
+    assert_consistent(&report, "schedule");
+    assert_eq!(report["config"]["target"], "in-process (fjall)");
+    assert!(report["ok"].as_u64().is_some_and(|n| n > 0), "{report}");
+}
+
+#[test]
 fn bench_refuses_settings_that_do_not_fit_with_exit_2() {
     let dir = tempfile::tempdir().expect("tempdir");
     for (args, prefix) in [
@@ -195,6 +222,12 @@ fn bench_refuses_settings_that_do_not_fit_with_exit_2() {
             "hb: invalid-option: --connections",
         ),
         (&["bench", "--workload", "read"][..], "hb: usage:"),
+        // The in-process store needs --in-process, and is sled or fjall.
+        (&["bench", "--in-process-store", "fjall"][..], "hb: usage:"),
+        (
+            &["bench", "--in-process", "--in-process-store", "rocks"][..],
+            "hb: usage:",
+        ),
         (&["bench", "--node", "https://x"][..], "hb: invalid-url"),
     ] {
         hb(dir.path(), args).fails(2, prefix);

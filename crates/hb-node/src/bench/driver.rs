@@ -75,7 +75,7 @@ pub(super) fn run(
 ) -> Result<Report, BenchError> {
     let recorder = Recorder::open(settings.record.as_deref())?;
     match settings.target.clone() {
-        Target::InProcess => {
+        Target::InProcess(_) => {
             actix_rt::System::new().block_on(in_process(settings, key, recorder, stop, on_progress))
         }
         Target::Node(url) => over_http(&url, settings, key, recorder, stop, on_progress),
@@ -263,10 +263,15 @@ async fn in_process(
 ) -> Result<Report, BenchError> {
     let failed = |e: &dyn std::fmt::Display| BenchError::InProcess(e.to_string());
     let dir = tempfile::tempdir().map_err(|e| failed(&e))?;
-    let store = hb_store::SledStore::open(dir.path()).map_err(|e| failed(&e))?;
+    let store: Arc<dyn hb_store::Store> = match settings.target {
+        Target::InProcess(super::InProcessStore::Fjall) => {
+            Arc::new(hb_store::FjallStore::open(dir.path()).map_err(|e| failed(&e))?)
+        }
+        _ => Arc::new(hb_store::SledStore::open(dir.path()).map_err(|e| failed(&e))?),
+    };
     let node_key = NodeKey::generate();
     let address = node_key.address().to_string();
-    let scheduler = SchedulerBuilder::new(Arc::new(store), node_key)
+    let scheduler = SchedulerBuilder::new(store, node_key)
         .device_check(Arc::new(|name: &str| {
             crate::BUILT_IN_DEVICES.contains(&name)
         }))

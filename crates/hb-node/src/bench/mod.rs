@@ -43,9 +43,34 @@ pub const COUNTER_LUA: &str = include_str!("../../../../examples/lua/counter.lua
 pub enum Target {
     /// A node over HTTP at this URL.
     Node(String),
-    /// A scheduler started in this process on a temporary sled store (no
-    /// HTTP, no process layer: the `schedule` workload only).
-    InProcess,
+    /// A scheduler started in this process on a temporary store of this
+    /// embedded backend (no HTTP, no process layer: the `schedule`
+    /// workload only).
+    InProcess(InProcessStore),
+}
+
+/// The temporary store of an in-process bench.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum InProcessStore {
+    /// `SledStore`, the node's default.
+    #[default]
+    Sled,
+    /// `FjallStore`.
+    Fjall,
+}
+
+impl InProcessStore {
+    /// Parses `sled` or `fjall`.
+    pub fn parse(s: &str) -> Result<InProcessStore, BenchError> {
+        match s {
+            "sled" => Ok(InProcessStore::Sled),
+            "fjall" => Ok(InProcessStore::Fjall),
+            other => Err(BenchError::invalid(
+                "--in-process-store",
+                format!("unknown store {other:?} (sled or fjall)"),
+            )),
+        }
+    }
 }
 
 /// What the workers send.
@@ -257,7 +282,7 @@ impl Settings {
         if self.timeout.is_zero() {
             return Err(BenchError::invalid("--timeout", "must be more than 0"));
         }
-        if self.target == Target::InProcess {
+        if matches!(self.target, Target::InProcess(_)) {
             if self.workload != Workload::Schedule {
                 return Err(BenchError::invalid(
                     "--in-process",
@@ -296,7 +321,8 @@ impl Settings {
     pub fn target_name(&self) -> String {
         match &self.target {
             Target::Node(url) => url.clone(),
-            Target::InProcess => "in-process".into(),
+            Target::InProcess(InProcessStore::Sled) => "in-process".into(),
+            Target::InProcess(InProcessStore::Fjall) => "in-process (fjall)".into(),
         }
     }
 
@@ -518,7 +544,7 @@ mod tests {
             ),
             (
                 Settings {
-                    target: Target::InProcess,
+                    target: Target::InProcess(InProcessStore::Sled),
                     workload: Workload::Compute,
                     ..ok.clone()
                 },
@@ -526,7 +552,7 @@ mod tests {
             ),
             (
                 Settings {
-                    target: Target::InProcess,
+                    target: Target::InProcess(InProcessStore::Sled),
                     pids: Some("p".into()),
                     ..ok.clone()
                 },

@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use hb_node::bench::{self, BenchError, Settings, Signing, Target, Workload};
+use hb_node::bench::{self, BenchError, InProcessStore, Settings, Signing, Target, Workload};
 use hb_node::client::DEFAULT_NODE_URL;
 
 use crate::client::{KeyArgs, Progress};
@@ -25,6 +25,9 @@ pub struct BenchArgs {
     /// (scheduler-only figures, no HTTP; the schedule workload only).
     #[arg(long)]
     in_process: bool,
+    /// The temporary store of `--in-process`: `sled` or `fjall`.
+    #[arg(long, value_name = "STORE", default_value = "sled", requires = "in_process", value_parser = parse_in_process_store)]
+    in_process_store: InProcessStore,
     /// Concurrent workers, one connection each.
     #[arg(long, value_name = "N", default_value_t = 64)]
     connections: usize,
@@ -83,6 +86,10 @@ pub struct BenchArgs {
     progress: bool,
 }
 
+fn parse_in_process_store(s: &str) -> Result<InProcessStore, String> {
+    InProcessStore::parse(s).map_err(|e| e.to_string())
+}
+
 fn parse_signing(s: &str) -> Result<Signing, String> {
     Signing::parse(s).map_err(|e| e.to_string())
 }
@@ -117,7 +124,7 @@ pub fn run(args: BenchArgs) -> ExitCode {
 fn bench(args: BenchArgs) -> Result<ExitCode, BenchError> {
     let settings = Settings {
         target: if args.in_process {
-            Target::InProcess
+            Target::InProcess(args.in_process_store)
         } else {
             Target::Node(args.node.clone())
         },
