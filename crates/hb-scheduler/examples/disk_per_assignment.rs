@@ -245,6 +245,7 @@ fn decide(
     now: i64,
 ) -> Result<Batch, Box<dyn std::error::Error>> {
     let signed = body.is_signed();
+    let body_id = body.id_all()?;
     match core.decide(Request {
         body,
         signed,
@@ -255,7 +256,18 @@ fn decide(
         key: node,
         fence: None,
     })? {
-        Decision::New(_, batch) => Ok(batch),
+        Decision::New(assignment, batch) => {
+            // Acknowledged at once (the write itself is measured apart), so
+            // the core does not keep every assignment as in flight: a
+            // server learns of each write from group commit.
+            let _ = core.written(
+                core.generation(),
+                signed.then_some(body_id),
+                assignment.slot,
+                None,
+            );
+            Ok(batch)
+        }
         Decision::Existing(_) => Err("a fresh message was found scheduled".into()),
     }
 }
