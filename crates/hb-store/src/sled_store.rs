@@ -7,8 +7,12 @@ use parking_lot::Mutex;
 
 use crate::batch::{Batch, Lookup, Overlay, Writes};
 use crate::error::StoreError;
-use crate::store::{resolve_group, BackupReport, Direction, Entry, Store};
-use crate::store_dir::{announce_creation, check_format, io_error, refuse_other_backend, sync_dir};
+use crate::store::{
+    collect_range, fail_accepted, resolve_group, BackupReport, Direction, Entry, Store,
+};
+use crate::store_dir::{
+    announce_creation, backup_into_new_dir, check_format, io_error, refuse_other_backend, sync_dir,
+};
 
 /// The key of the format marker every sled store holds.
 pub const FORMAT_KEY: &[u8] = b"meta/format";
@@ -308,29 +312,10 @@ impl Store for SledStore {
             Some(end) => self.db.range(start..end),
             None => self.db.range(start..),
         };
-        let mut out = Vec::with_capacity(limit.min(1024));
-        let mut push = |item: sled::Result<(sled::IVec, sled::IVec)>| -> Result<bool, StoreError> {
+        collect_range(iter, direction, limit, |item| {
             let (k, v) = item.map_err(|e| op_error(&self.path, e))?;
-            out.push((k.to_vec(), v.to_vec()));
-            Ok(out.len() < limit)
-        };
-        match direction {
-            Direction::Forward => {
-                for item in iter {
-                    if !push(item)? {
-                        break;
-                    }
-                }
-            }
-            Direction::Reverse => {
-                for item in iter.rev() {
-                    if !push(item)? {
-                        break;
-                    }
-                }
-            }
-        }
-        Ok(out)
+            Ok((k.to_vec(), v.to_vec()))
+        })
     }
 
     fn apply(&self, batch: Batch) -> Result<(), StoreError> {
@@ -344,9 +329,7 @@ impl Store for SledStore {
         let _w = self.write_lock.lock();
         let (mut outcomes, writes) = resolve_group(batches, &mut Db(self));
         if let Err(e) = self.write(writes) {
-            for o in outcomes.iter_mut().filter(|o| o.is_ok()) {
-                *o = Err(e.clone());
-            }
+            fail_accepted(&mut outcomes, &e);
         }
         outcomes
     }
@@ -380,33 +363,7 @@ impl Store for SledStore {
 
     fn backup(&self, dest: &Path) -> Result<BackupReport, StoreError> {
         let _span = tracing::info_span!("sled_backup", dest = %dest.display()).entered();
-        // Only a directory this call makes: never into an existing one.
-        match std::fs::create_dir(dest) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                return Err(StoreError::DestinationExists {
-                    path: dest.to_path_buf(),
-                })
-            }
-            Err(e) => return Err(io_error(dest, &e)),
-        }
-        match self.copy_into(dest) {
-            Ok(report) => {
-                tracing::info!(
-                    entries = report.entries,
-                    bytes = report.bytes,
-                    "backup written"
-                );
-                Ok(report)
-            }
-            Err(e) => {
-                // A partial copy is no backup: remove what this call made.
-                if let Err(rm) = std::fs::remove_dir_all(dest) {
-                    tracing::warn!(error = %rm, "cannot remove the partial backup");
-                }
-                Err(e)
-            }
-        }
+        backup_into_new_dir(dest, |dest| self.copy_into(dest))
     }
 }
 

@@ -148,3 +148,40 @@ pub(crate) fn resolve_group(
         .collect();
     (outcomes, overlay.into_writes())
 }
+
+/// Up to `limit` entries of a backend's range iterator, in `direction`,
+/// each read by `entry`: the scan every ordered backend's [`Store::range`]
+/// shares.
+pub(crate) fn collect_range<T>(
+    iter: impl DoubleEndedIterator<Item = T>,
+    direction: Direction,
+    limit: usize,
+    mut entry: impl FnMut(T) -> Result<Entry, StoreError>,
+) -> Result<Vec<Entry>, StoreError> {
+    fn take<T>(
+        items: impl Iterator<Item = T>,
+        limit: usize,
+        entry: &mut impl FnMut(T) -> Result<Entry, StoreError>,
+    ) -> Result<Vec<Entry>, StoreError> {
+        let mut out = Vec::with_capacity(limit.min(1024));
+        for item in items {
+            if out.len() == limit {
+                break;
+            }
+            out.push(entry(item)?);
+        }
+        Ok(out)
+    }
+    match direction {
+        Direction::Forward => take(iter, limit, &mut entry),
+        Direction::Reverse => take(iter.rev(), limit, &mut entry),
+    }
+}
+
+/// A group written as one write that failed: every batch it had accepted
+/// fails with that error (the refused ones keep their own).
+pub(crate) fn fail_accepted(outcomes: &mut [Result<(), StoreError>], error: &StoreError) {
+    for o in outcomes.iter_mut().filter(|o| o.is_ok()) {
+        *o = Err(error.clone());
+    }
+}

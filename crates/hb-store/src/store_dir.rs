@@ -229,3 +229,38 @@ pub fn copy_store(
     to.flush()?;
     Ok(report)
 }
+
+/// [`Store::backup`] of an embedded backend: makes `dest` (never an
+/// existing directory: [`StoreError::DestinationExists`]), lets `copy`
+/// write the store into it, and removes it again if `copy` fails (a
+/// partial copy is no backup).
+pub(crate) fn backup_into_new_dir(
+    dest: &Path,
+    copy: impl FnOnce(&Path) -> Result<crate::BackupReport, StoreError>,
+) -> Result<crate::BackupReport, StoreError> {
+    match std::fs::create_dir(dest) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            return Err(StoreError::DestinationExists {
+                path: dest.to_path_buf(),
+            })
+        }
+        Err(e) => return Err(io_error(dest, &e)),
+    }
+    match copy(dest) {
+        Ok(report) => {
+            tracing::info!(
+                entries = report.entries,
+                bytes = report.bytes,
+                "backup written"
+            );
+            Ok(report)
+        }
+        Err(e) => {
+            if let Err(rm) = std::fs::remove_dir_all(dest) {
+                tracing::warn!(error = %rm, "cannot remove the partial backup");
+            }
+            Err(e)
+        }
+    }
+}
