@@ -430,3 +430,34 @@ impl Store for FjallStore {
         backup_into_new_dir(dest, |dest| self.copy_into(dest))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_key_fjall_cannot_hold_is_too_large_and_writes_nothing() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store = FjallStore::open(dir.path().join("s")).expect("open");
+        let long = vec![b'k'; MAX_KEY + 1];
+        let refused = StoreError::TooLarge {
+            record: "fjall key",
+            limit: MAX_KEY as u64,
+        };
+        assert_eq!(store.put(&long, b"v"), Err(refused.clone()));
+        let mut batch = Batch::new();
+        batch.put(b"a".to_vec(), b"1".to_vec());
+        batch.put(long.clone(), b"v".to_vec());
+        assert_eq!(store.apply(batch), Err(refused.clone()));
+        assert_eq!(store.get(&long), Err(refused));
+        // Only the format marker: the batch's first put did not land.
+        let all = store
+            .range(b"", None, Direction::Forward, 10)
+            .expect("range");
+        assert_eq!(all.len(), 1, "{all:?}");
+        // The longest key it holds is fine, and the empty key too.
+        store.put(&long[..MAX_KEY], b"v").expect("longest key");
+        store.put(b"", b"empty").expect("empty key");
+        assert_eq!(store.get(b"").expect("get"), Some(b"empty".to_vec()));
+    }
+}

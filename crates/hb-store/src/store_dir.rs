@@ -142,9 +142,10 @@ pub(crate) fn io_error(path: &Path, e: &std::io::Error) -> StoreError {
     }
 }
 
-/// The embedded backend whose files `dir` holds, if any: sled keeps `db`
-/// and `conf`, fjall `version` and `keyspaces/`.
-pub(crate) fn backend_in(dir: &Path) -> Option<&'static str> {
+/// The embedded backend whose store `dir` holds (`"sled"` or `"fjall"`),
+/// or `None` for a directory with neither (or none at all): sled keeps
+/// `db` and `conf`, fjall `version` and `keyspaces/`.
+pub fn embedded_backend_in(dir: &Path) -> Option<&'static str> {
     if dir.join("db").is_file() || dir.join("conf").is_file() {
         Some("sled")
     } else if dir.join("version").is_file() || dir.join("keyspaces").is_dir() {
@@ -154,16 +155,10 @@ pub(crate) fn backend_in(dir: &Path) -> Option<&'static str> {
     }
 }
 
-/// The embedded backend whose store `dir` holds (`"sled"` or `"fjall"`),
-/// or `None` for a directory with neither (or none at all).
-pub fn embedded_backend_in(dir: &Path) -> Option<&'static str> {
-    backend_in(dir)
-}
-
 /// Refuses to open `dir` as `expected` when it holds another backend's
 /// store, before anything is written to it.
 pub(crate) fn refuse_other_backend(dir: &Path, expected: &'static str) -> Result<(), StoreError> {
-    match backend_in(dir) {
+    match embedded_backend_in(dir) {
         Some(found) if found != expected => Err(StoreError::WrongBackend {
             path: dir.to_path_buf(),
             found,
@@ -178,7 +173,7 @@ pub(crate) fn refuse_other_backend(dir: &Path, expected: &'static str) -> Result
 /// otherwise, which creates a sled store in an empty directory): for tools
 /// that read a node's data directory without its configuration.
 pub fn open_embedded(dir: &Path) -> Result<std::sync::Arc<dyn Store>, StoreError> {
-    Ok(match backend_in(dir) {
+    Ok(match embedded_backend_in(dir) {
         Some("fjall") => std::sync::Arc::new(crate::FjallStore::open(dir)?),
         _ => std::sync::Arc::new(crate::SledStore::open(dir)?),
     })
